@@ -1,0 +1,290 @@
+package dispatch
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"faas/store"
+	"faas/task"
+)
+
+// core is what every mode shares: claiming tasks, holding their leases, writing outcomes
+// and hand-backs in batches, and recovering tasks whose dispatcher died.
+//
+// Modes call claim from their own goroutine, and finish/lost/release from any goroutine:
+// those three never wait on Redis (a single writer goroutine does, in batches), so a
+// ZeroMQ socket loop is never blocked by an outage.
+type core struct {
+	st  *store.Store
+	cfg Config
+	log *slog.Logger
+
+	ops  chan op       // outcomes and hand-backs for the writer
+	wake chan struct{} // coalesced "there may be new tasks"
+
+	mu   sync.Mutex
+	held map[string]int // task id → attempt, for lease renewal
+}
+
+type opKind int
+
+const (
+	opFinish  opKind = iota // record an outcome
+	opLost                  // worker lost: re-queue, attempt charged
+	opRelease               // never ran or interrupted by shutdown: hand back, not charged
+)
+
+type op struct {
+	kind    opKind
+	outcome task.Outcome
+	ref     task.Ref
+}
+
+// leaseRenewEvery is how often held leases are renewed; it must stay well under the
+// store's LeaseTTL (default 15s).
+const leaseRenewEvery = 3 * time.Second
+
+// recoverEvery is how often this dispatcher looks for expired leases of dead dispatchers.
+const recoverEvery = 2 * time.Second
+
+// writeBatch bounds how many operations one Redis round trip carries.
+const writeBatch = 512
+
+func newCore(st *store.Store, cfg Config, log *slog.Logger) *core {
+	return &core{
+		st:   st,
+		cfg:  cfg,
+		log:  log,
+		ops:  make(chan op, 4096),
+		wake: make(chan struct{}, 1),
+		held: make(map[string]int),
+	}
+}
+
+// claim takes up to n tasks from the queue and holds their leases.
+func (c *core) claim(ctx context.Context, n int) ([]task.Task, error) {
+	if n <= 0 {
+		return nil, nil
+	}
+	tasks, err := c.st.Claim(ctx, c.cfg.Owner, n)
+	if err != nil {
+		return nil, err
+	}
+	if len(tasks) > 0 {
+		c.mu.Lock()
+		for _, t := range tasks {
+			c.held[t.ID] = t.Attempt
+		}
+		c.mu.Unlock()
+	}
+	return tasks, nil
+}
+
+func (c *core) finish(o task.Outcome) { c.ops <- op{kind: opFinish, outcome: o, ref: o.Ref} }
+func (c *core) lost(r task.Ref)       { c.ops <- op{kind: opLost, ref: r} }
+func (c *core) release(r task.Ref)    { c.ops <- op{kind: opRelease, ref: r} }
+
+// woken returns the channel that receives when new tasks may be queued.
+func (c *core) woken() <-chan struct{} { return c.wake }
+
+func (c *core) signalWake() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// run runs the writer, the lease renewer, the recoverer and the "tasks" listener.
+// The listener, renewer and recoverer stop with modeCtx (no new work once the mode stops);
+// the writer stops with ctx, after it has written everything the mode handed it.
+func (c *core) run(ctx, modeCtx context.Context) error {
+	var wg sync.WaitGroup
+	wg.Add(3)
+	go func() {
+		defer wg.Done()
+		c.listen(modeCtx)
+	}()
+	go func() {
+		defer wg.Done()
+		c.every(ctx, leaseRenewEvery, c.renew)
+	}()
+	go func() {
+		defer wg.Done()
+		c.every(modeCtx, recoverEvery, c.recover)
+	}()
+	c.write(ctx)
+	wg.Wait()
+	return nil
+}
+
+func (c *core) listen(ctx context.Context) {
+	for ctx.Err() == nil {
+		err := c.st.ListenTasks(ctx, c.wake)
+		if ctx.Err() != nil {
+			return
+		}
+		c.log.Warn("listening for new tasks failed; retrying", "err", err)
+		sleep(ctx, time.Second)
+	}
+}
+
+func (c *core) every(ctx context.Context, d time.Duration, f func(context.Context)) {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			f(ctx)
+		}
+	}
+}
+
+func (c *core) renew(ctx context.Context) {
+	c.mu.Lock()
+	refs := make([]task.Ref, 0, len(c.held))
+	for id, a := range c.held {
+		refs = append(refs, task.Ref{ID: id, Attempt: a})
+	}
+	c.mu.Unlock()
+	if len(refs) == 0 {
+		return
+	}
+	if err := c.st.Renew(ctx, refs); err != nil && ctx.Err() == nil {
+		c.log.Warn("renewing leases failed", "tasks", len(refs), "err", err)
+	}
+}
+
+func (c *core) recover(ctx context.Context) {
+	n, err := c.st.RecoverExpired(ctx)
+	switch {
+	case err != nil && ctx.Err() == nil:
+		c.log.Warn("recovering expired leases failed", "err", err)
+	case n > 0:
+		c.log.Info("recovered tasks whose lease expired", "tasks", n)
+		c.signalWake()
+	}
+}
+
+// write is the single writer of outcomes and hand-backs. It batches whatever is waiting,
+// retries with backoff while Redis is unreachable, and after ctx ends drains what is left.
+// If Redis stays unreachable past shutdown, the tasks keep their (expiring) leases and
+// another dispatcher recovers them: nothing is lost, at worst it runs again.
+func (c *core) write(ctx context.Context) {
+	batch := make([]op, 0, writeBatch)
+	for {
+		batch = batch[:0]
+		select {
+		case o := <-c.ops:
+			batch = append(batch, o)
+		case <-ctx.Done():
+			// Drain what modes handed over before they returned.
+			for {
+				select {
+				case o := <-c.ops:
+					batch = append(batch, o)
+					if len(batch) == writeBatch {
+						c.flush(ctx, batch, true)
+						batch = batch[:0]
+					}
+					continue
+				default:
+				}
+				break
+			}
+			if len(batch) > 0 {
+				c.flush(ctx, batch, true)
+			}
+			return
+		}
+	fill:
+		for len(batch) < writeBatch {
+			select {
+			case o := <-c.ops:
+				batch = append(batch, o)
+			default:
+				break fill
+			}
+		}
+		c.flush(ctx, batch, false)
+	}
+}
+
+// flush writes one batch, retrying until it lands; when stopping, it gives up after a few
+// seconds rather than hang shutdown.
+func (c *core) flush(ctx context.Context, batch []op, stopping bool) {
+	var outcomes []task.Outcome
+	var lost, released []task.Ref
+	for _, o := range batch {
+		switch o.kind {
+		case opFinish:
+			outcomes = append(outcomes, o.outcome)
+		case opLost:
+			lost = append(lost, o.ref)
+		case opRelease:
+			released = append(released, o.ref)
+		}
+	}
+	wctx := context.WithoutCancel(ctx)
+	deadline := time.Now().Add(5 * time.Second)
+	backoff := 50 * time.Millisecond
+	for attempt := 0; ; attempt++ {
+		err := c.apply(wctx, outcomes, lost, released)
+		if err == nil {
+			break
+		}
+		if (stopping || ctx.Err() != nil) && time.Now().After(deadline) {
+			c.log.Error("giving up writing outcomes at shutdown; their leases will expire and the tasks run again",
+				"tasks", len(batch), "err", err)
+			break
+		}
+		if attempt == 0 || errors.Is(err, store.ErrUnavailable) && attempt%20 == 0 {
+			c.log.Warn("writing outcomes failed; retrying", "tasks", len(batch), "err", err)
+		}
+		time.Sleep(backoff)
+		backoff = min(backoff*2, time.Second)
+	}
+	c.mu.Lock()
+	for _, o := range batch {
+		if c.held[o.ref.ID] == o.ref.Attempt {
+			delete(c.held, o.ref.ID)
+		}
+	}
+	c.mu.Unlock()
+}
+
+func (c *core) apply(ctx context.Context, outcomes []task.Outcome, lost, released []task.Ref) error {
+	if len(outcomes) > 0 {
+		if _, err := c.st.Complete(ctx, outcomes); err != nil {
+			return err
+		}
+		outcomes = nil
+	}
+	if len(lost) > 0 {
+		if err := c.st.Requeue(ctx, lost, "worker lost"); err != nil {
+			return err
+		}
+		c.signalWake()
+	}
+	if len(released) > 0 {
+		if err := c.st.Release(ctx, released); err != nil {
+			return err
+		}
+		c.signalWake()
+	}
+	return nil
+}
+
+// sleep waits d or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}

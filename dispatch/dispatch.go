@@ -1,0 +1,120 @@
+// Package dispatch moves tasks from the durable Redis queue to where they run and their
+// outcomes back: in an in-process pool (local mode), to ZeroMQ workers that ask for work
+// (pull mode), or to ZeroMQ workers it chooses, least-loaded first (push mode).
+//
+// Every mode is built on the same core (core.go): it claims tasks in batches, holds a lease
+// on each one until its outcome is recorded, writes outcomes in batches, re-queues the
+// tasks of lost workers and recovers tasks whose dispatcher died.
+package dispatch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"faas/sandbox"
+	"faas/store"
+)
+
+// Config configures a dispatcher. Every zero value means the documented default.
+type Config struct {
+	Mode    string // "local", "pull" or "push"
+	Workers int    // local mode: tasks run at once; default 1
+	Bind    string // pull/push: interface to bind; default 127.0.0.1
+	Port    int    // pull/push: TCP port; required
+
+	// Owner names this dispatcher in task records and leases; default "<hostname>-<pid>".
+	Owner string
+	// ClaimBatch bounds how many tasks one claim takes from Redis; default 256.
+	ClaimBatch int
+	// Poll is how often the queue is checked with no wake-up on "tasks" (a safety net for
+	// missed notifications); default 500ms.
+	Poll time.Duration
+	// HeartbeatInterval is how often remote workers and the dispatcher exchange heartbeats;
+	// default 1s. A worker silent for HeartbeatTimeout (default 3×interval+1s) is lost.
+	HeartbeatInterval time.Duration
+	HeartbeatTimeout  time.Duration
+	// DrainTimeout bounds how long shutdown waits for running tasks before handing them
+	// back to the queue; default 8s (the contract allows 10s for a clean stop).
+	DrainTimeout time.Duration
+}
+
+func (c Config) withDefaults() Config {
+	if c.Workers <= 0 {
+		c.Workers = 1
+	}
+	if c.Bind == "" {
+		c.Bind = "127.0.0.1"
+	}
+	if c.Owner == "" {
+		host, _ := os.Hostname()
+		c.Owner = fmt.Sprintf("%s-%d", host, os.Getpid())
+	}
+	if c.ClaimBatch <= 0 {
+		c.ClaimBatch = 256
+	}
+	if c.Poll <= 0 {
+		c.Poll = 500 * time.Millisecond
+	}
+	if c.HeartbeatInterval <= 0 {
+		c.HeartbeatInterval = time.Second
+	}
+	if c.HeartbeatTimeout <= 0 {
+		c.HeartbeatTimeout = 3*c.HeartbeatInterval + time.Second
+	}
+	if c.DrainTimeout <= 0 {
+		c.DrainTimeout = 8 * time.Second
+	}
+	return c
+}
+
+// ErrBadConfig is returned for a configuration that cannot run.
+var ErrBadConfig = errors.New("bad dispatcher configuration")
+
+// Run runs a dispatcher until ctx ends, then stops taking work, lets running tasks finish
+// (or hands them back after DrainTimeout), writes every outcome it holds and returns.
+// sb is used by local mode only (nil is fine for pull and push).
+func Run(ctx context.Context, st *store.Store, sb *sandbox.Sandbox, cfg Config, log *slog.Logger) error {
+	cfg = cfg.withDefaults()
+	if log == nil {
+		log = slog.Default()
+	}
+	log = log.With("mode", cfg.Mode, "owner", cfg.Owner)
+	var mode func(context.Context, *core) error
+	switch cfg.Mode {
+	case "local":
+		if sb == nil {
+			return fmt.Errorf("%w: local mode needs a sandbox", ErrBadConfig)
+		}
+		mode = func(ctx context.Context, c *core) error { return runLocal(ctx, c, sb, cfg, log) }
+	case "pull":
+		if cfg.Port <= 0 || cfg.Port > 65535 {
+			return fmt.Errorf("%w: pull mode needs a port in 1..65535, got %d", ErrBadConfig, cfg.Port)
+		}
+		mode = func(ctx context.Context, c *core) error { return runPull(ctx, c, cfg, log) }
+	case "push":
+		if cfg.Port <= 0 || cfg.Port > 65535 {
+			return fmt.Errorf("%w: push mode needs a port in 1..65535, got %d", ErrBadConfig, cfg.Port)
+		}
+		mode = func(ctx context.Context, c *core) error { return runPush(ctx, c, cfg, log) }
+	default:
+		return fmt.Errorf("%w: mode %q is not local, pull or push", ErrBadConfig, cfg.Mode)
+	}
+
+	c := newCore(st, cfg, log)
+	// The core outlives the mode: it must write the outcomes the mode produced while
+	// draining, so it gets its own context, cancelled only once the mode has returned.
+	coreCtx, stopCore := context.WithCancel(context.WithoutCancel(ctx))
+	coreDone := make(chan error, 1)
+	go func() { coreDone <- c.run(coreCtx, ctx) }()
+
+	log.Info("dispatcher started")
+	modeErr := mode(ctx, c)
+	stopCore()
+	coreErr := <-coreDone
+	log.Info("dispatcher stopped")
+	return errors.Join(modeErr, coreErr)
+}

@@ -1,0 +1,71 @@
+// Package store is the Redis data model of faas: modules stored once by sha256, functions,
+// task records, the durable queue, leases on running tasks, and the two pub/sub channels
+// ("tasks" wakes dispatchers; "faas:done" wakes waiters). Every key is built in keys.go;
+// every Lua script is in scripts.go, commented with its KEYS and ARGV.
+//
+// THIS FILE IS THE API CONTRACT other packages code against. Implementation lives in the
+// other files of the package.
+package store
+
+import (
+	"errors"
+	"time"
+
+	"faas/sandbox"
+	"faas/task"
+)
+
+var (
+	// ErrNotFound: no such function, task or module (or it expired).
+	ErrNotFound = errors.New("not found")
+	// ErrUnavailable wraps every failure to reach Redis (connection refused, timeout, LOADING...).
+	// The server maps it to 503.
+	ErrUnavailable = errors.New("redis unavailable")
+)
+
+// Config tunes the store. Every zero value means the documented default.
+type Config struct {
+	// TaskTTL is how long a terminal task record is kept. Default 24h.
+	TaskTTL time.Duration
+	// LeaseTTL is how long a claimed task may go without its lease being renewed before
+	// any dispatcher's recoverer takes it back. Default 15s.
+	LeaseTTL time.Duration
+	// MaxAttempts is how many times a task is started before a lost worker makes it FAILED
+	// with kind worker_lost. Default 3.
+	MaxAttempts int
+	// Prefix is put before every key, for tests sharing one Redis. Default "faas:".
+	Prefix string
+}
+
+// Function is a registered function. Functions are immutable: registering a name again
+// makes a new function (the name then points at the newest).
+type Function struct {
+	ID         string         `json:"function_id"`
+	Name       string         `json:"name"`
+	ModuleHash string         `json:"module_sha256"`
+	ModuleSize int64          `json:"module_size"`
+	Limits     sandbox.Limits `json:"limits"` // with defaults applied
+	CreatedAt  time.Time      `json:"created_at"`
+}
+
+// TaskError is a failed task's reason.
+type TaskError struct {
+	Kind    string `json:"kind"`
+	Message string `json:"message"`
+}
+
+// Record is a task as stored.
+type Record struct {
+	ID         string
+	FunctionID string
+	Status     task.Status
+	Result     []byte     // stdout when COMPLETED
+	Error      *TaskError // when FAILED
+	Stderr     []byte
+	Attempts   int
+	Worker     string
+	CreatedAt  time.Time
+	StartedAt  time.Time // zero until first RUNNING
+	FinishedAt time.Time // zero until terminal
+	DurationMs int64     // sandbox run time of the final attempt
+}
