@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs the system packages faas needs when they are missing: libzmq (cgo, for the
+# ZeroMQ modes), pkg-config (to find it) and redis-server (for the tests and a real
+# deployment; `faas dev` embeds its own Redis). Uses sudo when not root.
+set -euo pipefail
+
+missing=()
+pkg-config --exists libzmq 2>/dev/null || missing+=(libzmq3-dev)
+command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
+if [ "${1:-}" = "--with-redis" ]; then
+  command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+fi
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null 2>&1 || { echo "deps: need root or sudo to install: ${missing[*]}" >&2; exit 1; }
+  sudo="sudo"
+fi
+echo "deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq "${missing[@]}" >/dev/null
