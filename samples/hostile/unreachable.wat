@@ -1,0 +1,3 @@
+;; unreachable: executes the unreachable instruction. Expected: trap.
+(module
+  (func (export "_start") unreachable))

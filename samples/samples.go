@@ -1,0 +1,143 @@
+// Package samples holds the example functions of faas as committed Wasm binaries, embedded so
+// that any package's tests and benchmarks can run them without a toolchain.
+//
+// Every sample is a WASI preview1 command module (the function ABI in ARCHITECTURE.md): it
+// reads its input on stdin and writes its result on stdout. The sources sit beside each
+// .wasm; build.sh rebuilds them all. README.md says what each one reads and writes.
+package samples
+
+import (
+	_ "embed"
+	"sort"
+)
+
+// The "double" function in four languages, same behaviour: reads a decimal integer from stdin
+// (surrounding whitespace ignored) and writes twice it in decimal with no newline ("21" →
+// "42"); anything else writes a message on stderr and exits with code 2.
+var (
+	//go:embed double/double_wat.wasm
+	DoubleWAT []byte
+	//go:embed double/double_c.wasm
+	DoubleC []byte
+	//go:embed double/double_go.wasm
+	DoubleGo []byte // Go wasip1: ~2 MB, ~1 s to compile without the on-disk cache
+	//go:embed double/double_as.wasm
+	DoubleAS []byte
+)
+
+var (
+	// Noop reads nothing, writes nothing and returns: the smallest function, for benchmarks.
+	//go:embed noop/noop.wasm
+	Noop []byte
+	// Echo copies stdin to stdout.
+	//go:embed echo/echo.wasm
+	Echo []byte
+	// Wordcount reads text and writes {"lines":L,"words":W,"bytes":B} (counted as wc does).
+	//go:embed wordcount/wordcount.wasm
+	Wordcount []byte
+	// Fib reads n (0..90) and writes fib(n), by naive recursion: CPU-bound (n=30: ~1.6M calls).
+	//go:embed fib/fib.wasm
+	Fib []byte
+	// Sleep reads a number of milliseconds, sleeps that long, then writes "slept N ms".
+	//go:embed sleep/sleep.wasm
+	Sleep []byte
+)
+
+var (
+	//go:embed hostile/infinite_loop.wasm
+	infiniteLoop []byte
+	//go:embed hostile/start_loop.wasm
+	startLoop []byte
+	//go:embed hostile/call_tree.wasm
+	callTree []byte
+	//go:embed hostile/memory_bomb.wasm
+	memoryBomb []byte
+	//go:embed hostile/deep_recursion.wasm
+	deepRecursion []byte
+	//go:embed hostile/huge_output.wasm
+	hugeOutput []byte
+	//go:embed hostile/unreachable.wasm
+	unreachable []byte
+	//go:embed hostile/exit_nonzero.wasm
+	exitNonzero []byte
+	//go:embed hostile/open_file.wasm
+	openFile []byte
+	//go:embed hostile/read_env.wasm
+	readEnv []byte
+	//go:embed hostile/bad_import.wasm
+	badImport []byte
+)
+
+// Hostile holds the modules that misbehave, by name. HostileKind says what each must get.
+var Hostile = map[string][]byte{
+	"infinite_loop":  infiniteLoop,
+	"start_loop":     startLoop,
+	"call_tree":      callTree,
+	"memory_bomb":    memoryBomb,
+	"deep_recursion": deepRecursion,
+	"huge_output":    hugeOutput,
+	"unreachable":    unreachable,
+	"exit_nonzero":   exitNonzero,
+	"open_file":      openFile,
+	"read_env":       readEnv,
+	"bad_import":     badImport,
+}
+
+// HostileKind is the failure kind (as in the REST contract) each hostile module must end
+// with, under default limits except a short timeout. "" means the module must be refused at
+// registration (validation), so it never runs.
+//
+// open_file and read_env try to read host files and the host environment; they print what
+// they got and exit 0 when anything worked, and exit 1 with "denied" / "no environment" on
+// stderr (stdout empty) when nothing did. So their required outcome is "exit" (code 1).
+var HostileKind = map[string]string{
+	"infinite_loop":  "timeout",
+	"start_loop":     "timeout",
+	"call_tree":      "timeout",
+	"memory_bomb":    "out_of_memory",
+	"deep_recursion": "trap",
+	"huge_output":    "output_too_large",
+	"unreachable":    "trap",
+	"exit_nonzero":   "exit", // code 3, after writing "bye" to stdout
+	"open_file":      "exit", // code 1, stderr "denied\n", stdout empty
+	"read_env":       "exit", // code 1, stderr "no environment\n", stdout empty
+	"bad_import":     "",     // refused: imports env.system
+}
+
+// Good returns the well-behaved samples by name (double_wat, double_c, double_go, double_as,
+// noop, echo, wordcount, fib, sleep).
+func Good() map[string][]byte {
+	return map[string][]byte{
+		"double_wat": DoubleWAT,
+		"double_c":   DoubleC,
+		"double_go":  DoubleGo,
+		"double_as":  DoubleAS,
+		"noop":       Noop,
+		"echo":       Echo,
+		"wordcount":  Wordcount,
+		"fib":        Fib,
+		"sleep":      Sleep,
+	}
+}
+
+// Get returns the sample called name (a Good name, or a Hostile key), or nil.
+func Get(name string) []byte {
+	if b, ok := Good()[name]; ok {
+		return b
+	}
+	return Hostile[name]
+}
+
+// Names returns every sample name, good then hostile, each group sorted.
+func Names() []string {
+	var good, bad []string
+	for n := range Good() {
+		good = append(good, n)
+	}
+	for n := range Hostile {
+		bad = append(bad, n)
+	}
+	sort.Strings(good)
+	sort.Strings(bad)
+	return append(good, bad...)
+}
