@@ -1,0 +1,234 @@
+// Package server is the REST API of faas: the four routes of the contract
+// (register_function, execute_function, status, result), plus batch submission, waiting for
+// many tasks, function listing and a health check. See docs/API.md.
+//
+// Handlers are kept lean on purpose: answers on the hot paths are appended by hand (no
+// reflection), functions are cached by id in process (they are immutable), and waiting
+// for a task never polls Redis — it is woken by the store's shared Done subscription.
+// Every error goes through one table (errors.go) mapping it to a status and a stable code.
+package server
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/gorilla/mux"
+
+	"faas/sandbox"
+	"faas/store"
+)
+
+// Config tunes the server. Every zero value means the documented default.
+type Config struct {
+	// MaxLimits caps what a registration may ask for; a zero field means that field of
+	// sandbox.MaxLimits() (300 s, 1024 MiB, 64 MiB, 64 MiB).
+	MaxLimits sandbox.Limits
+	// MaxModuleBytes is the largest module accepted (413 beyond). Default 32 MiB.
+	MaxModuleBytes int64
+	// MaxWait caps ?wait= of /result and "wait" of /wait. Default 30 s.
+	MaxWait time.Duration
+	// MaxBatch is the most inputs (or task ids for /wait) per request. Default 10000.
+	MaxBatch int
+	// MaxBatchBytes is the most input bytes (decoded) per /execute_batch. Default 64 MiB.
+	MaxBatchBytes int64
+}
+
+func (c Config) withDefaults() Config {
+	m := sandbox.MaxLimits()
+	if c.MaxLimits.TimeoutMs <= 0 {
+		c.MaxLimits.TimeoutMs = m.TimeoutMs
+	}
+	if c.MaxLimits.MemoryMB <= 0 {
+		c.MaxLimits.MemoryMB = m.MemoryMB
+	}
+	if c.MaxLimits.StdoutBytes <= 0 {
+		c.MaxLimits.StdoutBytes = m.StdoutBytes
+	}
+	if c.MaxLimits.StdinBytes <= 0 {
+		c.MaxLimits.StdinBytes = m.StdinBytes
+	}
+	if c.MaxModuleBytes <= 0 {
+		c.MaxModuleBytes = 32 << 20
+	}
+	if c.MaxWait <= 0 {
+		c.MaxWait = 30 * time.Second
+	}
+	if c.MaxBatch <= 0 {
+		c.MaxBatch = 10_000
+	}
+	if c.MaxBatchBytes <= 0 {
+		c.MaxBatchBytes = 64 << 20
+	}
+	return c
+}
+
+// Server serves the REST API. Create it with New.
+type Server struct {
+	st   *store.Store
+	sb   *sandbox.Sandbox
+	done *store.Done
+	cfg  Config
+	log  *slog.Logger
+
+	fns      fnCache
+	handler  http.Handler
+	stopOnce sync.Once
+	stopping chan struct{} // closed when Serve's context ends: long polls answer at once
+}
+
+// New returns a server on st, validating modules with sb. done wakes waiting requests; the
+// caller runs done.Run (the server does not). A nil done makes ?wait= answer at once. A nil
+// log means slog.Default().
+func New(st *store.Store, sb *sandbox.Sandbox, done *store.Done, cfg Config, log *slog.Logger) *Server {
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Server{
+		st: st, sb: sb, done: done, cfg: cfg.withDefaults(), log: log,
+		fns:      fnCache{max: 4096},
+		stopping: make(chan struct{}),
+	}
+	s.handler = s.routes()
+	return s
+}
+
+func (s *Server) routes() http.Handler {
+	r := mux.NewRouter()
+	r.HandleFunc("/register_function", s.register).Methods(http.MethodPost)
+	r.HandleFunc("/execute_function", s.execute).Methods(http.MethodPost)
+	r.HandleFunc("/execute_batch", s.executeBatch).Methods(http.MethodPost)
+	r.HandleFunc("/status/{task_id}", s.status).Methods(http.MethodGet)
+	r.HandleFunc("/result/{task_id}", s.result).Methods(http.MethodGet)
+	r.HandleFunc("/wait", s.wait).Methods(http.MethodPost)
+	r.HandleFunc("/functions", s.functions).Methods(http.MethodGet)
+	r.HandleFunc("/functions/{id_or_name}", s.function).Methods(http.MethodGet)
+	r.HandleFunc("/healthz", s.healthz).Methods(http.MethodGet)
+	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, r, notFound("no such endpoint: %s %s (see docs/API.md)", r.Method, r.URL.Path))
+	})
+	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, r, &requestError{kind: errMethod,
+			msg: "method " + r.Method + " is not allowed on " + r.URL.Path})
+	})
+	return r
+}
+
+// Handler returns the HTTP handler of the API, recovering from panics as 500 answers.
+func (s *Server) Handler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.log.Error("handler panicked", "method", r.Method, "path", r.URL.Path, "panic", v)
+				s.writeError(w, r, errors.New("panic in handler"))
+			}
+		}()
+		s.handler.ServeHTTP(w, r)
+	})
+}
+
+// Serve serves the API on ln until ctx ends, then shuts down gracefully: long polls answer
+// at once with the current state, and requests in flight get up to 10 s to finish.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	hs := &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       2 * time.Minute, // a 32 MiB module on a slow link
+		WriteTimeout:      s.cfg.MaxWait + 30*time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	s.log.Info("server listening", "addr", ln.Addr().String())
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	s.stopOnce.Do(func() { close(s.stopping) })
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := hs.Shutdown(sctx)
+	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) && err == nil {
+		err = serr
+	}
+	s.log.Info("server stopped")
+	return err
+}
+
+// fnCache keeps functions by id. Functions are immutable, so entries never go stale; the
+// map is bounded by dropping an arbitrary part of it when full.
+type fnCache struct {
+	mu  sync.RWMutex
+	m   map[string]store.Function
+	max int
+}
+
+func (c *fnCache) get(id string) (store.Function, bool) {
+	c.mu.RLock()
+	f, ok := c.m[id]
+	c.mu.RUnlock()
+	return f, ok
+}
+
+func (c *fnCache) put(f store.Function) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = make(map[string]store.Function)
+	}
+	if len(c.m) >= c.max {
+		drop := c.max / 8
+		for k := range c.m {
+			if drop <= 0 {
+				break
+			}
+			delete(c.m, k)
+			drop--
+		}
+	}
+	c.m[f.ID] = f
+}
+
+// functionByID returns a function by its uuid, from the cache when possible. A string that
+// is not a uuid is a 404 as an unknown id would be.
+func (s *Server) functionByID(ctx context.Context, id string) (store.Function, error) {
+	if f, ok := s.fns.get(id); ok {
+		return f, nil
+	}
+	if !validUUID(id) {
+		return store.Function{}, notFound("no function with id %q (a function_id is a uuid)", id)
+	}
+	f, err := s.st.Function(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Function{}, notFound("no function with id %q", id)
+	}
+	if err != nil {
+		return store.Function{}, err
+	}
+	if f.ID != id { // the store resolved a name that looks like a uuid: not an id
+		return store.Function{}, notFound("no function with id %q", id)
+	}
+	s.fns.put(f)
+	return f, nil
+}
+
+// validUUID accepts the canonical 36-character form only.
+func validUUID(id string) bool {
+	if len(id) != 36 {
+		return false
+	}
+	_, err := uuid.Parse(id)
+	return err == nil
+}

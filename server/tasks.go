@@ -1,0 +1,376 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/gorilla/mux"
+
+	"faas/store"
+)
+
+// execute handles POST /execute_function {"function_id", "payload"} → 201 {"task_id"}.
+func (s *Server) execute(w http.ResponseWriter, r *http.Request) {
+	max := (s.cfg.MaxLimits.StdinBytes+2)/3*4 + 4<<10
+	var req executeRequest
+	if err := decodeJSON(http.MaxBytesReader(w, r.Body, max), &req); err != nil {
+		if isA[*http.MaxBytesError](err) {
+			err = tooLarge("the input is larger than the server's maximum stdin_bytes of %d", s.cfg.MaxLimits.StdinBytes)
+		}
+		s.writeError(w, r, err)
+		return
+	}
+	if req.FunctionID == "" {
+		s.writeError(w, r, badRequest("function_id is required"))
+		return
+	}
+	input, err := req.Payload.field("payload")
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	ctx := r.Context()
+	fn, err := s.functionByID(ctx, req.FunctionID)
+	if err != nil {
+		s.writeError(w, r, err, slog.String("function_id", req.FunctionID))
+		return
+	}
+	if err := checkInput(fn, "the input", input); err != nil {
+		s.writeError(w, r, err, slog.String("function_id", fn.ID))
+		return
+	}
+	ids, err := s.st.Submit(ctx, fn, [][]byte{input})
+	if err == nil && len(ids) != 1 {
+		err = fmt.Errorf("store.Submit returned %d ids for 1 input", len(ids))
+	}
+	if err != nil {
+		s.writeError(w, r, err, slog.String("function_id", fn.ID))
+		return
+	}
+	if s.log.Enabled(ctx, slog.LevelDebug) {
+		s.log.LogAttrs(ctx, slog.LevelDebug, "task submitted",
+			slog.String("task_id", ids[0]), slog.String("function_id", fn.ID))
+	}
+	b := getBuf()
+	*b = append(*b, `{"task_id":`...)
+	*b = appendString(*b, ids[0])
+	*b = append(*b, "}\n"...)
+	writeJSON(w, http.StatusCreated, *b)
+	putBuf(b)
+}
+
+func checkInput(fn store.Function, what string, input []byte) error {
+	max := fn.Limits.StdinBytes
+	if max <= 0 {
+		max = fn.Limits.WithDefaults().StdinBytes
+	}
+	if int64(len(input)) > max {
+		return tooLarge("%s is %d bytes, above the stdin_bytes limit of %d of function %s",
+			what, len(input), max, fn.ID)
+	}
+	return nil
+}
+
+// executeBatch handles POST /execute_batch {"function_id", "payloads": [base64, ...]} →
+// 201 {"task_ids": [...]}, in input order, submitted in one store call.
+func (s *Server) executeBatch(w http.ResponseWriter, r *http.Request) {
+	max := (s.cfg.MaxBatchBytes+2)/3*4 + int64(s.cfg.MaxBatch)*8 + 64<<10
+	var req batchRequest
+	if err := decodeJSON(http.MaxBytesReader(w, r.Body, max), &req); err != nil {
+		if isA[*http.MaxBytesError](err) {
+			err = tooLarge("the batch body is larger than %d bytes; send at most %d input bytes per request",
+				max, s.cfg.MaxBatchBytes)
+		}
+		s.writeError(w, r, err)
+		return
+	}
+	if req.FunctionID == "" {
+		s.writeError(w, r, badRequest("function_id is required"))
+		return
+	}
+	if len(req.Payloads) == 0 {
+		s.writeError(w, r, badRequest("payloads is required: a non-empty array of base64 strings"))
+		return
+	}
+	if len(req.Payloads) > s.cfg.MaxBatch {
+		s.writeError(w, r, tooLarge("the batch has %d inputs; at most %d are accepted per request",
+			len(req.Payloads), s.cfg.MaxBatch))
+		return
+	}
+	ctx := r.Context()
+	fn, err := s.functionByID(ctx, req.FunctionID)
+	if err != nil {
+		s.writeError(w, r, err, slog.String("function_id", req.FunctionID))
+		return
+	}
+	inputs := make([][]byte, len(req.Payloads))
+	var total int64
+	for i := range req.Payloads {
+		p := &req.Payloads[i]
+		if p.err != nil || !p.set {
+			_, err := p.field(fmt.Sprintf("payloads[%d]", i))
+			s.writeError(w, r, err)
+			return
+		}
+		if err := checkInput(fn, fmt.Sprintf("payloads[%d]", i), p.data); err != nil {
+			s.writeError(w, r, err, slog.String("function_id", fn.ID))
+			return
+		}
+		inputs[i] = p.data
+		total += int64(len(p.data))
+	}
+	if total > s.cfg.MaxBatchBytes {
+		s.writeError(w, r, tooLarge("the batch has %d input bytes; at most %d are accepted per request",
+			total, s.cfg.MaxBatchBytes))
+		return
+	}
+	ids, err := s.st.Submit(ctx, fn, inputs)
+	if err == nil && len(ids) != len(inputs) {
+		err = fmt.Errorf("store.Submit returned %d ids for %d inputs", len(ids), len(inputs))
+	}
+	if err != nil {
+		s.writeError(w, r, err, slog.String("function_id", fn.ID))
+		return
+	}
+	s.log.LogAttrs(ctx, slog.LevelDebug, "batch submitted",
+		slog.String("function_id", fn.ID), slog.Int("tasks", len(ids)))
+	b := getBuf()
+	*b = append(*b, `{"task_ids":[`...)
+	for i, id := range ids {
+		if i > 0 {
+			*b = append(*b, ',')
+		}
+		*b = appendString(*b, id)
+	}
+	*b = append(*b, "]}\n"...)
+	writeJSON(w, http.StatusCreated, *b)
+	putBuf(b)
+}
+
+func taskNotFound(id string) error {
+	return notFound("no task with id %q (unknown, expired, or not a uuid)", id)
+}
+
+// readTask returns a task's record, 404 for a malformed or unknown id.
+func (s *Server) readTask(r *http.Request, id string) (store.Record, error) {
+	rec, err := s.st.Task(r.Context(), id)
+	if errors.Is(err, store.ErrNotFound) {
+		return rec, taskNotFound(id)
+	}
+	return rec, err
+}
+
+// status handles GET /status/{task_id} → {"task_id", "status", ...} (no result).
+func (s *Server) status(w http.ResponseWriter, r *http.Request) {
+	id := mux.Vars(r)["task_id"]
+	if !validUUID(id) {
+		s.writeError(w, r, taskNotFound(id))
+		return
+	}
+	rec, err := s.readTask(r, id)
+	if err != nil {
+		s.writeError(w, r, err, slog.String("task_id", id))
+		return
+	}
+	s.writeTask(w, &rec, false)
+}
+
+// result handles GET /result/{task_id}?wait=DURATION → {"task_id", "status", "result", ...}.
+// With wait, a task not yet terminal is watched (before it is read, so that no wake-up is
+// missed) and the answer comes when it ends or when wait runs out.
+func (s *Server) result(w http.ResponseWriter, r *http.Request) {
+	id := mux.Vars(r)["task_id"]
+	wait, err := s.parseWait(r.URL.Query().Get("wait"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if !validUUID(id) {
+		s.writeError(w, r, taskNotFound(id))
+		return
+	}
+	var woken <-chan string
+	if wait > 0 && s.done != nil {
+		ch, stop := s.done.Watch([]string{id})
+		defer stop()
+		woken = ch
+	}
+	rec, err := s.readTask(r, id)
+	if err == nil && woken != nil && !rec.Status.Terminal() {
+		timer := time.NewTimer(wait)
+		defer timer.Stop()
+	waiting:
+		for !rec.Status.Terminal() {
+			select {
+			case _, ok := <-woken:
+				if !ok {
+					break waiting
+				}
+				rec, err = s.readTask(r, id)
+				if err != nil {
+					break waiting
+				}
+			case <-timer.C:
+				break waiting
+			case <-s.stopping:
+				break waiting
+			case <-r.Context().Done():
+				return
+			}
+		}
+	}
+	if err != nil {
+		s.writeError(w, r, err, slog.String("task_id", id))
+		return
+	}
+	s.writeTask(w, &rec, true)
+}
+
+func (s *Server) writeTask(w http.ResponseWriter, rec *store.Record, withResult bool) {
+	b := getBuf()
+	*b = appendTask(*b, rec, withResult)
+	*b = append(*b, '\n')
+	writeJSON(w, http.StatusOK, *b)
+	putBuf(b)
+}
+
+// parseWait parses a wait duration ("" is no wait) and caps it at MaxWait.
+func (s *Server) parseWait(v string) (time.Duration, error) {
+	if v == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return 0, badRequest("wait %q is not a duration such as 500ms or 2s", v)
+	}
+	if d < 0 {
+		return 0, badRequest("wait %q is negative", v)
+	}
+	return min(d, s.cfg.MaxWait), nil
+}
+
+// wait handles POST /wait {"task_ids": [...], "wait": "2s"} → 200 {"tasks": [...]}: the
+// tasks among task_ids that are terminal now; if none is, it waits (at most wait) until at
+// least one ends, and answers those. An unknown id is a 404 naming it.
+func (s *Server) wait(w http.ResponseWriter, r *http.Request) {
+	max := int64(s.cfg.MaxBatch)*48 + 4<<10
+	var req waitRequest
+	if err := decodeJSON(http.MaxBytesReader(w, r.Body, max), &req); err != nil {
+		if isA[*http.MaxBytesError](err) {
+			err = tooLarge("the body is larger than %d bytes; wait for at most %d tasks per request", max, s.cfg.MaxBatch)
+		}
+		s.writeError(w, r, err)
+		return
+	}
+	wait, err := s.parseWait(req.Wait)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if len(req.TaskIDs) == 0 {
+		s.writeError(w, r, badRequest("task_ids is required: a non-empty array of task ids"))
+		return
+	}
+	if len(req.TaskIDs) > s.cfg.MaxBatch {
+		s.writeError(w, r, tooLarge("%d task ids; at most %d per request", len(req.TaskIDs), s.cfg.MaxBatch))
+		return
+	}
+	ids := req.TaskIDs
+	if len(ids) > 1 { // drop duplicates, keeping the order
+		seen := make(map[string]struct{}, len(ids))
+		ids = ids[:0:0]
+		for _, id := range req.TaskIDs {
+			if _, dup := seen[id]; !dup {
+				seen[id] = struct{}{}
+				ids = append(ids, id)
+			}
+		}
+	}
+	for _, id := range ids {
+		if !validUUID(id) {
+			s.writeError(w, r, taskNotFound(id))
+			return
+		}
+	}
+	var woken <-chan string
+	if wait > 0 && s.done != nil {
+		ch, stop := s.done.Watch(ids)
+		defer stop()
+		woken = ch
+	}
+	ctx := r.Context()
+	recs, err := s.st.Tasks(ctx, ids)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	for i := range recs {
+		if recs[i].Status == "" {
+			s.writeError(w, r, taskNotFound(recs[i].ID))
+			return
+		}
+	}
+	done := terminalOnly(recs)
+	if len(done) == 0 && woken != nil {
+		timer := time.NewTimer(wait)
+		defer timer.Stop()
+	waiting:
+		for len(done) == 0 {
+			select {
+			case id, ok := <-woken:
+				if !ok {
+					break waiting
+				}
+				batch := []string{id}
+			drain: // more may have ended together: answer them at once
+				for {
+					select {
+					case id, ok := <-woken:
+						if !ok {
+							break drain
+						}
+						batch = append(batch, id)
+					default:
+						break drain
+					}
+				}
+				recs, err = s.st.Tasks(ctx, batch)
+				if err != nil {
+					s.writeError(w, r, err)
+					return
+				}
+				done = terminalOnly(recs)
+			case <-timer.C:
+				break waiting
+			case <-s.stopping:
+				break waiting
+			case <-ctx.Done():
+				return
+			}
+		}
+	}
+	b := getBuf()
+	*b = append(*b, `{"tasks":[`...)
+	for i := range done {
+		if i > 0 {
+			*b = append(*b, ',')
+		}
+		*b = appendTask(*b, &done[i], true)
+	}
+	*b = append(*b, "]}\n"...)
+	writeJSON(w, http.StatusOK, *b)
+	putBuf(b)
+}
+
+func terminalOnly(recs []store.Record) []store.Record {
+	out := recs[:0]
+	for _, rec := range recs {
+		if rec.Status.Terminal() {
+			out = append(out, rec)
+		}
+	}
+	return out
+}
