@@ -1,0 +1,78 @@
+package store
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Client timeouts set by Open. Reads and writes fail within about two seconds of Redis
+// going silent (a stopped or paused server), so that callers can answer 503 quickly
+// instead of hanging; go-redis retries once on a network error (every script is
+// idempotent, see scripts.go).
+const (
+	dialTimeout  = 2 * time.Second
+	readTimeout  = 2 * time.Second
+	writeTimeout = 2 * time.Second
+	poolTimeout  = 3 * time.Second
+	maxRetries   = 1
+)
+
+// Open parses a redis:// or rediss:// URL (or a comma-separated list of host:port for a
+// cluster; a single host:port is a plain server) and returns a client; it does not ping.
+func Open(url string) (redis.UniversalClient, error) {
+	url = strings.TrimSpace(url)
+	if url == "" {
+		return nil, fmt.Errorf("store: empty Redis URL")
+	}
+	if !strings.Contains(url, "://") {
+		addrs := strings.Split(url, ",")
+		for i, a := range addrs {
+			addrs[i] = strings.TrimSpace(a)
+			if addrs[i] == "" || !strings.Contains(addrs[i], ":") {
+				return nil, fmt.Errorf("store: bad Redis address %q in %q: want host:port", a, url)
+			}
+		}
+		if len(addrs) == 1 {
+			url = "redis://" + addrs[0] + "/0"
+		} else {
+			return redis.NewClusterClient(&redis.ClusterOptions{
+				Addrs:                 addrs,
+				DialTimeout:           dialTimeout,
+				ReadTimeout:           readTimeout,
+				WriteTimeout:          writeTimeout,
+				PoolTimeout:           poolTimeout,
+				MaxRetries:            maxRetries,
+				ContextTimeoutEnabled: true,
+			}), nil
+		}
+	}
+	opt, err := redis.ParseURL(url)
+	if err != nil {
+		return nil, fmt.Errorf("store: bad Redis URL %q: %w", url, err)
+	}
+	tune(opt)
+	return redis.NewClient(opt), nil
+}
+
+// tune sets the client timeouts, unless the URL set them.
+func tune(opt *redis.Options) {
+	if opt.DialTimeout == 0 {
+		opt.DialTimeout = dialTimeout
+	}
+	if opt.ReadTimeout == 0 {
+		opt.ReadTimeout = readTimeout
+	}
+	if opt.WriteTimeout == 0 {
+		opt.WriteTimeout = writeTimeout
+	}
+	if opt.PoolTimeout == 0 {
+		opt.PoolTimeout = poolTimeout
+	}
+	if opt.MaxRetries == 0 {
+		opt.MaxRetries = maxRetries
+	}
+	opt.ContextTimeoutEnabled = true
+}
