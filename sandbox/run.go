@@ -1,0 +1,291 @@
+package sandbox
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/experimental"
+	"github.com/tetratelabs/wazero/sys"
+)
+
+// Result is what one run of a function produced.
+type Result struct {
+	Stdout   []byte        // the result (up to limits.StdoutBytes)
+	Stderr   []byte        // the last Config.StderrBytes bytes of stderr
+	ExitCode uint32        // the guest's exit code (0 when it returned from _start)
+	Duration time.Duration // instantiation + _start, the part under the deadline
+	Failure  *Failure      // nil: success (COMPLETED)
+}
+
+var (
+	errOutputTooLarge = errors.New("stdout limit reached")
+	errDeadline       = errors.New("task deadline reached")
+)
+
+// Run instantiates the cached module hash afresh (anonymous), with stdin as its input and
+// argv [name], runs its _start under limits (zero fields: DefaultLimits) and closes it.
+//
+// Everything the task did wrong is in Result.Failure. The error is only ErrNotLoaded (Load
+// the module and call again), ErrClosed, or ctx's error when ctx itself was cancelled before
+// the task ended; the task's own deadline comes from limits.TimeoutMs and is a Failure of
+// kind timeout.
+func (s *Sandbox) Run(ctx context.Context, hash, name string, stdin []byte, limits Limits) (Result, error) {
+	limits = limits.WithDefaults()
+	e, err := s.acquire(hash)
+	if err != nil {
+		return Result{}, err
+	}
+	defer s.release(e)
+	if err := ctx.Err(); err != nil {
+		return Result{}, err
+	}
+	if int64(len(stdin)) > limits.StdinBytes {
+		return Result{Failure: &Failure{Kind: KindInternal,
+			Message: fmt.Sprintf("input is %d bytes, above the stdin_bytes limit of %d", len(stdin), limits.StdinBytes)}}, nil
+	}
+	if min, lp := uint64(e.info.MemoryMinPages), limitPages(limits); min > lp {
+		return Result{Failure: &Failure{Kind: KindOutOfMemory,
+			Message: fmt.Sprintf("the module starts with %d pages of memory, limit is %d (memory_mb=%d)", min, lp, limits.MemoryMB)}}, nil
+	}
+
+	st := s.pool.Get().(*runState)
+	defer s.pool.Put(st)
+	tctx, cancel := context.WithTimeout(ctx, time.Duration(limits.TimeoutMs)*time.Millisecond)
+	st.begin(tctx, cancel, stdin, limits)
+	cfg := st.config(name)
+
+	start := time.Now()
+	mod, runErr := s.rt.InstantiateModule(experimental.WithMemoryAllocator(tctx, st), e.compiled, cfg)
+	res := Result{Duration: time.Since(start)}
+	if mod != nil {
+		_ = mod.Close(context.Background())
+	}
+	cancel()
+	res.Stdout, res.Stderr = st.end()
+
+	var exit *sys.ExitError
+	errors.As(runErr, &exit)
+	switch {
+	case runErr == nil && st.limit == "":
+		return res, nil
+	case runErr != nil && ctx.Err() != nil:
+		// The caller gave up (shutdown): not the task's failure.
+		return res, ctx.Err()
+	case st.limit != "":
+		res.Failure = &Failure{Kind: st.limit, Message: st.limitMsg}
+	case errors.Is(tctx.Err(), context.DeadlineExceeded):
+		// Whatever the guest did after its deadline (an exit, a trap), the kind is timeout.
+		res.Failure = timeoutFailure(limits)
+	case exit != nil:
+		res.ExitCode = exit.ExitCode()
+		res.Failure = &Failure{Kind: KindExit, Message: fmt.Sprintf("exit code %d", exit.ExitCode())}
+	default:
+		res.Failure = &Failure{Kind: KindTrap, Message: trapMessage(runErr)}
+	}
+	return res, nil
+}
+
+func timeoutFailure(limits Limits) *Failure {
+	return &Failure{Kind: KindTimeout, Message: fmt.Sprintf("ran past its deadline of %d ms (timeout_ms)", limits.TimeoutMs)}
+}
+
+// trapMessage keeps the first line of wazero's error (the stack trace follows it).
+func trapMessage(err error) string {
+	msg := err.Error()
+	if i := strings.IndexByte(msg, '\n'); i >= 0 {
+		msg = msg[:i]
+	}
+	msg = strings.TrimSuffix(msg, " (recovered by wazero)")
+	msg = strings.TrimPrefix(msg, "module[] function[_start] failed: ")
+	return msg
+}
+
+// runState is everything one run needs besides the module. States are pooled, with a
+// ModuleConfig built once per state (per function name): its stdin, stdout, stderr and sleep
+// point into the state, so a run allocates no config.
+type runState struct {
+	s      *Sandbox
+	ctx    context.Context // the task's: deadline and limit cancellation
+	cancel context.CancelFunc
+	limits Limits
+
+	stdin  bytes.Reader
+	stdout capWriter
+	stderr tailWriter
+	mem    linearMemory
+
+	limit    Kind // the first limit hit; decides the failure kind
+	limitMsg string
+
+	cfg     wazero.ModuleConfig
+	cfgName string
+}
+
+func newRunState(s *Sandbox) *runState {
+	st := &runState{s: s}
+	st.stdout.st = st
+	st.mem.st = st
+	st.stderr.max = int(s.stderrBytes)
+	return st
+}
+
+func (st *runState) config(name string) wazero.ModuleConfig {
+	if st.cfg == nil || st.cfgName != name {
+		st.cfg = st.s.baseCfg.
+			WithArgs(name).
+			WithStdin(&st.stdin).
+			WithStdout(&st.stdout).
+			WithStderr(&st.stderr).
+			WithNanosleep(st.nanosleep)
+		st.cfgName = name
+	}
+	return st.cfg
+}
+
+func (st *runState) begin(ctx context.Context, cancel context.CancelFunc, stdin []byte, limits Limits) {
+	st.ctx, st.cancel, st.limits = ctx, cancel, limits
+	st.stdin.Reset(stdin)
+	st.stdout.buf, st.stdout.full = nil, false
+	st.stderr.buf = st.stderr.buf[:0]
+	st.mem = linearMemory{st: st, limit: limitPages(limits) << 16}
+	st.limit, st.limitMsg = "", ""
+}
+
+// end returns the captured output and drops every reference to the task.
+func (st *runState) end() (stdout, stderr []byte) {
+	stdout = st.stdout.buf
+	stderr = st.stderr.tail()
+	st.stdout.buf = nil
+	st.stdin.Reset(nil)
+	st.mem = linearMemory{st: st}
+	st.ctx, st.cancel = nil, nil
+	return stdout, stderr
+}
+
+// hit records the first limit the task reached and stops the guest (it is closed at its next
+// function entry or loop header). A deadline already past wins: the kind is then timeout.
+func (st *runState) hit(kind Kind, msg string) {
+	if st.limit != "" {
+		return
+	}
+	if errors.Is(st.ctx.Err(), context.DeadlineExceeded) {
+		kind, msg = KindTimeout, timeoutFailure(st.limits).Message
+	}
+	st.limit, st.limitMsg = kind, msg
+	st.cancel()
+}
+
+// nanosleep is WASI's sleep (poll_oneoff on a clock): it really waits, and ends at once when
+// the task's deadline passes (then the task is a timeout, whatever the guest does next).
+func (st *runState) nanosleep(ns int64) {
+	if ns <= 0 {
+		return
+	}
+	t := time.NewTimer(time.Duration(ns))
+	select {
+	case <-t.C:
+	case <-st.ctx.Done():
+		t.Stop()
+		if errors.Is(st.ctx.Err(), context.DeadlineExceeded) {
+			st.hit(KindTimeout, "")
+		}
+	}
+}
+
+// capWriter is stdout: it keeps up to limits.StdoutBytes and, at the first byte past them,
+// records output_too_large and fails every write from then on.
+type capWriter struct {
+	st   *runState
+	buf  []byte
+	full bool
+}
+
+func (w *capWriter) Write(p []byte) (int, error) {
+	if w.full {
+		return 0, errOutputTooLarge
+	}
+	room := w.st.limits.StdoutBytes - int64(len(w.buf))
+	if int64(len(p)) <= room {
+		w.buf = append(w.buf, p...)
+		return len(p), nil
+	}
+	w.buf = append(w.buf, p[:room]...)
+	w.full = true
+	w.st.hit(KindOutputTooLarge, fmt.Sprintf("wrote more than %d bytes to stdout (stdout_bytes)", w.st.limits.StdoutBytes))
+	return int(room), errOutputTooLarge
+}
+
+// tailWriter is stderr: it keeps the last max bytes.
+type tailWriter struct {
+	buf []byte
+	max int
+}
+
+func (w *tailWriter) Write(p []byte) (int, error) {
+	n := len(p)
+	if n >= w.max {
+		w.buf = append(w.buf[:0], p[n-w.max:]...)
+		return n, nil
+	}
+	if len(w.buf)+n > 2*w.max { // keep the buffer bounded: slide the tail to the front
+		keep := w.buf[len(w.buf)-(w.max-n):]
+		w.buf = append(w.buf[:0], keep...)
+	}
+	w.buf = append(w.buf, p...)
+	return n, nil
+}
+
+// tail returns a copy of the kept bytes (nil when none).
+func (w *tailWriter) tail() []byte {
+	b := w.buf
+	if len(b) > w.max {
+		b = b[len(b)-w.max:]
+	}
+	if len(b) == 0 {
+		return nil
+	}
+	return bytes.Clone(b)
+}
+
+// Allocate makes runState a per-task experimental.MemoryAllocator: wazero asks it for the
+// module's linear memory, which then refuses to grow past the task's memory limit.
+func (st *runState) Allocate(capacity, max uint64) experimental.LinearMemory {
+	if capacity > st.mem.limit {
+		capacity = st.mem.limit
+	}
+	st.mem.capHint = capacity
+	return &st.mem
+}
+
+// linearMemory is a task's linear memory. A growth past limit is refused (memory.grow gives
+// -1) and recorded, so the task is out_of_memory whatever the guest does next.
+type linearMemory struct {
+	st      *runState
+	buf     []byte
+	limit   uint64 // bytes
+	capHint uint64
+}
+
+func (m *linearMemory) Reallocate(size uint64) []byte {
+	if size > m.limit {
+		m.st.hit(KindOutOfMemory, fmt.Sprintf("asked for %d pages (%.1f MiB) of memory, limit is %d MiB (memory_mb)",
+			size>>16, float64(size)/(1<<20), m.limit>>20))
+		return nil
+	}
+	if size <= uint64(cap(m.buf)) {
+		m.buf = m.buf[:size] // never written past the old length: still zero
+		return m.buf
+	}
+	c := max(size, m.capHint, min(2*uint64(cap(m.buf)), m.limit))
+	b := make([]byte, size, c)
+	copy(b, m.buf)
+	m.buf = b
+	return b
+}
+
+func (m *linearMemory) Free() { m.buf = nil }

@@ -1,0 +1,419 @@
+// Package sandbox runs functions, WASI preview1 command modules, safely on wazero.
+//
+// A Sandbox compiles each module once (a bounded LRU keyed by the sha256 of its bytes, backed
+// by wazero's on-disk compilation cache when Config.CacheDir is set) and instantiates it
+// afresh, anonymously, for every task. Run enforces a task's Limits: a wall-clock deadline
+// that stops loops, start sections, sleeps and loop-free call trees; a memory cap per task; a
+// stdout cap. Task failures come back as a Failure with a Kind from the REST contract; the
+// error of Run is kept for the caller's own problems (module not loaded, context cancelled).
+//
+// The function ABI (ARCHITECTURE.md): stdin is the input, stdout the result, stderr a capped
+// log; argv is the function's name; no environment, no files, no network; real clocks,
+// cryptographic random bytes, and a sleep that really sleeps until the task's deadline.
+package sandbox
+
+import (
+	"container/list"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+)
+
+// Config configures a Sandbox. Every zero value is a working default.
+type Config struct {
+	CacheDir    string // wazero on-disk compilation cache dir; "" = none (compile in memory only)
+	MaxCompiled int    // bounded LRU of compiled modules; 0 = 256
+	StderrBytes int64  // stderr tail kept per task; 0 = 64 KiB
+}
+
+const wasiModule = wasi_snapshot_preview1.ModuleName
+
+var (
+	// ErrInvalidModule is matched (errors.Is) by every refusal of Validate and Load.
+	ErrInvalidModule = errors.New("invalid module")
+	// ErrNotLoaded is Run's answer for a hash it has not compiled (or has evicted): Load the
+	// module and run again.
+	ErrNotLoaded = errors.New("module not loaded")
+	// ErrClosed is returned by every call on a closed Sandbox.
+	ErrClosed = errors.New("sandbox closed")
+)
+
+// ValidationError is why a module was refused, worded for the person who uploaded it.
+type ValidationError struct{ Reason string }
+
+func (e *ValidationError) Error() string { return "invalid module: " + e.Reason }
+
+// Is makes errors.Is(err, ErrInvalidModule) true.
+func (e *ValidationError) Is(target error) bool { return target == ErrInvalidModule }
+
+func invalid(format string, args ...any) error {
+	return &ValidationError{Reason: fmt.Sprintf(format, args...)}
+}
+
+// ModuleInfo describes a module that passed validation.
+type ModuleInfo struct {
+	Hash           string   // lowercase hex sha256 of the module's bytes
+	Size           int64    // bytes
+	Imports        []string // "wasi_snapshot_preview1.fd_write", ... in import order
+	Functions      int      // function bodies (each gets a deadline check at entry)
+	MemoryMinPages uint32   // 64 KiB pages the module starts with (0: no memory)
+	MemoryMaxPages uint32   // declared maximum; 0 when HasMemoryMax is false
+	HasMemoryMax   bool
+}
+
+// Hash returns the lowercase hex sha256 of wasm: the key of a module everywhere in faas.
+func Hash(wasm []byte) string {
+	sum := sha256.Sum256(wasm)
+	return hex.EncodeToString(sum[:])
+}
+
+// Sandbox compiles and runs modules. It is safe for concurrent use.
+type Sandbox struct {
+	rt          wazero.Runtime
+	cache       wazero.CompilationCache // nil without CacheDir
+	wasi        map[string]api.FunctionDefinition
+	baseCfg     wazero.ModuleConfig
+	stderrBytes int64
+	maxCompiled int
+
+	mu      sync.Mutex
+	closed  bool
+	entries map[string]*entry
+	lru     *list.List // of *entry, most recently used first
+	loading map[string]chan struct{}
+	pool    sync.Pool // of *runState
+}
+
+// entry is one compiled module in the cache. refs counts the Runs using it: an evicted entry
+// is closed when the last of them ends.
+type entry struct {
+	hash     string
+	compiled wazero.CompiledModule
+	info     ModuleInfo
+	elem     *list.Element
+	refs     int
+	evicted  bool
+}
+
+// New creates a Sandbox: one wazero runtime (compiler, WithCloseOnContextDone) with WASI
+// preview1 instantiated in it.
+func New(ctx context.Context, cfg Config) (*Sandbox, error) {
+	return newSandbox(ctx, cfg, true)
+}
+
+// newSandbox lets benchmarks turn closeOnDone off to measure what it costs; production code
+// always has it on, since without it a deadline cannot stop a running guest.
+func newSandbox(ctx context.Context, cfg Config, closeOnDone bool) (*Sandbox, error) {
+	s := &Sandbox{
+		stderrBytes: cfg.StderrBytes,
+		maxCompiled: cfg.MaxCompiled,
+		entries:     map[string]*entry{},
+		lru:         list.New(),
+		loading:     map[string]chan struct{}{},
+	}
+	if s.stderrBytes <= 0 {
+		s.stderrBytes = 64 << 10
+	}
+	if s.maxCompiled <= 0 {
+		s.maxCompiled = 256
+	}
+	rc := wazero.NewRuntimeConfig().
+		WithCloseOnContextDone(closeOnDone).
+		// DWARF offsets would not match the instrumented code; function names still show.
+		WithDebugInfoEnabled(false)
+	if cfg.CacheDir != "" {
+		cache, err := wazero.NewCompilationCacheWithDir(cfg.CacheDir)
+		if err != nil {
+			return nil, fmt.Errorf("sandbox: compilation cache %s: %w", cfg.CacheDir, err)
+		}
+		s.cache = cache
+		rc = rc.WithCompilationCache(cache)
+	}
+	s.rt = wazero.NewRuntimeWithConfig(ctx, rc)
+	if _, err := wasi_snapshot_preview1.Instantiate(ctx, s.rt); err != nil {
+		_ = s.rt.Close(ctx)
+		return nil, fmt.Errorf("sandbox: instantiate WASI: %w", err)
+	}
+	s.wasi = s.rt.Module(wasiModule).ExportedFunctionDefinitions()
+	// Everything every task shares; Run adds stdin, stdout, stderr, sleep and argv.
+	s.baseCfg = wazero.NewModuleConfig().
+		WithName(""). // anonymous: no name collisions between concurrent instances
+		WithSysWalltime().
+		WithSysNanotime().
+		WithRandSource(rand.Reader)
+	s.pool.New = func() any { return newRunState(s) }
+	return s, nil
+}
+
+// Close closes every compiled module and the runtime (ending any instance still running).
+func (s *Sandbox) Close(ctx context.Context) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.entries = map[string]*entry{}
+	s.lru.Init()
+	s.mu.Unlock()
+	err := s.rt.Close(ctx)
+	if s.cache != nil {
+		err = errors.Join(err, s.cache.Close(ctx))
+	}
+	return err
+}
+
+// Loaded reports whether the module with this hash is compiled and cached.
+func (s *Sandbox) Loaded(hash string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.entries[hash]
+	return ok
+}
+
+// Load validates the parts of wasm every function needs (WASI-only imports, a _start export),
+// compiles it unless it is cached, and caches it under its hash, which it returns. Refusals
+// are *ValidationError. Memory limits are not checked here (see Validate; Run checks them).
+func (s *Sandbox) Load(ctx context.Context, wasm []byte) (string, error) {
+	e, err := s.load(ctx, wasm, Hash(wasm), nil)
+	if err != nil {
+		return "", err
+	}
+	s.release(e)
+	return e.hash, nil
+}
+
+// Validate decides whether wasm may be registered as a function with these limits: it must
+// decode and compile, export _start, import nothing outside wasi_snapshot_preview1, and start
+// with no more memory than limits.MemoryMB (zero: the default). It compiles and caches the
+// module on the way. A refusal is a *ValidationError (errors.Is ErrInvalidModule); other
+// errors are the sandbox's own (ErrClosed, ctx).
+func (s *Sandbox) Validate(ctx context.Context, wasm []byte, limits Limits) (ModuleInfo, error) {
+	limits = limits.WithDefaults()
+	check := func(info *ModuleInfo) error { return checkMemory(info, limits) }
+	e, err := s.load(ctx, wasm, Hash(wasm), check)
+	if err != nil {
+		return ModuleInfo{}, err
+	}
+	defer s.release(e)
+	if err := check(&e.info); err != nil {
+		return ModuleInfo{}, err
+	}
+	return e.info, nil
+}
+
+func limitPages(limits Limits) uint64 {
+	p := uint64(limits.MemoryMB) * 16 // 64 KiB pages per MiB
+	if p > 65536 {
+		p = 65536
+	}
+	return p
+}
+
+func checkMemory(info *ModuleInfo, limits Limits) error {
+	if lp := limitPages(limits); uint64(info.MemoryMinPages) > lp {
+		return invalid("declares %d pages (%d MiB) of initial memory, limit is %d pages (memory_mb=%d)",
+			info.MemoryMinPages, uint64(info.MemoryMinPages)/16, lp, limits.MemoryMB)
+	}
+	return nil
+}
+
+// load returns the cache entry for hash, compiling wasm if needed, with a reference the
+// caller must release. pre, when set, runs on a fresh module's info before it is compiled, so
+// a cheap refusal does not pay for a compilation.
+func (s *Sandbox) load(ctx context.Context, wasm []byte, hash string, pre func(*ModuleInfo) error) (*entry, error) {
+	for {
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			return nil, ErrClosed
+		}
+		if e, ok := s.entries[hash]; ok {
+			e.refs++
+			s.lru.MoveToFront(e.elem)
+			s.mu.Unlock()
+			return e, nil
+		}
+		wait, busy := s.loading[hash]
+		if !busy {
+			done := make(chan struct{})
+			s.loading[hash] = done
+			s.mu.Unlock()
+			e, err := s.compile(ctx, wasm, hash, pre)
+			s.mu.Lock()
+			delete(s.loading, hash)
+			close(done)
+			if err == nil {
+				if s.closed {
+					err = ErrClosed
+					_ = e.compiled.Close(ctx)
+				} else {
+					e.refs = 1
+					e.elem = s.lru.PushFront(e)
+					s.entries[hash] = e
+					s.evictLocked(ctx)
+				}
+			}
+			s.mu.Unlock()
+			if err != nil {
+				return nil, err
+			}
+			return e, nil
+		}
+		s.mu.Unlock()
+		select { // another caller is compiling the same module: use its result
+		case <-wait:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+func (s *Sandbox) evictLocked(ctx context.Context) {
+	for s.lru.Len() > s.maxCompiled {
+		e := s.lru.Remove(s.lru.Back()).(*entry)
+		delete(s.entries, e.hash)
+		e.evicted = true
+		if e.refs == 0 {
+			_ = e.compiled.Close(ctx)
+		}
+	}
+}
+
+// acquire returns the cached entry for hash with a reference, or nil.
+func (s *Sandbox) acquire(hash string) (*entry, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, ErrClosed
+	}
+	e, ok := s.entries[hash]
+	if !ok {
+		return nil, ErrNotLoaded
+	}
+	e.refs++
+	s.lru.MoveToFront(e.elem)
+	return e, nil
+}
+
+func (s *Sandbox) release(e *entry) {
+	s.mu.Lock()
+	e.refs--
+	closeIt := e.evicted && e.refs == 0
+	s.mu.Unlock()
+	if closeIt {
+		_ = e.compiled.Close(context.Background())
+	}
+}
+
+// compile checks wasm's structure, instruments and compiles it.
+func (s *Sandbox) compile(ctx context.Context, wasm []byte, hash string, pre func(*ModuleInfo) error) (*entry, error) {
+	f, instrumented, err := parseWasm(wasm, true)
+	if err != nil {
+		if errors.Is(err, errMalformed) {
+			return nil, invalid("is not a valid WebAssembly module: %v", err)
+		}
+		return nil, invalid("%v", err)
+	}
+	info := ModuleInfo{Hash: hash, Size: int64(len(wasm)), Functions: f.funcs}
+	for _, im := range f.imports {
+		full := im.module + "." + im.name
+		info.Imports = append(info.Imports, full)
+		switch {
+		case im.module != wasiModule:
+			return nil, invalid("imports %s, which is not WASI preview1 (a function may import only %s functions)", full, wasiModule)
+		case im.kind != 0:
+			return nil, invalid("imports %s as a %s; WASI preview1 provides only functions", full, kindName(im.kind))
+		case s.wasi[im.name] == nil:
+			return nil, invalid("imports %s, which WASI preview1 does not provide", full)
+		}
+	}
+	if !f.hasStart {
+		return nil, invalid("does not export a _start function: build it as a WASI command (a program with main), not a reactor or library")
+	}
+	if f.hasMemory {
+		if f.memMin > 65536 || (f.memHasMax && f.memMax > 65536) {
+			return nil, invalid("declares more than 65536 pages (4 GiB) of memory")
+		}
+		info.MemoryMinPages = uint32(f.memMin)
+		info.MemoryMaxPages, info.HasMemoryMax = uint32(f.memMax), f.memHasMax
+	}
+	if pre != nil {
+		if err := pre(&info); err != nil {
+			return nil, err
+		}
+	}
+	compiled, err := s.rt.CompileModule(ctx, instrumented)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, invalid("does not compile: %v", err)
+	}
+	if err := s.checkCompiled(compiled); err != nil {
+		_ = compiled.Close(ctx)
+		return nil, err
+	}
+	return &entry{hash: hash, compiled: compiled, info: info}, nil
+}
+
+// checkCompiled checks what needs types: _start's signature, imported signatures.
+func (s *Sandbox) checkCompiled(c wazero.CompiledModule) error {
+	start := c.ExportedFunctions()["_start"]
+	if start == nil {
+		return invalid("does not export a _start function")
+	}
+	if len(start.ParamTypes()) != 0 || len(start.ResultTypes()) != 0 {
+		return invalid("exports _start with type %s; it must take and return nothing", sig(start))
+	}
+	for _, fn := range c.ImportedFunctions() {
+		mod, name, _ := fn.Import()
+		want := s.wasi[name]
+		if mod != wasiModule || want == nil {
+			return invalid("imports %s.%s, which is not WASI preview1", mod, name)
+		}
+		if sig(fn) != sig(want) {
+			return invalid("imports %s.%s with type %s, but WASI preview1 defines it as %s", mod, name, sig(fn), sig(want))
+		}
+	}
+	if mems := c.ImportedMemories(); len(mems) > 0 {
+		return invalid("imports a memory; WASI preview1 provides only functions")
+	}
+	return nil
+}
+
+func sig(fn api.FunctionDefinition) string {
+	str := func(ts []api.ValueType) string {
+		out := "("
+		for i, t := range ts {
+			if i > 0 {
+				out += ", "
+			}
+			out += api.ValueTypeName(t)
+		}
+		return out + ")"
+	}
+	return str(fn.ParamTypes()) + " -> " + str(fn.ResultTypes())
+}
+
+func kindName(k byte) string {
+	switch k {
+	case 1:
+		return "table"
+	case 2:
+		return "memory"
+	case 3:
+		return "global"
+	case 4:
+		return "tag"
+	}
+	return "function"
+}

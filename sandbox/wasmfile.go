@@ -1,0 +1,334 @@
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+)
+
+// This file reads the few parts of a Wasm binary the sandbox needs before wazero sees it
+// (imports, declared memory, exports) and instruments the code section: every function body
+// is made to begin with an empty `loop end`. wazero checks for a closed module (a deadline
+// passed, with WithCloseOnContextDone) only at loop headers, so without this a loop-free call
+// tree runs unchecked; with it every function entry is a check point. See docs/RATIONALE.md.
+
+const (
+	secCustom = 0
+	secImport = 2
+	secMemory = 5
+	secExport = 7
+	secCode   = 10
+)
+
+// entryCheck is `loop (empty block type) end`: a loop header with nothing in it.
+var entryCheck = []byte{0x03, 0x40, 0x0b}
+
+type wasmImport struct {
+	module, name string
+	kind         byte // 0 func, 1 table, 2 memory, 3 global, 4 tag
+}
+
+// wasmFile is what parseWasm learns about a module.
+type wasmFile struct {
+	imports   []wasmImport
+	hasMemory bool // a memory is defined (not imported)
+	memMin    uint64
+	memMax    uint64
+	memHasMax bool
+	funcs     int  // function bodies in the code section
+	hasStart  bool // exports a function named _start
+}
+
+var errMalformed = errors.New("malformed")
+
+type reader struct {
+	b   []byte
+	off int
+}
+
+func (r *reader) fail(what string) error {
+	return fmt.Errorf("%w: %s at byte %d", errMalformed, what, r.off)
+}
+
+func (r *reader) byte() (byte, error) {
+	if r.off >= len(r.b) {
+		return 0, r.fail("unexpected end")
+	}
+	c := r.b[r.off]
+	r.off++
+	return c, nil
+}
+
+// u32 reads an unsigned LEB128 of at most 5 bytes.
+func (r *reader) u32() (uint32, error) {
+	v, err := r.uleb(5)
+	return uint32(v), err
+}
+
+func (r *reader) uleb(maxBytes int) (uint64, error) {
+	var v uint64
+	for i := 0; i < maxBytes; i++ {
+		c, err := r.byte()
+		if err != nil {
+			return 0, err
+		}
+		v |= uint64(c&0x7f) << (7 * i)
+		if c&0x80 == 0 {
+			return v, nil
+		}
+	}
+	return 0, r.fail("integer too long")
+}
+
+func (r *reader) bytes(n uint64) ([]byte, error) {
+	if n > uint64(len(r.b)-r.off) {
+		return nil, r.fail("length past the end")
+	}
+	b := r.b[r.off : r.off+int(n)]
+	r.off += int(n)
+	return b, nil
+}
+
+func (r *reader) name() (string, error) {
+	n, err := r.u32()
+	if err != nil {
+		return "", err
+	}
+	b, err := r.bytes(uint64(n))
+	return string(b), err
+}
+
+// limits reads memory or table limits; memory64 limits are 64-bit.
+func (r *reader) limits() (min, max uint64, hasMax bool, err error) {
+	flags, err := r.byte()
+	if err != nil {
+		return
+	}
+	if flags > 7 {
+		err = r.fail("bad limits flags")
+		return
+	}
+	width := 5
+	if flags&4 != 0 {
+		width = 10
+	}
+	if min, err = r.uleb(width); err != nil {
+		return
+	}
+	if flags&1 != 0 {
+		hasMax = true
+		max, err = r.uleb(width)
+	}
+	return
+}
+
+func appendULEB(dst []byte, v uint64) []byte {
+	for {
+		c := byte(v & 0x7f)
+		v >>= 7
+		if v != 0 {
+			dst = append(dst, c|0x80)
+			continue
+		}
+		return append(dst, c)
+	}
+}
+
+// parseWasm reads wasm's sections and returns what it found and, when instrument is true, a
+// copy of the module whose every function body begins with entryCheck. It does not validate
+// what it does not need: wazero's decoder does that afterwards.
+func parseWasm(wasm []byte, instrument bool) (*wasmFile, []byte, error) {
+	if len(wasm) < 8 || string(wasm[:4]) != "\x00asm" {
+		return nil, nil, errors.New("is not a WebAssembly binary (it does not start with \\0asm)")
+	}
+	if v := uint32(wasm[4]) | uint32(wasm[5])<<8 | uint32(wasm[6])<<16 | uint32(wasm[7])<<24; v != 1 {
+		return nil, nil, fmt.Errorf("is a WebAssembly binary of version %#x (a component?); only core modules (version 1) are supported", v)
+	}
+	f := &wasmFile{}
+	r := &reader{b: wasm, off: 8}
+	var out []byte
+	if instrument {
+		out = make([]byte, 0, len(wasm)+len(wasm)/16+64)
+		out = append(out, wasm[:8]...)
+	}
+	for r.off < len(wasm) {
+		start := r.off
+		id, err := r.byte()
+		if err != nil {
+			return nil, nil, err
+		}
+		size, err := r.u32()
+		if err != nil {
+			return nil, nil, err
+		}
+		body, err := r.bytes(uint64(size))
+		if err != nil {
+			return nil, nil, err
+		}
+		sr := &reader{b: body}
+		switch id {
+		case secImport:
+			err = f.readImports(sr)
+		case secMemory:
+			err = f.readMemory(sr)
+		case secExport:
+			err = f.readExports(sr)
+		case secCode:
+			var code []byte
+			code, err = f.readCode(sr, instrument)
+			if err == nil && instrument {
+				out = append(out, secCode)
+				out = appendULEB(out, uint64(len(code)))
+				out = append(out, code...)
+				continue
+			}
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("section %d at byte %d: %w", id, start, err)
+		}
+		if instrument {
+			out = append(out, wasm[start:r.off]...)
+		}
+	}
+	return f, out, nil
+}
+
+func (f *wasmFile) readImports(r *reader) error {
+	n, err := r.u32()
+	if err != nil {
+		return err
+	}
+	for i := uint32(0); i < n; i++ {
+		var im wasmImport
+		if im.module, err = r.name(); err != nil {
+			return err
+		}
+		if im.name, err = r.name(); err != nil {
+			return err
+		}
+		if im.kind, err = r.byte(); err != nil {
+			return err
+		}
+		switch im.kind {
+		case 0: // func: type index
+			_, err = r.u32()
+		case 1: // table: reftype, limits
+			if _, err = r.byte(); err == nil {
+				_, _, _, err = r.limits()
+			}
+		case 2: // memory: limits
+			_, _, _, err = r.limits()
+		case 3: // global: valtype, mutability
+			if _, err = r.byte(); err == nil {
+				_, err = r.byte()
+			}
+		case 4: // tag: attribute, type index
+			if _, err = r.byte(); err == nil {
+				_, err = r.u32()
+			}
+		default:
+			return r.fail("unknown import kind")
+		}
+		if err != nil {
+			return err
+		}
+		f.imports = append(f.imports, im)
+		if len(f.imports) > 100_000 {
+			return r.fail("too many imports")
+		}
+	}
+	return nil
+}
+
+func (f *wasmFile) readMemory(r *reader) error {
+	n, err := r.u32()
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return nil
+	}
+	min, max, hasMax, err := r.limits()
+	if err != nil {
+		return err
+	}
+	f.hasMemory, f.memMin, f.memMax, f.memHasMax = true, min, max, hasMax
+	return nil
+}
+
+func (f *wasmFile) readExports(r *reader) error {
+	n, err := r.u32()
+	if err != nil {
+		return err
+	}
+	for i := uint32(0); i < n; i++ {
+		name, err := r.name()
+		if err != nil {
+			return err
+		}
+		kind, err := r.byte()
+		if err != nil {
+			return err
+		}
+		if _, err := r.u32(); err != nil {
+			return err
+		}
+		if name == "_start" && kind == 0 {
+			f.hasStart = true
+		}
+	}
+	return nil
+}
+
+// readCode walks the function bodies and, when instrument is true, returns the section's new
+// contents with entryCheck inserted after each body's local declarations.
+func (f *wasmFile) readCode(r *reader, instrument bool) ([]byte, error) {
+	n, err := r.u32()
+	if err != nil {
+		return nil, err
+	}
+	var out []byte
+	if instrument {
+		out = make([]byte, 0, len(r.b)+int(n)*4+8)
+		out = appendULEB(out, uint64(n))
+	}
+	for i := uint32(0); i < n; i++ {
+		size, err := r.u32()
+		if err != nil {
+			return nil, err
+		}
+		body, err := r.bytes(uint64(size))
+		if err != nil {
+			return nil, err
+		}
+		br := &reader{b: body}
+		groups, err := br.u32()
+		if err != nil {
+			return nil, err
+		}
+		for g := uint32(0); g < groups; g++ {
+			if _, err := br.u32(); err != nil { // count
+				return nil, err
+			}
+			t, err := br.byte()
+			if err != nil {
+				return nil, err
+			}
+			switch t {
+			case 0x7f, 0x7e, 0x7d, 0x7c, 0x7b, 0x70, 0x6f: // i32 i64 f32 f64 v128 funcref externref
+			default:
+				return nil, br.fail(fmt.Sprintf("unsupported local type %#x", t))
+			}
+		}
+		f.funcs++
+		if instrument {
+			out = appendULEB(out, uint64(size)+uint64(len(entryCheck)))
+			out = append(out, body[:br.off]...)
+			out = append(out, entryCheck...)
+			out = append(out, body[br.off:]...)
+		}
+	}
+	if r.off != len(r.b) {
+		return nil, r.fail("bytes after the last function body")
+	}
+	return out, nil
+}
