@@ -1,0 +1,150 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/mattn/go-isatty"
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+
+	"faas/client"
+	"faas/internal/cli/batch"
+)
+
+func (e *env) batchCmd() *cobra.Command {
+	var (
+		inputs                     string
+		quiet                      bool
+		concurrency, chunk, window int
+	)
+	cmd := &cobra.Command{
+		Use:   "batch FUNCTION [--inputs FILE.jsonl]",
+		Short: "Run a function on many inputs; prints one JSON line per input, in input order",
+		Long: `Batch runs FUNCTION (a function_id or a name) once per input line of FILE.jsonl (stdin
+when --inputs is left out or is "-") and prints one JSON line per input on stdout, in input
+order, as the results come in.
+
+Input lines:
+  "text"                 a JSON string: the input is its UTF-8 bytes
+  {"payload": "AAEC"}    an object with a base64 payload: the input is those bytes
+  42, [1,2], {"a":1}     any other JSON value: the input is its JSON text
+  (blank line)           skipped
+Anything else stops the batch with an error naming the line (exit 2). A file is checked
+whole before any task is submitted; from stdin, the inputs before the bad line still run
+and are printed.
+
+Output lines:
+  {"index":0,"task_id":"...","status":"COMPLETED","result":"42","result_encoding":"utf-8"}
+  {"index":1,...,"status":"FAILED","result":"exit: ...","result_encoding":"utf-8",
+   "error":{"kind":"exit","message":"..."}}
+index counts inputs from 0 (blank lines are not inputs). result is a UTF-8 string when the
+result bytes are valid UTF-8, else their base64 ("result_encoding":"base64").
+
+Inputs are submitted in chunks (--chunk) with bounded concurrency (--concurrency), and
+results collected with long polls on sets of outstanding tasks. At most --window inputs are
+held between reading and printing, so memory stays bounded however many inputs there are.
+A progress bar with rate and ETA goes to stderr when stderr is a terminal (--quiet hides it).
+Exit 1 when any task FAILED.`,
+		Example: `  printf '1\n2\n3\n' | faas batch double
+  faas batch double --inputs inputs.jsonl > results.jsonl
+  seq 100000 | faas batch double --quiet | jq -r .result
+  faas batch wordcount --inputs docs.jsonl --concurrency 8 --chunk 1000`,
+		Args: exactArgs("FUNCTION"),
+	}
+	server := e.serverFlag(cmd.Flags())
+	fs := cmd.Flags()
+	fs.StringVar(&inputs, "inputs", "", `JSON-lines file of inputs (default stdin; "-" is stdin)`)
+	fs.BoolVarP(&quiet, "quiet", "q", false, "no progress bar")
+	fs.IntVar(&concurrency, "concurrency", 4, "submission requests in flight at once")
+	fs.IntVar(&chunk, "chunk", 500, "inputs per submission request (1 to 10000)")
+	fs.IntVar(&window, "window", 4096, "most inputs held between reading and printing (bounds memory)")
+	cmd.RunE = wrap(func(cmd *cobra.Command, args []string) error {
+		switch {
+		case concurrency < 1:
+			return usagef("--concurrency must be at least 1, got %d", concurrency)
+		case chunk < 1 || chunk > 10000:
+			return usagef("--chunk must be between 1 and 10000, got %d", chunk)
+		case window < chunk:
+			return usagef("--window (%d) must be at least --chunk (%d)", window, chunk)
+		}
+		in, name, total := e.stdin, "stdin", -1
+		if inputs != "" && inputs != "-" {
+			f, err := os.Open(inputs)
+			if err != nil {
+				return usagef("%v", err)
+			}
+			defer f.Close()
+			in, name = f, inputs
+			if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
+				// Check the whole file first: a bad line then submits nothing, and the
+				// progress bar knows its total.
+				n, err := batch.Count(f)
+				if err != nil {
+					return inputError(name, err)
+				}
+				if _, err := f.Seek(0, io.SeekStart); err != nil {
+					return err
+				}
+				total = n
+			}
+		}
+		ctx := cmd.Context()
+		c := client.New(server())
+		fnID, err := resolveFunction(ctx, c, args[0])
+		if err != nil {
+			return err
+		}
+		cfg := batch.Config{Chunk: chunk, Concurrency: concurrency, Window: window}
+		var bar *progressbar.ProgressBar
+		if !quiet && isTerminal(e.stderr) {
+			bar = newBar(e.stderr, total)
+			cfg.Progress = bar
+		}
+		sum, err := batch.Run(ctx, c, fnID, in, e.stdout, cfg)
+		if bar != nil {
+			_ = bar.Finish()
+			fmt.Fprintln(e.stderr)
+		}
+		if err != nil {
+			return inputError(name, err)
+		}
+		if sum.Failed > 0 {
+			fmt.Fprintf(e.stderr, "faas batch: %d of %d tasks FAILED\n", sum.Failed, sum.Inputs)
+			return silent(ExitFailed)
+		}
+		return nil
+	})
+	return cmd
+}
+
+// inputError turns a bad input line into a usage error naming the file and line.
+func inputError(name string, err error) error {
+	var le *batch.LineError
+	if errors.As(err, &le) {
+		return &exitError{code: ExitUsage, err: fmt.Errorf("%s: %v", name, le)}
+	}
+	return err
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && (isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd()))
+}
+
+func newBar(w io.Writer, total int) *progressbar.ProgressBar {
+	return progressbar.NewOptions64(int64(total),
+		progressbar.OptionSetWriter(w),
+		progressbar.OptionSetDescription("tasks"),
+		progressbar.OptionShowCount(),
+		progressbar.OptionShowIts(),
+		progressbar.OptionSetItsString("tasks"),
+		progressbar.OptionSetPredictTime(true),
+		progressbar.OptionSetElapsedTime(true),
+		progressbar.OptionThrottle(100*time.Millisecond),
+		progressbar.OptionFullWidth(),
+	)
+}

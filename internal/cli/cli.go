@@ -1,0 +1,224 @@
+// Package cli is the faas command line: every command of the one binary, built with cobra,
+// run in-process by Run so that tests drive it exactly as a user does.
+//
+// Exit codes (the command-line contract of ARCHITECTURE.md):
+//
+//	0  success
+//	1  the task FAILED (its "kind: message" on stderr); for batch, any task FAILED;
+//	   for long-running commands, a failure while running
+//	2  usage error: bad flag, argument or input
+//	3  the server cannot be reached or refused the request
+//	4  the task has not finished yet (exec --wait --timeout, result --wait): not a failure,
+//	   ask again later
+//	130 interrupted (SIGINT/SIGTERM) while a client command waited
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"faas/client"
+)
+
+// Exit codes.
+const (
+	ExitOK          = 0
+	ExitFailed      = 1
+	ExitUsage       = 2
+	ExitServer      = 3
+	ExitNotFinished = 4
+	ExitInterrupted = 130
+)
+
+// exitError carries an exit code; msg (if any) is printed on stderr as one line.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string {
+	if e.err == nil {
+		return ""
+	}
+	return e.err.Error()
+}
+func (e *exitError) Unwrap() error { return e.err }
+
+func usagef(format string, args ...any) error {
+	return &exitError{code: ExitUsage, err: fmt.Errorf(format, args...)}
+}
+
+// silent is an exit code whose message was already printed.
+func silent(code int) error { return &exitError{code: code} }
+
+// classify turns an error returned by a command into an exit code and a message.
+func classify(err error) (int, string) {
+	var ee *exitError
+	if errors.As(err, &ee) {
+		if ee.err == nil {
+			return ee.code, ""
+		}
+		return ee.code, ee.err.Error()
+	}
+	var ae *client.APIError
+	switch {
+	case errors.As(err, &ae):
+		return ExitServer, describeAPIError(ae)
+	case errors.Is(err, client.ErrUnreachable):
+		return ExitServer, err.Error()
+	case errors.Is(err, context.Canceled):
+		return ExitInterrupted, "interrupted"
+	}
+	return ExitFailed, err.Error()
+}
+
+func describeAPIError(ae *client.APIError) string {
+	return fmt.Sprintf("the server refused the request: %s", strings.TrimPrefix(ae.Error(), "faas server: "))
+}
+
+// env holds what every command shares: the streams, and the program name for messages.
+type env struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	getenv         func(string) string
+}
+
+// Run runs the faas command line with args (without the program name) and returns the
+// process exit code. It never calls os.Exit; ctx ending is SIGINT/SIGTERM.
+func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	e := &env{stdin: stdin, stdout: stdout, stderr: stderr, getenv: os.Getenv}
+	root := e.rootCmd()
+	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	cmd, err := root.ExecuteContextC(ctx)
+	if err == nil {
+		return ExitOK
+	}
+	var ee *exitError
+	code, msg := classify(err)
+	if !errors.As(err, &ee) && !ranCommand(cmd) {
+		// Errors cobra raises before a command runs (unknown command or flag, wrong number
+		// of arguments) are usage errors.
+		code = ExitUsage
+	}
+	if msg != "" {
+		line := "faas: " + oneLine(msg)
+		if code == ExitUsage && cmd != nil {
+			line = cmd.CommandPath() + ": " + oneLine(msg) + " (see '" + cmd.CommandPath() + " --help')"
+		}
+		fmt.Fprintln(stderr, line)
+	}
+	return code
+}
+
+// ranCommand reports whether cmd's RunE was entered (set by wrap).
+func ranCommand(cmd *cobra.Command) bool {
+	return cmd != nil && cmd.Annotations != nil && cmd.Annotations["ran"] == "yes"
+}
+
+func oneLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	return s
+}
+
+// wrap marks a command as having run, so that its errors are classified by type rather than
+// taken for cobra's usage errors.
+func wrap(run func(cmd *cobra.Command, args []string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		if cmd.Annotations == nil {
+			cmd.Annotations = map[string]string{}
+		}
+		cmd.Annotations["ran"] = "yes"
+		return run(cmd, args)
+	}
+}
+
+// args validators whose errors are usage errors naming the problem.
+func exactArgs(names ...string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) < len(names) {
+			return usagef("missing %s", strings.Join(names[len(args):], " and "))
+		}
+		if len(args) > len(names) {
+			return usagef("unexpected argument %q (takes %s)", args[len(names)], strings.Join(names, " "))
+		}
+		return nil
+	}
+}
+
+func (e *env) rootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "faas",
+		Short: "A Function-as-a-Service platform whose functions are WASI Wasm modules",
+		Long: `faas runs WebAssembly (WASI preview1) modules as functions: register a module, run it
+with an input, read the task's status and result. Tasks flow through Redis to a dispatcher
+that runs each one in a wazero sandbox, in-process or on remote workers.
+
+Exit codes of client commands: 0 success, 1 the task FAILED, 2 usage error,
+3 the server cannot be reached or refused the request, 4 the task has not finished yet.`,
+		Example: `  # everything in one process (embedded Redis, keeps nothing on disk)
+  faas dev &
+  id=$(faas register double samples/double/double_wat.wasm)
+  faas exec double --input 21 --wait          # prints 42
+  printf '1\n2\n3\n' | faas batch double      # one JSON line per input`,
+		SilenceErrors: true,
+		SilenceUsage:  true,
+	}
+	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
+		return &exitError{code: ExitUsage, err: err}
+	})
+	root.AddGroup(&cobra.Group{ID: "client", Title: "Client commands (talk to a server):"},
+		&cobra.Group{ID: "run", Title: "Long-running commands:"})
+	for _, c := range []*cobra.Command{e.registerCmd(), e.execCmd(), e.statusCmd(), e.resultCmd(), e.batchCmd(), e.functionsCmd()} {
+		c.GroupID = "client"
+		root.AddCommand(c)
+	}
+	for _, c := range []*cobra.Command{e.serverCmd(), e.dispatcherCmd(), e.workerCmd(), e.devCmd()} {
+		c.GroupID = "run"
+		root.AddCommand(c)
+	}
+	return root
+}
+
+// serverFlag adds --server and returns a function giving its value (flag, else $FAAS_SERVER,
+// else the default).
+func (e *env) serverFlag(fs *pflag.FlagSet) func() string {
+	var s string
+	fs.StringVar(&s, "server", "", "server URL (default $FAAS_SERVER, else http://127.0.0.1:8000)")
+	return func() string {
+		if s != "" {
+			return s
+		}
+		if v := e.getenv("FAAS_SERVER"); v != "" {
+			return v
+		}
+		return "http://127.0.0.1:8000"
+	}
+}
+
+// redisFlag adds --redis, resolved like serverFlag with $FAAS_REDIS_URL.
+func (e *env) redisFlag(fs *pflag.FlagSet) func() string {
+	var s string
+	fs.StringVar(&s, "redis", "", "Redis URL (default $FAAS_REDIS_URL, else redis://127.0.0.1:6379/0)")
+	return func() string {
+		if s != "" {
+			return s
+		}
+		if v := e.getenv("FAAS_REDIS_URL"); v != "" {
+			return v
+		}
+		return "redis://127.0.0.1:6379/0"
+	}
+}
