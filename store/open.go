@@ -18,6 +18,9 @@ const (
 	writeTimeout = 2 * time.Second
 	poolTimeout  = 3 * time.Second
 	maxRetries   = 1
+	// dialRetries bounds the dial attempts of one command (go-redis tries 5 times by
+	// default, ~0.8 s against a refused port): a server down should be a quick 503.
+	dialRetries = 2
 )
 
 // Open parses a redis:// or rediss:// URL (or a comma-separated list of host:port for a
@@ -45,6 +48,7 @@ func Open(url string) (redis.UniversalClient, error) {
 				WriteTimeout:          writeTimeout,
 				PoolTimeout:           poolTimeout,
 				MaxRetries:            maxRetries,
+				DialerRetries:         dialRetries,
 				ContextTimeoutEnabled: true,
 			}), nil
 		}
@@ -73,6 +77,9 @@ func tune(opt *redis.Options) {
 	}
 	if opt.MaxRetries == 0 {
 		opt.MaxRetries = maxRetries
+	}
+	if opt.DialerRetries == 0 {
+		opt.DialerRetries = dialRetries
 	}
 	opt.ContextTimeoutEnabled = true
 }
