@@ -43,13 +43,6 @@ type op struct {
 	ref     task.Ref
 }
 
-// leaseRenewEvery is how often held leases are renewed; it must stay well under the
-// store's LeaseTTL (default 15s).
-const leaseRenewEvery = 3 * time.Second
-
-// recoverEvery is how often this dispatcher looks for expired leases of dead dispatchers.
-const recoverEvery = 2 * time.Second
-
 // writeBatch bounds how many operations one Redis round trip carries.
 const writeBatch = 512
 
@@ -101,6 +94,9 @@ func (c *core) signalWake() {
 // The listener, renewer and recoverer stop with modeCtx (no new work once the mode stops);
 // the writer stops with ctx, after it has written everything the mode handed it.
 func (c *core) run(ctx, modeCtx context.Context) error {
+	// Leases are renewed four times per LeaseTTL, so a renewal may fail (or be late) twice
+	// before a lease expires; expired leases are looked for as often.
+	every := max(c.st.Config().LeaseTTL/4, 50*time.Millisecond)
 	var wg sync.WaitGroup
 	wg.Add(3)
 	go func() {
@@ -109,11 +105,11 @@ func (c *core) run(ctx, modeCtx context.Context) error {
 	}()
 	go func() {
 		defer wg.Done()
-		c.every(ctx, leaseRenewEvery, c.renew)
+		c.every(ctx, every, c.renew)
 	}()
 	go func() {
 		defer wg.Done()
-		c.every(modeCtx, recoverEvery, c.recover)
+		c.every(modeCtx, every, c.recover)
 	}()
 	c.write(ctx)
 	wg.Wait()
