@@ -162,6 +162,7 @@ func (st *runState) end() (stdout, stderr []byte) {
 	stderr = st.stderr.tail()
 	st.stdout.buf = nil
 	st.stdin.Reset(nil)
+	st.mem.Free()
 	st.mem = linearMemory{st: st}
 	st.ctx, st.cancel = nil, nil
 	return stdout, stderr
@@ -264,12 +265,20 @@ func (st *runState) Allocate(capacity, max uint64) experimental.LinearMemory {
 
 // linearMemory is a task's linear memory. A growth past limit is refused (memory.grow gives
 // -1) and recorded, so the task is out_of_memory whatever the guest does next.
+//
+// Small memories live on the Go heap (cheap to allocate, warm pages). A memory that grows past
+// mmapAbove moves, once, into an anonymous mapping of the whole limit, reserved but committed
+// only as touched: it then grows without copying and without weighing on the Go GC, and is
+// unmapped when the instance closes.
 type linearMemory struct {
 	st      *runState
 	buf     []byte
+	mapped  []byte // the mapping, when the memory moved into one
 	limit   uint64 // bytes
 	capHint uint64
 }
+
+const mmapAbove = 16 << 20
 
 func (m *linearMemory) Reallocate(size uint64) []byte {
 	if size > m.limit {
@@ -282,10 +291,26 @@ func (m *linearMemory) Reallocate(size uint64) []byte {
 		return m.buf
 	}
 	c := max(size, m.capHint, min(2*uint64(cap(m.buf)), m.limit))
+	if c > mmapAbove && m.mapped == nil {
+		if r := reserve(m.limit); r != nil {
+			copy(r, m.buf)
+			m.mapped = r
+			m.buf = r[:size:m.limit]
+			return m.buf
+		}
+	}
 	b := make([]byte, size, c)
 	copy(b, m.buf)
 	m.buf = b
 	return b
 }
 
-func (m *linearMemory) Free() { m.buf = nil }
+// Free drops the memory. wazero calls it when the instance closes; Run calls it again after
+// the instance is closed, when no guest code can touch the memory any more.
+func (m *linearMemory) Free() {
+	if m.mapped != nil {
+		unreserve(m.mapped)
+		m.mapped = nil
+	}
+	m.buf = nil
+}

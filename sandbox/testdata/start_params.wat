@@ -1,0 +1,2 @@
+;; _start takes a parameter. Refused.
+(module (func (export "_start") (param i32)))
