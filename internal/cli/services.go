@@ -249,6 +249,9 @@ func (e *env) dispatcherCmd() *cobra.Command {
 		port    int
 		bind    string
 		taskTTL time.Duration
+		lease   time.Duration
+		maxAtt  int
+		hb, hbT time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "dispatcher -m local|pull|push [-w N] [-p PORT] [--bind 127.0.0.1] [--redis URL]",
@@ -274,6 +277,10 @@ hands them back to the queue, and exits within 10 seconds.`,
 	fs.IntVarP(&port, "port", "p", 0, "pull/push mode: TCP port for workers (required)")
 	fs.StringVar(&bind, "bind", "127.0.0.1", "pull/push mode: interface to listen on")
 	fs.DurationVar(&taskTTL, "task-ttl", 24*time.Hour, "how long finished tasks are kept")
+	fs.DurationVar(&lease, "lease", store.DefaultLeaseTTL, "lease on a running task: renewed every lease/4; a dispatcher that dies loses its tasks back to the queue after this long")
+	fs.IntVar(&maxAtt, "max-attempts", store.DefaultMaxAttempts, "runs of a task whose worker was lost before it is FAILED with kind worker_lost")
+	fs.DurationVar(&hb, "heartbeat", time.Second, "pull/push mode: heartbeat interval between the dispatcher and its workers")
+	fs.DurationVar(&hbT, "heartbeat-timeout", 0, "pull/push mode: a worker silent this long is lost and its tasks re-run (default 3×heartbeat+1s)")
 	redisURL := e.redisFlag(fs)
 	dopts := addDaemonFlags(fs)
 	_ = cmd.RegisterFlagCompletionFunc("mode", cobra.FixedCompletions([]string{"local", "pull", "push"}, cobra.ShellCompDirectiveNoFileComp))
@@ -311,8 +318,17 @@ hands them back to the queue, and exits within 10 seconds.`,
 		if taskTTL <= 0 {
 			return usagef("--task-ttl must be positive, got %v", taskTTL)
 		}
+		if lease < 100*time.Millisecond {
+			return usagef("--lease must be at least 100ms, got %v", lease)
+		}
+		if maxAtt < 1 {
+			return usagef("--max-attempts must be at least 1, got %d", maxAtt)
+		}
+		if hb <= 0 || hbT < 0 || (hbT > 0 && hbT <= hb) {
+			return usagef("--heartbeat must be positive and --heartbeat-timeout longer than it, got %v and %v", hb, hbT)
+		}
 		ctx := cmd.Context()
-		st, closeStore, err := openStore(ctx, redisURL(), store.Config{TaskTTL: taskTTL}, log)
+		st, closeStore, err := openStore(ctx, redisURL(), store.Config{TaskTTL: taskTTL, LeaseTTL: lease, MaxAttempts: maxAtt}, log)
 		if err != nil {
 			return err
 		}
@@ -324,7 +340,8 @@ hands them back to the queue, and exits within 10 seconds.`,
 			}
 			defer closeSandbox(sb, log)
 		}
-		cfg := dispatch.Config{Mode: mode, Workers: workers, Bind: bind, Port: port}
+		cfg := dispatch.Config{Mode: mode, Workers: workers, Bind: bind, Port: port,
+			HeartbeatInterval: hb, HeartbeatTimeout: hbT}
 		return runAll(ctx, log, map[string]func(context.Context) error{
 			"dispatcher": func(ctx context.Context) error { return dispatch.Run(ctx, st, sb, cfg, log) },
 		})
@@ -360,11 +377,16 @@ SIGINT/SIGTERM it finishes or hands back its tasks and exits within 10 seconds.`
 		Args:      exactArgs("pull|push", "N", "tcp://HOST:PORT"),
 		ValidArgs: []string{"pull", "push"},
 	}
+	var hb time.Duration
+	cmd.Flags().DurationVar(&hb, "heartbeat", time.Second, "heartbeat interval until the dispatcher's ACK sets its own")
 	dopts := addDaemonFlags(cmd.Flags())
 	cmd.RunE = wrap(func(cmd *cobra.Command, args []string) error {
 		log, err := dopts.logger(e)
 		if err != nil {
 			return err
+		}
+		if hb <= 0 {
+			return usagef("--heartbeat must be positive, got %v", hb)
 		}
 		mode := args[0]
 		if mode != "pull" && mode != "push" {
@@ -383,7 +405,7 @@ SIGINT/SIGTERM it finishes or hands back its tasks and exits within 10 seconds.`
 			return err
 		}
 		defer closeSandbox(sb, log)
-		cfg := worker.Config{Mode: mode, Slots: n, Endpoint: args[2], Log: log, CacheDir: dopts.cacheDir}
+		cfg := worker.Config{Mode: mode, Slots: n, Endpoint: args[2], Log: log, HeartbeatInterval: hb}
 		return runAll(ctx, log, map[string]func(context.Context) error{
 			"worker": func(ctx context.Context) error { return worker.Run(ctx, sb, cfg) },
 		})
