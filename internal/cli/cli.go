@@ -72,7 +72,7 @@ func classify(err error) (int, string) {
 	case errors.As(err, &ae):
 		return ExitServer, describeAPIError(ae)
 	case errors.Is(err, client.ErrUnreachable):
-		return ExitServer, err.Error()
+		return ExitServer, strings.TrimPrefix(err.Error(), "faas ")
 	case errors.Is(err, context.Canceled):
 		return ExitInterrupted, "interrupted"
 	}

@@ -1,0 +1,169 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// syncBuffer is a bytes.Buffer safe to read while a command writes to it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// runCLI runs the command line in-process and returns stdout, stderr and the exit code.
+func runCLI(tb testing.TB, ctx context.Context, stdin string, args ...string) (string, string, int) {
+	tb.Helper()
+	var out, errb syncBuffer
+	code := Run(ctx, args, strings.NewReader(stdin), &out, &errb)
+	return out.String(), errb.String(), code
+}
+
+func TestUsageErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string // in stderr
+	}{
+		{"unknown command", []string{"frobnicate"}, `unknown command "frobnicate"`},
+		{"unknown flag", []string{"exec", "f", "--bogus"}, "unknown flag: --bogus"},
+		{"exec without function", []string{"exec"}, "missing FUNCTION"},
+		{"exec extra argument", []string{"exec", "f", "g"}, `unexpected argument "g"`},
+		{"exec both inputs", []string{"exec", "f", "--input", "a", "--input-file", "b"}, "not both"},
+		{"exec bad timeout", []string{"exec", "f", "--timeout", "soon"}, "--timeout"},
+		{"exec missing input file", []string{"exec", "f", "--input-file", "/nonexistent/x"}, "reading the input"},
+		{"register one argument", []string{"register", "double"}, "missing FILE.wasm"},
+		{"register missing file", []string{"register", "double", "/nonexistent/x.wasm"}, "reading the module"},
+		{"register negative limit", []string{"register", "d", "x.wasm", "--memory-mb", "-1"}, "--memory-mb must not be negative"},
+		{"status without id", []string{"status"}, "missing TASK_ID"},
+		{"result negative wait", []string{"result", "x", "--wait", "-1s"}, "--wait must not be negative"},
+		{"batch chunk zero", []string{"batch", "f", "--chunk", "0"}, "--chunk"},
+		{"batch concurrency zero", []string{"batch", "f", "--concurrency", "0"}, "--concurrency"},
+		{"batch window below chunk", []string{"batch", "f", "--chunk", "100", "--window", "10"}, "--window"},
+		{"batch missing inputs file", []string{"batch", "f", "--inputs", "/nonexistent/in.jsonl"}, "no such file"},
+		{"dispatcher without mode", []string{"dispatcher"}, "missing -m"},
+		{"dispatcher bad mode", []string{"dispatcher", "-m", "turbo"}, `-m "turbo"`},
+		{"dispatcher zero workers", []string{"dispatcher", "-m", "local", "-w", "0"}, "-w must be at least 1"},
+		{"dispatcher pull without port", []string{"dispatcher", "-m", "pull"}, "needs -p PORT"},
+		{"dispatcher push bad port", []string{"dispatcher", "-m", "push", "-p", "70000"}, "-p 70000"},
+		{"dispatcher bad log level", []string{"dispatcher", "-m", "local", "--log-level", "loud"}, "--log-level"},
+		{"worker bad mode", []string{"worker", "shove", "2", "tcp://127.0.0.1:5555"}, `mode "shove"`},
+		{"worker bad N", []string{"worker", "pull", "zero", "tcp://127.0.0.1:5555"}, `N "zero"`},
+		{"worker zero N", []string{"worker", "pull", "0", "tcp://127.0.0.1:5555"}, `N "0"`},
+		{"worker bad endpoint", []string{"worker", "pull", "2", "127.0.0.1:5555"}, "tcp://HOST:PORT"},
+		{"worker missing endpoint", []string{"worker", "push", "2"}, "missing tcp://HOST:PORT"},
+		{"server bad addr", []string{"server", "--addr", "nowhere"}, "--addr"},
+		{"server bad max", []string{"server", "--max-batch", "0"}, "--max-batch"},
+		{"dev zero workers", []string{"dev", "-w", "0"}, "-w must be at least 1"},
+		{"dev bad log format", []string{"dev", "--log-format", "xml"}, "--log-format"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, errs, code := runCLI(t, t.Context(), "", tc.args...)
+			if code != ExitUsage {
+				t.Fatalf("exit %d, want %d; stderr %q", code, ExitUsage, errs)
+			}
+			if out != "" {
+				t.Errorf("stdout %q, want nothing", out)
+			}
+			if !strings.Contains(errs, tc.want) {
+				t.Errorf("stderr %q, want it to contain %q", errs, tc.want)
+			}
+			if n := strings.Count(strings.TrimRight(errs, "\n"), "\n"); n != 0 {
+				t.Errorf("stderr has %d lines, want one: %q", n+1, errs)
+			}
+		})
+	}
+}
+
+func TestFlagsAfterOrBeforeArguments(t *testing.T) {
+	// Both orders reach the same validation (the bad --chunk), so flags were parsed.
+	for _, args := range [][]string{
+		{"batch", "f", "--chunk", "0"},
+		{"batch", "--chunk", "0", "f"},
+		{"batch", "--chunk=0", "f"},
+	} {
+		_, errs, code := runCLI(t, t.Context(), "", args...)
+		if code != ExitUsage || !strings.Contains(errs, "--chunk") {
+			t.Errorf("%q: exit %d, stderr %q", args, code, errs)
+		}
+	}
+}
+
+func TestHelpHasExamples(t *testing.T) {
+	for _, c := range []string{"register", "exec", "status", "result", "batch", "functions", "server", "dispatcher", "worker", "dev"} {
+		t.Run(c, func(t *testing.T) {
+			out, errs, code := runCLI(t, t.Context(), "", c, "--help")
+			if code != 0 || !strings.Contains(out, "Examples:") {
+				t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errs)
+			}
+		})
+	}
+	out, _, _ := runCLI(t, t.Context(), "", "dev", "--help")
+	if !strings.Contains(out, "keeps nothing on disk") {
+		t.Errorf("dev --help does not say the embedded Redis keeps nothing on disk")
+	}
+}
+
+func TestCompletion(t *testing.T) {
+	for _, sh := range []string{"bash", "zsh", "fish", "powershell"} {
+		out, errs, code := runCLI(t, t.Context(), "", "completion", sh)
+		if code != 0 || len(out) < 100 {
+			t.Errorf("completion %s: exit %d, %d bytes, stderr %q", sh, code, len(out), errs)
+		}
+	}
+}
+
+func TestUnreachableServer(t *testing.T) {
+	const dead = "http://127.0.0.1:1" // nothing listens on port 1
+	for _, args := range [][]string{
+		{"exec", "double", "--input", "1"},
+		{"exec", "0f8fad5b-d9cb-469f-a165-70867728950e", "--input", "1", "--wait"},
+		{"status", "0f8fad5b-d9cb-469f-a165-70867728950e"},
+		{"result", "0f8fad5b-d9cb-469f-a165-70867728950e"},
+		{"functions"},
+		{"batch", "double"},
+	} {
+		t.Run(args[0], func(t *testing.T) {
+			out, errs, code := runCLI(t, t.Context(), "1\n", append(args, "--server", dead)...)
+			if code != ExitServer || out != "" || errs == "" {
+				t.Fatalf("exit %d, stdout %q, stderr %q; want exit 3, a message", code, out, errs)
+			}
+		})
+	}
+	t.Run("FAAS_SERVER", func(t *testing.T) {
+		t.Setenv("FAAS_SERVER", dead)
+		_, errs, code := runCLI(t, t.Context(), "", "status", "x")
+		if code != ExitServer || !strings.Contains(errs, "127.0.0.1:1") {
+			t.Fatalf("exit %d, stderr %q", code, errs)
+		}
+	})
+}
+
+func TestLooksLikeUUID(t *testing.T) {
+	for s, want := range map[string]bool{
+		"0f8fad5b-d9cb-469f-a165-70867728950e": true,
+		"0F8FAD5B-D9CB-469F-A165-70867728950E": true,
+		"0f8fad5b-d9cb-469f-a165-70867728950":  false,
+		"0f8fad5bxd9cb-469f-a165-70867728950e": false,
+		"double":                               false,
+	} {
+		if got := looksLikeUUID(s); got != want {
+			t.Errorf("looksLikeUUID(%q) = %v", s, got)
+		}
+	}
+}
