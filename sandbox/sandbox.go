@@ -83,6 +83,7 @@ type Sandbox struct {
 	baseCfg     wazero.ModuleConfig
 	stderrBytes int64
 	maxCompiled int
+	instrument  bool
 
 	mu      sync.Mutex
 	closed  bool
@@ -106,13 +107,20 @@ type entry struct {
 // New creates a Sandbox: one wazero runtime (compiler, WithCloseOnContextDone) with WASI
 // preview1 instantiated in it.
 func New(ctx context.Context, cfg Config) (*Sandbox, error) {
-	return newSandbox(ctx, cfg, true)
+	return newSandbox(ctx, cfg, options{})
 }
 
-// newSandbox lets benchmarks turn closeOnDone off to measure what it costs; production code
-// always has it on, since without it a deadline cannot stop a running guest.
-func newSandbox(ctx context.Context, cfg Config, closeOnDone bool) (*Sandbox, error) {
+// options let benchmarks turn safety off to measure what it costs. Production code never
+// does: without closeOnDone a deadline cannot stop a running guest, and without the entry
+// check it cannot stop a loop-free call tree.
+type options struct {
+	noCloseOnDone bool
+	noEntryCheck  bool
+}
+
+func newSandbox(ctx context.Context, cfg Config, opt options) (*Sandbox, error) {
 	s := &Sandbox{
+		instrument:  !opt.noEntryCheck,
 		stderrBytes: cfg.StderrBytes,
 		maxCompiled: cfg.MaxCompiled,
 		entries:     map[string]*entry{},
@@ -126,7 +134,7 @@ func newSandbox(ctx context.Context, cfg Config, closeOnDone bool) (*Sandbox, er
 		s.maxCompiled = 256
 	}
 	rc := wazero.NewRuntimeConfig().
-		WithCloseOnContextDone(closeOnDone).
+		WithCloseOnContextDone(!opt.noCloseOnDone).
 		// DWARF offsets would not match the instrumented code; function names still show.
 		WithDebugInfoEnabled(false)
 	if cfg.CacheDir != "" {
@@ -314,9 +322,15 @@ func (s *Sandbox) release(e *entry) {
 	}
 }
 
-// compile checks wasm's structure, instruments and compiles it.
-func (s *Sandbox) compile(ctx context.Context, wasm []byte, hash string, pre func(*ModuleInfo) error) (*entry, error) {
-	f, instrumented, err := parseWasm(wasm, true)
+// compile checks wasm's structure, instruments and compiles it. A panic while doing so (a bug
+// of ours or of wazero's decoder on a hostile module) refuses the module instead of crashing.
+func (s *Sandbox) compile(ctx context.Context, wasm []byte, hash string, pre func(*ModuleInfo) error) (e *entry, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			e, err = nil, invalid("could not be compiled (compiler panic: %v)", p)
+		}
+	}()
+	f, instrumented, err := parseWasm(wasm, s.instrument)
 	if err != nil {
 		if errors.Is(err, errMalformed) {
 			return nil, invalid("is not a valid WebAssembly module: %v", err)
@@ -350,6 +364,9 @@ func (s *Sandbox) compile(ctx context.Context, wasm []byte, hash string, pre fun
 		if err := pre(&info); err != nil {
 			return nil, err
 		}
+	}
+	if !s.instrument {
+		instrumented = wasm
 	}
 	compiled, err := s.rt.CompileModule(ctx, instrumented)
 	if err != nil {
