@@ -1,0 +1,356 @@
+package dispatch
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"slices"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"faas/samples"
+	"faas/sandbox"
+	"faas/store"
+	"faas/task"
+	"faas/worker"
+)
+
+// TestMain lets the test binary act as a remote worker process (FAAS_TEST_WORKER=
+// "mode slots endpoint id"), so that tests can SIGKILL a worker for real.
+func TestMain(m *testing.M) {
+	if spec := os.Getenv("FAAS_TEST_WORKER"); spec != "" {
+		os.Exit(workerProcess(spec))
+	}
+	os.Exit(m.Run())
+}
+
+func workerProcess(spec string) int {
+	var mode, endpoint, id string
+	var slots int
+	if _, err := fmt.Sscan(spec, &mode, &slots, &endpoint, &id); err != nil {
+		fmt.Fprintln(os.Stderr, "bad FAAS_TEST_WORKER:", err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	sb, err := sandbox.New(ctx, sandbox.Config{})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer sb.Close(context.Background())
+	hb, _ := time.ParseDuration(os.Getenv("FAAS_TEST_HEARTBEAT"))
+	if err := worker.Run(ctx, sb, worker.Config{Mode: mode, Slots: slots, Endpoint: endpoint, ID: id, Log: quietLog(), HeartbeatInterval: hb}); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
+}
+
+// freePort returns a loopback TCP port nobody listens on (for a moment).
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// remoteFixture is a real Redis, a store, and a port for a pull or push dispatcher.
+type remoteFixture struct {
+	*localFixture
+	mode     string
+	port     int
+	endpoint string
+	cfg      Config
+}
+
+// fastBeats are heartbeat settings that detect a dead worker within about a second.
+const (
+	fastBeat    = 200 * time.Millisecond
+	fastTimeout = 1000 * time.Millisecond
+)
+
+func newRemoteFixture(t *testing.T, mode string) *remoteFixture {
+	t.Helper()
+	port := freePort(t)
+	return &remoteFixture{
+		localFixture: newLocalFixture(t, store.Config{}),
+		mode:         mode,
+		port:         port,
+		endpoint:     fmt.Sprintf("tcp://127.0.0.1:%d", port),
+		cfg: Config{Mode: mode, Port: port, HeartbeatInterval: fastBeat, HeartbeatTimeout: fastTimeout,
+			DrainTimeout: 3 * time.Second},
+	}
+}
+
+// startDispatcher runs the fixture's dispatcher until the returned stop is called.
+func (f *remoteFixture) startDispatcher(t *testing.T) (stop func() error) {
+	t.Helper()
+	return f.start(t, f.cfg)
+}
+
+// startWorker runs an in-process worker with its own sandbox until stop is called.
+func (f *remoteFixture) startWorker(t *testing.T, id string, slots int) (stop func()) {
+	t.Helper()
+	sb, err := sandbox.New(context.Background(), sandbox.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- worker.Run(ctx, sb, worker.Config{Mode: f.mode, Slots: slots, Endpoint: f.endpoint, ID: id,
+			Log: quietLog(), HeartbeatInterval: fastBeat})
+	}()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("worker %s: %v", id, err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Errorf("worker %s did not stop within 10s", id)
+			}
+			sb.Close(context.Background())
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+// startWorkerProcess runs a worker as a child process (the test binary), for SIGKILL.
+func (f *remoteFixture) startWorkerProcess(t *testing.T, id string, slots int) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(),
+		fmt.Sprintf("FAAS_TEST_WORKER=%s %d %s %s", f.mode, slots, f.endpoint, id),
+		"FAAS_TEST_HEARTBEAT="+fastBeat.String())
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	return cmd
+}
+
+func (f *remoteFixture) registerLimits(t *testing.T, name string, wasm []byte, lim sandbox.Limits) store.Function {
+	t.Helper()
+	ctx := context.Background()
+	info, err := f.sb.Validate(ctx, wasm, lim)
+	if err != nil {
+		t.Fatalf("validate %s: %v", name, err)
+	}
+	fn := store.Function{ID: uuid.NewString(), Name: name, ModuleHash: info.Hash,
+		ModuleSize: int64(len(wasm)), Limits: lim.WithDefaults(), CreatedAt: time.Now()}
+	if err := f.st.PutModule(ctx, info.Hash, wasm); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.st.CreateFunction(ctx, fn); err != nil {
+		t.Fatal(err)
+	}
+	return fn
+}
+
+// waitFor polls cond every 10ms until it holds or within passes.
+func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", within, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// maxConcurrent is the most tasks of recs that overlapped in time, each taken to run from
+// its start (claim time, which in pull and push mode is when a slot asked or was free)
+// for its sandbox duration. tolerance absorbs the records' millisecond rounding.
+func maxConcurrent(recs []store.Record, tolerance time.Duration) int {
+	type edge struct {
+		at time.Time
+		d  int
+	}
+	var edges []edge
+	for _, r := range recs {
+		start := r.StartedAt
+		end := start.Add(time.Duration(r.DurationMs)*time.Millisecond - tolerance)
+		if !end.After(start) {
+			continue
+		}
+		edges = append(edges, edge{start, +1}, edge{end, -1})
+	}
+	slices.SortFunc(edges, func(a, b edge) int {
+		if c := a.at.Compare(b.at); c != 0 {
+			return c
+		}
+		return a.d - b.d // ends before starts at the same instant
+	})
+	cur, most := 0, 0
+	for _, e := range edges {
+		cur += e.d
+		most = max(most, cur)
+	}
+	return most
+}
+
+func byWorker(recs []store.Record) map[string][]store.Record {
+	m := make(map[string][]store.Record)
+	for _, r := range recs {
+		m[r.Worker] = append(m[r.Worker], r)
+	}
+	return m
+}
+
+// mixedTasks submits n tasks cycling through several samples and returns their ids and
+// the result each must have.
+func (f *remoteFixture) mixedTasks(t *testing.T, n int) (ids []string, want []string) {
+	t.Helper()
+	fns := []struct {
+		fn    store.Function
+		input func(i int) string
+		want  func(i int) string
+	}{
+		{f.register(t, "double_wat", samples.DoubleWAT), strconv.Itoa, func(i int) string { return strconv.Itoa(2 * i) }},
+		{f.register(t, "double_c", samples.DoubleC), strconv.Itoa, func(i int) string { return strconv.Itoa(2 * i) }},
+		{f.register(t, "echo", samples.Echo), func(i int) string { return fmt.Sprintf("echo\x00%d\n", i) }, func(i int) string { return fmt.Sprintf("echo\x00%d\n", i) }},
+		{f.register(t, "fib", samples.Fib), func(i int) string { return strconv.Itoa(i % 20) }, func(i int) string { return strconv.Itoa(fib(i % 20)) }},
+	}
+	inputs := make([][][]byte, len(fns))
+	idx := make([][]int, len(fns))
+	for i := range n {
+		k := i % len(fns)
+		inputs[k] = append(inputs[k], []byte(fns[k].input(i)))
+		idx[k] = append(idx[k], i)
+	}
+	ids, want = make([]string, n), make([]string, n)
+	for k, fn := range fns {
+		got := f.submit(t, fn.fn, inputs[k])
+		for j, id := range got {
+			ids[idx[k][j]] = id
+			want[idx[k][j]] = fn.want(idx[k][j])
+		}
+	}
+	return ids, want
+}
+
+func fib(n int) int {
+	a, b := 0, 1
+	for range n {
+		a, b = b, a+b
+	}
+	return a
+}
+
+func checkResults(t *testing.T, recs []store.Record, want []string, workers ...string) {
+	t.Helper()
+	for i, r := range recs {
+		if r.Status != task.Completed || string(r.Result) != want[i] {
+			t.Fatalf("task %d: %s %q %+v, want COMPLETED %q", i, r.Status, r.Result, r.Error, want[i])
+		}
+		if len(workers) > 0 && !slices.Contains(workers, r.Worker) {
+			t.Fatalf("task %d ran on %q, want one of %v", i, r.Worker, workers)
+		}
+	}
+}
+
+var remoteModes = []string{"pull", "push"}
+
+// TestRemoteMixed: 1,000 tasks of mixed samples through a dispatcher and two workers, all
+// with the right results, each recorded with the worker that ran it; both workers served.
+func TestRemoteMixed(t *testing.T) {
+	for _, mode := range remoteModes {
+		t.Run(mode, func(t *testing.T) {
+			f := newRemoteFixture(t, mode)
+			f.startDispatcher(t)
+			f.startWorker(t, "w1", 4)
+			f.startWorker(t, "w2", 4)
+			ids, want := f.mixedTasks(t, 1000)
+			recs := f.waitTerminal(t, ids, time.Minute)
+			checkResults(t, recs, want, "w1", "w2")
+			per := byWorker(recs)
+			if len(per["w1"]) == 0 || len(per["w2"]) == 0 {
+				t.Errorf("split w1=%d w2=%d: one worker did nothing", len(per["w1"]), len(per["w2"]))
+			}
+			t.Logf("split: w1=%d w2=%d", len(per["w1"]), len(per["w2"]))
+		})
+	}
+}
+
+// TestPullSlotLimit: a pull worker with one slot never runs two tasks at once, while a
+// worker with three slots beside it does run several.
+func TestPullSlotLimit(t *testing.T) {
+	f := newRemoteFixture(t, "pull")
+	fn := f.register(t, "sleep", samples.Sleep)
+	f.startDispatcher(t)
+	f.startWorker(t, "one", 1)
+	f.startWorker(t, "three", 3)
+	inputs := make([][]byte, 40)
+	for i := range inputs {
+		inputs[i] = []byte("60")
+	}
+	recs := f.waitTerminal(t, f.submit(t, fn, inputs), time.Minute)
+	per := byWorker(recs)
+	for _, r := range recs {
+		if r.Status != task.Completed {
+			t.Fatalf("task %s: %s %+v", r.ID, r.Status, r.Error)
+		}
+	}
+	if got := maxConcurrent(per["one"], 2*time.Millisecond); got != 1 {
+		t.Errorf("worker with 1 slot ran %d tasks at once (%d tasks)", got, len(per["one"]))
+	}
+	if got := maxConcurrent(per["three"], 2*time.Millisecond); got > 3 || got < 2 {
+		t.Errorf("worker with 3 slots ran at most %d at once, want 2..3", got)
+	}
+	t.Logf("split: one=%d three=%d", len(per["one"]), len(per["three"]))
+}
+
+// TestPushCapacitySplit: push workers of capacity 1 and 3 share sleep tasks close to 1:3,
+// and neither ever runs more than its capacity.
+func TestPushCapacitySplit(t *testing.T) {
+	f := newRemoteFixture(t, "push")
+	fn := f.register(t, "sleep", samples.Sleep)
+	f.startDispatcher(t)
+	f.startWorker(t, "cap1", 1)
+	f.startWorker(t, "cap3", 3)
+	// Both registered before any task exists, so the split measures the scheduler.
+	time.Sleep(3 * fastBeat)
+	inputs := make([][]byte, 80)
+	for i := range inputs {
+		inputs[i] = []byte("50")
+	}
+	recs := f.waitTerminal(t, f.submit(t, fn, inputs), time.Minute)
+	per := byWorker(recs)
+	for _, r := range recs {
+		if r.Status != task.Completed {
+			t.Fatalf("task %s: %s %+v", r.ID, r.Status, r.Error)
+		}
+	}
+	c1, c3 := maxConcurrent(per["cap1"], 2*time.Millisecond), maxConcurrent(per["cap3"], 2*time.Millisecond)
+	if c1 > 1 || c3 > 3 {
+		t.Errorf("ran at once: cap1=%d cap3=%d; capacities are 1 and 3", c1, c3)
+	}
+	n1, n3 := len(per["cap1"]), len(per["cap3"])
+	share := float64(n1) / float64(n1+n3)
+	if share < 0.15 || share > 0.35 {
+		t.Errorf("split cap1=%d cap3=%d (share %.2f), want close to 1:3", n1, n3, share)
+	}
+	t.Logf("split cap1=%d cap3=%d, at once cap1=%d cap3=%d", n1, n3, c1, c3)
+}
