@@ -19,6 +19,12 @@ import "github.com/redis/go-redis/v9"
 // luaPrelude is put before every script that needs the clock or numbers.
 const luaPrelude = `
 local function n(x) return string.format('%.0f', x) end
+-- bulk calls cmd with fixed args then the items of list, in chunks (unpack has a limit).
+local function bulk(cmd, key, list)
+  for i = 1, #list, 500 do
+    redis.call(cmd, key, unpack(list, i, math.min(i + 499, #list)))
+  end
+end
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -77,9 +83,7 @@ for i = 4, #ARGV, 2 do
     ids[#ids + 1] = ARGV[i]
   end
 end
-for i = 1, #ids, 500 do
-  redis.call('LPUSH', KEYS[1], unpack(ids, i, math.min(i + 499, #ids)))
-end
+bulk('LPUSH', KEYS[1], ids)
 if #ids > 0 then redis.call('PUBLISH', ARGV[3], table.concat(ids, ' ')) end
 return now
 `)
@@ -104,7 +108,7 @@ var scriptClaim = redis.NewScript(luaPrelude + luaFinish + `
 local now = now_ms()
 local max = tonumber(ARGV[3])
 local deadline = n(now + tonumber(ARGV[5]))
-local tasks, fns, seen, done = {}, {}, {}, {}
+local tasks, fns, seen, done, leases = {}, {}, {}, {}, {}
 local claimed = 0
 while claimed < max do
   local id = redis.call('RPOP', KEYS[1])
@@ -126,7 +130,7 @@ while claimed < max do
       local attempt = (tonumber(t[4]) or 0) + 1
       redis.call('HSET', key, 'status', 'RUNNING', 'attempts', n(attempt), 'owner', ARGV[4],
         'started', n(now))
-      redis.call('ZADD', KEYS[2], deadline, id)
+      leases[#leases + 1] = deadline; leases[#leases + 1] = id
       tasks[#tasks + 1] = id; tasks[#tasks + 1] = fid; tasks[#tasks + 1] = t[3] or ''
       tasks[#tasks + 1] = attempt
       claimed = claimed + 1
@@ -137,6 +141,7 @@ while claimed < max do
     end
   end
 end
+bulk('ZADD', KEYS[2], leases)
 if #done > 0 then redis.call('PUBLISH', ARGV[7], table.concat(done, ' ')) end
 return {now, tasks, fns}
 `)
@@ -169,10 +174,10 @@ for i = 4, #ARGV, 9 do
       f[#f + 1] = 'err_msg'; f[#f + 1] = ARGV[i + 5]
     end
     finish(key, ARGV[i + 2], now, ARGV[2], f)
-    redis.call('ZREM', KEYS[1], id)
     applied[#applied + 1] = id
   end
 end
+bulk('ZREM', KEYS[1], applied)
 if #applied > 0 then redis.call('PUBLISH', ARGV[3], table.concat(applied, ' ')) end
 return #applied
 `)
