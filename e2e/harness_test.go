@@ -1,0 +1,481 @@
+// Package e2e holds fault-injection tests of the whole platform: the built faas binary run as
+// real processes (server, dispatchers, workers), a real redis-server per test and real ZeroMQ
+// between dispatchers and workers. Faults are injected with signals (SIGKILL, SIGTERM,
+// SIGSTOP/SIGCONT) to those processes and to redis-server; the tests count submitted against
+// terminal tasks in Redis.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
+
+	"faas/client"
+	"faas/internal/redistest"
+	"faas/samples"
+	"faas/store"
+	"faas/task"
+)
+
+var (
+	faasBin  string // the faas binary built by TestMain
+	cacheDir string // wazero compilation cache shared by every process of the run
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(testMain(m))
+}
+
+func testMain(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "faas-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	faasBin = filepath.Join(dir, "faas")
+	cacheDir = filepath.Join(dir, "cache")
+	// The binary is built without -race even when the tests are raced: the processes are
+	// what the faults hit, and an unraced build starts and runs faster.
+	build := exec.Command("go", "build", "-o", faasBin, "./cmd/faas")
+	build.Dir = ".." // the module root
+	build.Env = append(os.Environ(), "GOFLAGS=")
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: go build ./cmd/faas: %v\n%s", err, out)
+		return 1
+	}
+	return m.Run()
+}
+
+// ---------------------------------------------------------------------------------------
+// Processes
+
+// proc is one faas process started by a test. Its stderr is kept and logged if the test
+// fails; cleanup kills it if it still runs.
+type proc struct {
+	name   string
+	cmd    *exec.Cmd
+	out    *syncBuffer
+	exited chan struct{}
+	err    error // Wait's result, set before exited closes
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// startProc runs faasBin with args (plus --cache-dir). name labels its logs.
+func startProc(tb testing.TB, name string, args ...string) *proc {
+	tb.Helper()
+	args = append(args, "--cache-dir", cacheDir)
+	p := &proc{name: name, out: &syncBuffer{}, exited: make(chan struct{})}
+	p.cmd = exec.Command(faasBin, args...)
+	p.cmd.Stdout = p.out
+	p.cmd.Stderr = p.out
+	p.cmd.Env = append(os.Environ(), "NO_PROXY=*")
+	if err := p.cmd.Start(); err != nil {
+		tb.Fatalf("starting %s: %v", name, err)
+	}
+	go func() { p.err = p.cmd.Wait(); close(p.exited) }()
+	tb.Cleanup(func() {
+		if !p.done() {
+			_ = p.cmd.Process.Signal(syscall.SIGCONT)
+			_ = p.cmd.Process.Kill()
+			<-p.exited
+		}
+		if tb.Failed() {
+			tb.Logf("---- %s (pid %d, %s) output, last lines:\n%s", p.name, p.cmd.Process.Pid,
+				p.cmd.ProcessState, tail(p.out.String(), 40))
+		}
+	})
+	return p
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+func (p *proc) pid() int { return p.cmd.Process.Pid }
+
+func (p *proc) done() bool {
+	select {
+	case <-p.exited:
+		return true
+	default:
+		return false
+	}
+}
+
+func (p *proc) signal(tb testing.TB, sig syscall.Signal) {
+	tb.Helper()
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		tb.Fatalf("%s: signal %v: %v", p.name, sig, err)
+	}
+}
+
+// kill ends the process with SIGKILL (a crash) and waits for it.
+func (p *proc) kill(tb testing.TB) {
+	tb.Helper()
+	p.signal(tb, syscall.SIGKILL)
+	<-p.exited
+}
+
+// stop sends SIGTERM and returns how long the process took to exit; the test fails if it
+// did not exit within limit, or exited with an error.
+func (p *proc) stop(tb testing.TB, limit time.Duration) time.Duration {
+	tb.Helper()
+	start := time.Now()
+	p.signal(tb, syscall.SIGTERM)
+	select {
+	case <-p.exited:
+	case <-time.After(limit):
+		tb.Fatalf("%s did not exit within %v of SIGTERM", p.name, limit)
+	}
+	took := time.Since(start)
+	if p.err != nil {
+		tb.Errorf("%s exited after SIGTERM with %v", p.name, p.err)
+	}
+	return took
+}
+
+// ---------------------------------------------------------------------------------------
+// A platform: one redis-server, a store client on it, and the sleep function registered.
+
+type platform struct {
+	tb    testing.TB
+	redis *redistest.Server
+	st    *store.Store
+	fn    store.Function
+}
+
+// newPlatform starts a redis-server of its own (redisArgs are added to its command line)
+// and registers samples.Sleep in it.
+func newPlatform(tb testing.TB, redisArgs ...string) *platform {
+	tb.Helper()
+	rs := redistest.Start(tb, redisArgs...)
+	rdb, err := store.Open(rs.URL)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = rdb.Close() })
+	st := store.New(rdb, store.Config{})
+	ctx := context.Background()
+	sum := sha256.Sum256(samples.Sleep)
+	fn := store.Function{ID: uuid.NewString(), Name: "sleep", ModuleHash: hex.EncodeToString(sum[:]),
+		ModuleSize: int64(len(samples.Sleep))}
+	if err := st.PutModule(ctx, fn.ModuleHash, samples.Sleep); err != nil {
+		tb.Fatal(err)
+	}
+	if err := st.CreateFunction(ctx, fn); err != nil {
+		tb.Fatal(err)
+	}
+	return &platform{tb: tb, redis: rs, st: st, fn: fn}
+}
+
+// Lease and heartbeat settings short enough for tests: a dead dispatcher's tasks come back
+// within 2 s, a silent worker is lost after 1.5 s.
+const (
+	testLease            = "2s"
+	testHeartbeat        = "250ms"
+	testHeartbeatTimeout = "1500ms"
+)
+
+// dispatcher starts `faas dispatcher -m mode` on the platform's Redis. For pull and push
+// it picks a free port and returns the workers' endpoint.
+func (p *platform) dispatcher(name, mode string, extra ...string) (*proc, string) {
+	p.tb.Helper()
+	args := []string{"dispatcher", "-m", mode, "--redis", p.redis.URL, "--lease", testLease,
+		"--heartbeat", testHeartbeat, "--heartbeat-timeout", testHeartbeatTimeout}
+	endpoint := ""
+	if mode != "local" {
+		port := freePort(p.tb)
+		args = append(args, "-p", strconv.Itoa(port))
+		endpoint = fmt.Sprintf("tcp://127.0.0.1:%d", port)
+	}
+	return startProc(p.tb, name, append(args, extra...)...), endpoint
+}
+
+// dispatcherAt starts a remote-mode dispatcher on a given endpoint (to restart one).
+func (p *platform) dispatcherAt(name, mode, endpoint string, extra ...string) *proc {
+	p.tb.Helper()
+	port := endpoint[strings.LastIndex(endpoint, ":")+1:]
+	args := []string{"dispatcher", "-m", mode, "--redis", p.redis.URL, "--lease", testLease,
+		"--heartbeat", testHeartbeat, "--heartbeat-timeout", testHeartbeatTimeout, "-p", port}
+	return startProc(p.tb, name, append(args, extra...)...)
+}
+
+// worker starts `faas worker mode slots endpoint`.
+func (p *platform) worker(name, mode string, slots int, endpoint string) *proc {
+	p.tb.Helper()
+	return startProc(p.tb, name, "worker", mode, strconv.Itoa(slots), endpoint, "--heartbeat", testHeartbeat)
+}
+
+// server starts `faas server` and waits until it answers /healthz; it returns a client.
+func (p *platform) server(name string) (*proc, *client.Client) {
+	p.tb.Helper()
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(p.tb))
+	sp := startProc(p.tb, name, "server", "--addr", addr, "--redis", p.redis.URL)
+	c := client.New("http://" + addr)
+	waitFor(p.tb, 20*time.Second, name+" answers /healthz", func() (bool, string) {
+		if sp.done() {
+			p.tb.Fatalf("%s exited at start: %v", name, sp.err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		err := c.Health(ctx)
+		return err == nil, fmt.Sprint(err)
+	})
+	return sp, c
+}
+
+// submit queues n sleep tasks of ms milliseconds each, directly in the store.
+func (p *platform) submit(n, ms int) []string {
+	p.tb.Helper()
+	inputs := make([][]byte, n)
+	for i := range inputs {
+		inputs[i] = []byte(strconv.Itoa(ms))
+	}
+	ids, err := p.st.Submit(context.Background(), p.fn, inputs)
+	if err != nil {
+		p.tb.Fatalf("submit: %v", err)
+	}
+	return ids
+}
+
+// records reads the tasks' records (nil and the error while Redis is unreachable).
+func (p *platform) records(ids []string) ([]store.Record, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	out := make([]store.Record, 0, len(ids))
+	for len(ids) > 0 {
+		chunk := ids[:min(len(ids), 1000)]
+		ids = ids[len(chunk):]
+		rs, err := p.st.Tasks(ctx, chunk)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rs...)
+	}
+	return out, nil
+}
+
+// tally counts records by status ("" for a missing record).
+func tally(rs []store.Record) map[task.Status]int {
+	m := make(map[task.Status]int)
+	for _, r := range rs {
+		m[r.Status]++
+	}
+	return m
+}
+
+func terminal(s task.Status) bool { return s == task.Completed || s == task.Failed }
+
+// waitTerminal polls until at least n of ids are terminal, and returns their records.
+func (p *platform) waitTerminal(ids []string, n int, timeout time.Duration) []store.Record {
+	p.tb.Helper()
+	var last []store.Record
+	waitFor(p.tb, timeout, fmt.Sprintf("%d of %d tasks terminal", n, len(ids)), func() (bool, string) {
+		rs, err := p.records(ids)
+		if err != nil {
+			return false, err.Error()
+		}
+		last = rs
+		done := 0
+		for _, r := range rs {
+			if terminal(r.Status) {
+				done++
+			}
+		}
+		return done >= n, fmt.Sprintf("%v", tally(rs))
+	})
+	return last
+}
+
+// waitAll polls until every task is terminal and returns the records.
+func (p *platform) waitAll(ids []string, timeout time.Duration) []store.Record {
+	p.tb.Helper()
+	return p.waitTerminal(ids, len(ids), timeout)
+}
+
+// requireAllCompleted fails the test unless every record is COMPLETED with the sleep
+// sample's output and between 1 and maxAttempts attempts.
+func requireAllCompleted(tb testing.TB, rs []store.Record, maxAttempts int) {
+	tb.Helper()
+	bad := 0
+	for _, r := range rs {
+		ok := r.Status == task.Completed && strings.HasPrefix(string(r.Result), "slept ") &&
+			r.Attempts >= 1 && r.Attempts <= maxAttempts
+		if !ok {
+			if bad < 5 {
+				tb.Errorf("task %s: status %s, attempts %d, result %q, error %+v, worker %q",
+					r.ID, r.Status, r.Attempts, r.Result, r.Error, r.Worker)
+			}
+			bad++
+		}
+	}
+	if bad > 0 {
+		tb.Fatalf("%d of %d tasks not COMPLETED as expected: %v", bad, len(rs), tally(rs))
+	}
+}
+
+// attempts counts records by attempts.
+func attempts(rs []store.Record) map[int]int {
+	m := make(map[int]int)
+	for _, r := range rs {
+		m[r.Attempts]++
+	}
+	return m
+}
+
+// byWorker counts records by the worker that ran them.
+func byWorker(rs []store.Record) map[string]int {
+	m := make(map[string]int)
+	for _, r := range rs {
+		m[r.Worker]++
+	}
+	return m
+}
+
+// ranBy reports whether a worker name belongs to the process with pid: dispatchers are
+// named "<host>-<pid>" (local workers "local:<host>-<pid>"), remote workers
+// "<host>-<pid>-<random>".
+func ranBy(worker string, pid int) bool {
+	s := "-" + strconv.Itoa(pid)
+	return strings.HasSuffix(worker, s) || strings.Contains(worker, s+"-")
+}
+
+// ---------------------------------------------------------------------------------------
+// Done notifications: how many times each task was announced terminal.
+
+type doneCounter struct {
+	mu     sync.Mutex
+	counts map[string]int
+}
+
+// countDone subscribes to the store's done channel (before tasks are submitted, so that no
+// announcement is missed) and counts the announcements of each id. Every applied terminal
+// transition is announced once, so a task announced twice became terminal twice.
+func (p *platform) countDone() *doneCounter {
+	p.tb.Helper()
+	rdb := redis.NewClient(&redis.Options{Addr: p.redis.Addr})
+	ctx, cancel := context.WithCancel(context.Background())
+	ps := rdb.Subscribe(ctx, p.st.DoneChannel())
+	if _, err := ps.Receive(ctx); err != nil {
+		p.tb.Fatalf("subscribing to %s: %v", p.st.DoneChannel(), err)
+	}
+	d := &doneCounter{counts: make(map[string]int)}
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		for m := range ps.Channel() {
+			d.mu.Lock()
+			for _, id := range strings.Fields(m.Payload) {
+				d.counts[id]++
+			}
+			d.mu.Unlock()
+		}
+	}()
+	p.tb.Cleanup(func() { cancel(); _ = ps.Close(); <-stopped; _ = rdb.Close() })
+	return d
+}
+
+// check fails the test unless each id was announced exactly once, and nothing else was.
+func (d *doneCounter) check(tb testing.TB, ids []string) {
+	tb.Helper()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	want := make(map[string]bool, len(ids))
+	var missing, twice []string
+	for _, id := range ids {
+		want[id] = true
+		switch n := d.counts[id]; {
+		case n == 0:
+			missing = append(missing, id)
+		case n > 1:
+			twice = append(twice, fmt.Sprintf("%s×%d", id, n))
+		}
+	}
+	var unknown []string
+	for id := range d.counts {
+		if !want[id] {
+			unknown = append(unknown, id)
+		}
+	}
+	sort.Strings(unknown)
+	if len(missing)+len(twice)+len(unknown) > 0 {
+		tb.Fatalf("done announcements: %d never, %d more than once %v, %d of unknown ids %v",
+			len(missing), len(twice), first(twice, 5), len(unknown), first(unknown, 5))
+	}
+}
+
+func first(s []string, n int) []string { return s[:min(n, len(s))] }
+
+// ---------------------------------------------------------------------------------------
+// Helpers
+
+// waitFor polls cond every 20 ms until it holds; after timeout the test fails with what,
+// and with the last progress report cond gave.
+func waitFor(tb testing.TB, timeout time.Duration, what string, cond func() (bool, string)) {
+	tb.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		ok, progress := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("timed out after %v waiting for %s; last: %s", timeout, what, progress)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func freePort(tb testing.TB) int {
+	tb.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// isUnavailable reports whether err is the server's 503 answer.
+func isUnavailable(err error) bool {
+	var ae *client.APIError
+	return errors.As(err, &ae) && ae.StatusCode == 503 && ae.Code == "unavailable"
+}
