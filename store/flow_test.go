@@ -2,9 +2,11 @@ package store_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"net"
 	"testing"
+	"time"
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
@@ -95,8 +97,51 @@ func TestCoreFlowRedis(t *testing.T) {
 	coreFlow(t, s)
 }
 
-// TestCoreFlowMiniredis checks the scripts on the embedded Redis of `faas dev`.
+// TestCoreFlowMiniredis checks the scripts and the subscribers on the embedded Redis of
+// `faas dev`.
 func TestCoreFlowMiniredis(t *testing.T) {
+	c := startMiniredis(t)
+	t.Run("flow", func(t *testing.T) { coreFlow(t, store.New(c, store.Config{})) })
+	t.Run("done and tasks channels", func(t *testing.T) {
+		s := store.New(c, store.Config{Prefix: "pubsub:"})
+		ctx, cancel := context.WithCancel(ctxT(t))
+		defer cancel()
+		done := s.NewDone()
+		go done.Run(ctx)
+		wake := make(chan struct{}, 1)
+		go s.ListenTasks(ctx, wake)
+		<-done.Ready()
+		waitWake(t, wake) // the wake-up after subscribing
+		f := mkFunction(t, s, "f")
+		ids := submitN(t, s, f, 2)
+		waitWake(t, wake)
+		ch, stop := done.Watch(ids)
+		defer stop()
+		ts := claim(t, s, 2)
+		if n, err := s.Complete(ctx, outcomes(ts)); n != 2 || err != nil {
+			t.Fatalf("Complete = %d, %v", n, err)
+		}
+		for range 2 {
+			select {
+			case <-ch:
+			case <-time.After(5 * time.Second):
+				t.Fatal("watcher not woken on miniredis")
+			}
+		}
+	})
+}
+
+func waitWake(tb testing.TB, wake <-chan struct{}) {
+	tb.Helper()
+	select {
+	case <-wake:
+	case <-time.After(5 * time.Second):
+		tb.Fatal("no wake-up on the tasks channel")
+	}
+}
+
+func startMiniredis(t *testing.T) *redis.Client {
+	t.Helper()
 	m := miniredis.NewMiniRedis()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -109,5 +154,5 @@ func TestCoreFlowMiniredis(t *testing.T) {
 	t.Cleanup(m.Close)
 	c := redis.NewClient(&redis.Options{Addr: m.Addr()})
 	t.Cleanup(func() { c.Close() })
-	coreFlow(t, store.New(c, store.Config{}))
+	return c
 }

@@ -597,6 +597,9 @@ func TestUnavailable(t *testing.T) {
 	<-done.Ready()
 	ch, stop := done.Watch(ids[:1])
 	defer stop()
+	wake := make(chan struct{}, 1)
+	go s.ListenTasks(runCtx, wake)
+	waitWake(t, wake)
 
 	srv.Stop()
 	ops := map[string]func() error{
@@ -631,6 +634,7 @@ func TestUnavailable(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("watcher not woken after re-subscription")
 	}
+	waitWake(t, wake) // ListenTasks re-subscribed and woke its dispatcher
 	ts := claim(t, s, 10)
 	if len(ts) != 5 {
 		t.Fatalf("claimed %d after restart; want 5", len(ts))

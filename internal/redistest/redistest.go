@@ -131,10 +131,11 @@ func lastLines(b []byte, n int) string {
 	return string(b)
 }
 
-// Client returns a client of the server, closed at cleanup.
+// Client returns a client of the server, closed at cleanup. It honours context deadlines
+// (ContextTimeoutEnabled), so a test can bound a call to a paused server.
 func (s *Server) Client(tb testing.TB) *redis.Client {
 	tb.Helper()
-	c := redis.NewClient(&redis.Options{Addr: s.Addr})
+	c := redis.NewClient(&redis.Options{Addr: s.Addr, ContextTimeoutEnabled: true})
 	tb.Cleanup(func() { _ = c.Close() })
 	return c
 }
