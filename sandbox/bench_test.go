@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"testing"
+	"time"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
@@ -98,5 +99,85 @@ func benchBare(b *testing.B, rc wazero.RuntimeConfig, wasm []byte, input, want s
 			b.Fatalf("%v %q", err, out.String())
 		}
 		mod.Close(ctx)
+	}
+}
+
+// BenchmarkOverhead runs the sandbox and bare wazero alternately within each iteration, so
+// that load from other processes hits both alike, and reports each one's time per task and
+// their ratio (the figure docs/BENCHMARKS.md records; target ≤ 1.2).
+//
+// The "-no-entry-check" and "-no-close-on-done" variants turn one safety off, to show what
+// each costs; production never does.
+func BenchmarkOverhead(b *testing.B) {
+	type variant struct {
+		suffix string
+		opt    options
+	}
+	variants := []variant{{"", options{}}}
+	if !testing.Short() {
+		variants = append(variants, variant{"-no-entry-check", options{noEntryCheck: true}},
+			variant{"-no-close-on-done", options{noCloseOnDone: true}})
+	}
+	for _, c := range benchCases {
+		for _, v := range variants {
+			b.Run(c.name+v.suffix, func(b *testing.B) {
+				ctx := context.Background()
+				s, err := newSandbox(ctx, Config{CacheDir: testCacheDir()}, v.opt)
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer s.Close(ctx)
+				h := load(b, s, c.wasm)
+				cache, err := wazero.NewCompilationCacheWithDir(testCacheDir())
+				if err != nil {
+					b.Fatal(err)
+				}
+				r := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().WithCompilationCache(cache))
+				defer r.Close(ctx)
+				wasi_snapshot_preview1.MustInstantiate(ctx, r)
+				compiled, err := r.CompileModule(ctx, c.wasm)
+				if err != nil {
+					b.Fatal(err)
+				}
+				cfg := wazero.NewModuleConfig().WithName("").WithArgs("bench")
+				in := []byte(c.input)
+				runS := func() time.Duration {
+					t0 := time.Now()
+					res, err := s.Run(ctx, h, "bench", in, Limits{})
+					d := time.Since(t0)
+					if err != nil || string(res.Stdout) != c.want {
+						b.Fatalf("sandbox: %v %v %q", err, res.Failure, res.Stdout)
+					}
+					return d
+				}
+				runW := func() time.Duration {
+					t0 := time.Now()
+					var out bytes.Buffer
+					mod, err := r.InstantiateModule(ctx, compiled, cfg.WithStdin(bytes.NewReader(in)).WithStdout(&out))
+					if err == nil {
+						mod.Close(ctx)
+					}
+					d := time.Since(t0)
+					if err != nil || out.String() != c.want {
+						b.Fatalf("wazero: %v %q", err, out.String())
+					}
+					return d
+				}
+				var sb, wz time.Duration
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					if i%2 == 0 { // alternate which goes first
+						sb += runS()
+						wz += runW()
+					} else {
+						wz += runW()
+						sb += runS()
+					}
+				}
+				b.ReportMetric(float64(sb.Nanoseconds())/float64(b.N), "sandbox-ns/task")
+				b.ReportMetric(float64(wz.Nanoseconds())/float64(b.N), "wazero-ns/task")
+				b.ReportMetric(float64(sb)/float64(wz), "ratio")
+			})
+		}
 	}
 }

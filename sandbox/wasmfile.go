@@ -34,8 +34,11 @@ type wasmFile struct {
 	memMin    uint64
 	memMax    uint64
 	memHasMax bool
-	funcs     int  // function bodies in the code section
-	hasStart  bool // exports a function named _start
+	funcs     int // function bodies in the code section
+	// loopAtEntry counts bodies left as they are: they reach a loop header before any call or
+	// branch, so wazero already checks there.
+	loopAtEntry int
+	hasStart    bool // exports a function named _start
 }
 
 var errMalformed = errors.New("malformed")
@@ -320,6 +323,12 @@ func (f *wasmFile) readCode(r *reader, instrument bool) ([]byte, error) {
 			}
 		}
 		f.funcs++
+		if instrument && startsWithLoop(body[br.off:]) {
+			f.loopAtEntry++
+			out = appendULEB(out, uint64(size))
+			out = append(out, body...)
+			continue
+		}
 		if instrument {
 			out = appendULEB(out, uint64(size)+uint64(len(entryCheck)))
 			out = append(out, body[:br.off]...)
@@ -331,4 +340,48 @@ func (f *wasmFile) readCode(r *reader, instrument bool) ([]byte, error) {
 		return nil, r.fail("bytes after the last function body")
 	}
 	return out, nil
+}
+
+// startsWithLoop reports whether code (a function body after its locals) runs straight into a
+// `loop` instruction: only instructions that neither branch nor call come before it (Go's
+// wasm functions begin so: a stack-pointer prologue, then their dispatch loop). Such a body
+// passes wazero's loop-header check before it can call anything, so it needs no entry check.
+// Anything unexpected answers false: the body is then instrumented, which is always safe.
+func startsWithLoop(code []byte) bool {
+	r := &reader{b: code}
+	for n := 0; n < 64; n++ {
+		op, err := r.byte()
+		if err != nil {
+			return false
+		}
+		switch {
+		case op == 0x03: // loop
+			return true
+		case op == 0x01 || op == 0x1a: // nop, drop
+		case op == 0x02: // block: blocktype must be empty or one value type
+			bt, err := r.byte()
+			if err != nil || !(bt == 0x40 || (bt >= 0x7b && bt <= 0x7f)) {
+				return false
+			}
+		case op >= 0x20 && op <= 0x24: // local.get/set/tee, global.get/set
+			if _, err := r.u32(); err != nil {
+				return false
+			}
+		case op >= 0x28 && op <= 0x3e: // loads and stores: align, offset
+			if _, err := r.u32(); err != nil {
+				return false
+			}
+			if _, err := r.uleb(10); err != nil {
+				return false
+			}
+		case op == 0x41 || op == 0x42: // i32.const, i64.const (signed LEB)
+			if _, err := r.uleb(10); err != nil {
+				return false
+			}
+		case op >= 0x45 && op <= 0xc4: // numeric instructions without immediates
+		default:
+			return false
+		}
+	}
+	return false
 }
