@@ -29,13 +29,15 @@ local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
+local now_n = now_ms()  -- the script's one clock reading (ms)
+local now = n(now_n)    -- the same, as the decimal text stored in records
 `
 
 // luaFinish marks a task terminal: status, extra fields, finished time, input dropped,
 // TaskTTL set. `fields` is a flat list of field, value pairs.
 const luaFinish = `
-local function finish(key, status, now, ttl, fields)
-  redis.call('HSET', key, 'status', status, 'finished', n(now), unpack(fields))
+local function finish(key, status, ttl, fields)
+  redis.call('HSET', key, 'status', status, 'finished', now, unpack(fields))
   redis.call('HDEL', key, 'input')
   redis.call('PEXPIRE', key, ttl)
 end
@@ -45,10 +47,10 @@ end
 // once it has used MaxAttempts. Needs KEYS[1]=queue, KEYS[2]=leases and luaFinish.
 // Appends the id to `done` (failed) or `queued` (requeued).
 const luaRequeue = `
-local function requeue(key, id, attempts, max, now, ttl, reason, done, queued)
+local function requeue(key, id, attempts, max, ttl, reason, done, queued)
   redis.call('ZREM', KEYS[2], id)
   if attempts >= max then
-    finish(key, 'FAILED', now, ttl, {'err_kind', 'worker_lost', 'err_msg',
+    finish(key, 'FAILED', ttl, {'err_kind', 'worker_lost', 'err_msg',
       'worker lost on attempt ' .. n(attempts) .. ' of ' .. n(max) .. ' (' .. reason .. '); not retried'})
     done[#done + 1] = id
   else
@@ -71,15 +73,14 @@ end
 //	ARGV[4..] id, input, id, input, ...
 //
 // An id whose record exists already is skipped (a retried call queues nothing twice).
-// Publishes the new ids once on the tasks channel. Returns the creation time (ms).
+// Publishes the new ids once on the tasks channel. Returns the creation time (ms, as text).
 var scriptSubmit = redis.NewScript(luaPrelude + `
-local now = now_ms()
 local ids = {}
 for i = 4, #ARGV, 2 do
   local key = ARGV[1] .. ARGV[i]
   if redis.call('EXISTS', key) == 0 then
     redis.call('HSET', key, 'status', 'QUEUED', 'function_id', ARGV[2], 'input', ARGV[i + 1],
-      'attempts', '0', 'created', n(now))
+      'attempts', '0', 'created', now)
     ids[#ids + 1] = ARGV[i]
   end
 end
@@ -105,9 +106,8 @@ return now
 // {now, {id, function_id, input, attempt, ...}, {function_id, name, module, limits, ...}}
 // with each function once.
 var scriptClaim = redis.NewScript(luaPrelude + luaFinish + `
-local now = now_ms()
 local max = tonumber(ARGV[3])
-local deadline = n(now + tonumber(ARGV[5]))
+local deadline = n(now_n + tonumber(ARGV[5]))
 local tasks, fns, seen, done, leases = {}, {}, {}, {}, {}
 local claimed = 0
 while claimed < max do
@@ -129,13 +129,13 @@ while claimed < max do
     if seen[fid] then
       local attempt = (tonumber(t[4]) or 0) + 1
       redis.call('HSET', key, 'status', 'RUNNING', 'attempts', n(attempt), 'owner', ARGV[4],
-        'started', n(now))
+        'started', now)
       leases[#leases + 1] = deadline; leases[#leases + 1] = id
       tasks[#tasks + 1] = id; tasks[#tasks + 1] = fid; tasks[#tasks + 1] = t[3] or ''
       tasks[#tasks + 1] = attempt
       claimed = claimed + 1
     else
-      finish(key, 'FAILED', now, ARGV[6], {'err_kind', 'internal', 'err_msg',
+      finish(key, 'FAILED', ARGV[6], {'err_kind', 'internal', 'err_msg',
         'function ' .. tostring(fid) .. ' not found'})
       done[#done + 1] = id
     end
@@ -158,22 +158,23 @@ return {now, tasks, fns}
 // An outcome applies only if the task is RUNNING at that attempt; the rest (late, duplicate,
 // expired) change nothing. Publishes the applied ids once on the done channel.
 // Returns the number applied.
-var scriptComplete = redis.NewScript(luaPrelude + luaFinish + `
-local now = now_ms()
+var scriptComplete = redis.NewScript(luaPrelude + `
 local applied = {}
 for i = 4, #ARGV, 9 do
   local id = ARGV[i]
   local key = ARGV[1] .. id
   local t = redis.call('HMGET', key, 'status', 'attempts')
   if t[1] == 'RUNNING' and tonumber(t[2]) == tonumber(ARGV[i + 1]) then
-    local f = {'stderr', ARGV[i + 6], 'duration_ms', ARGV[i + 7], 'worker', ARGV[i + 8]}
     if ARGV[i + 2] == 'COMPLETED' then
-      f[#f + 1] = 'result'; f[#f + 1] = ARGV[i + 3]
+      redis.call('HSET', key, 'status', 'COMPLETED', 'finished', now, 'result', ARGV[i + 3],
+        'stderr', ARGV[i + 6], 'duration_ms', ARGV[i + 7], 'worker', ARGV[i + 8])
     else
-      f[#f + 1] = 'err_kind'; f[#f + 1] = ARGV[i + 4]
-      f[#f + 1] = 'err_msg'; f[#f + 1] = ARGV[i + 5]
+      redis.call('HSET', key, 'status', 'FAILED', 'finished', now, 'err_kind', ARGV[i + 4],
+        'err_msg', ARGV[i + 5], 'stderr', ARGV[i + 6], 'duration_ms', ARGV[i + 7],
+        'worker', ARGV[i + 8])
     end
-    finish(key, ARGV[i + 2], now, ARGV[2], f)
+    redis.call('HDEL', key, 'input')
+    redis.call('PEXPIRE', key, ARGV[2])
     applied[#applied + 1] = id
   end
 end
@@ -192,7 +193,7 @@ return #applied
 // Returns the ids that were NOT renewed (no longer this attempt's: finished, requeued,
 // expired): their holder should stop reporting on them.
 var scriptRenew = redis.NewScript(luaPrelude + `
-local deadline = n(now_ms() + tonumber(ARGV[2]))
+local deadline = n(now_n + tonumber(ARGV[2]))
 local lost = {}
 for i = 3, #ARGV, 2 do
   local t = redis.call('HMGET', ARGV[1] .. ARGV[i], 'status', 'attempts')
@@ -219,7 +220,6 @@ return lost
 //
 // Only tasks RUNNING at that attempt move. Returns {requeued, failed}.
 var scriptRequeue = redis.NewScript(luaPrelude + luaFinish + luaRequeue + `
-local now = now_ms()
 local max = tonumber(ARGV[2])
 local done, queued = {}, {}
 for i = 7, #ARGV, 2 do
@@ -227,7 +227,7 @@ for i = 7, #ARGV, 2 do
   local t = redis.call('HMGET', key, 'status', 'attempts')
   local a = tonumber(t[2])
   if t[1] == 'RUNNING' and a == tonumber(ARGV[i + 1]) then
-    requeue(key, ARGV[i], a, max, now, ARGV[3], ARGV[6], done, queued)
+    requeue(key, ARGV[i], a, max, ARGV[3], ARGV[6], done, queued)
   end
 end
 publish(ARGV[4], done)
@@ -250,15 +250,14 @@ return {#queued, #done}
 // several dispatchers may run it at once: each expired lease is handled by exactly one.
 // Returns {requeued, failed, leases examined}.
 var scriptRecover = redis.NewScript(luaPrelude + luaFinish + luaRequeue + `
-local now = now_ms()
 local max = tonumber(ARGV[2])
-local ids = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', n(now), 'LIMIT', 0, tonumber(ARGV[6]))
+local ids = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, tonumber(ARGV[6]))
 local done, queued = {}, {}
 for _, id in ipairs(ids) do
   local key = ARGV[1] .. id
   local t = redis.call('HMGET', key, 'status', 'attempts')
   if t[1] == 'RUNNING' then
-    requeue(key, id, tonumber(t[2]) or 0, max, now, ARGV[3], 'lease expired', done, queued)
+    requeue(key, id, tonumber(t[2]) or 0, max, ARGV[3], 'lease expired', done, queued)
   else
     redis.call('ZREM', KEYS[2], id)
   end
