@@ -290,7 +290,8 @@ func (m *linearMemory) Reallocate(size uint64) []byte {
 		m.buf = m.buf[:size] // never written past the old length: still zero
 		return m.buf
 	}
-	c := max(size, m.capHint, min(2*uint64(cap(m.buf)), m.limit))
+	// Grow by a quarter at least (as append does): Go guests grow a few pages at a time.
+	c := max(size, m.capHint, min(uint64(cap(m.buf))*5/4, m.limit))
 	if c > mmapAbove && m.mapped == nil {
 		if r := reserve(m.limit); r != nil {
 			copy(r, m.buf)
