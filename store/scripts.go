@@ -111,33 +111,36 @@ local deadline = n(now_n + tonumber(ARGV[5]))
 local tasks, fns, seen, done, leases = {}, {}, {}, {}, {}
 local claimed = 0
 while claimed < max do
-  local id = redis.call('RPOP', KEYS[1])
-  if not id then break end
-  local key = ARGV[1] .. id
-  local t = redis.call('HMGET', key, 'status', 'function_id', 'input', 'attempts')
-  if t[1] == 'QUEUED' then
-    local fid = t[2]
-    if seen[fid] == nil then
-      local f = redis.call('HMGET', ARGV[2] .. fid, 'name', 'module', 'limits')
-      if f[1] and f[2] then
-        seen[fid] = true
-        fns[#fns + 1] = fid; fns[#fns + 1] = f[1]; fns[#fns + 1] = f[2]; fns[#fns + 1] = f[3] or ''
-      else
-        seen[fid] = false
+  -- RPOP with a count (Redis 6.2+) takes what is still wanted in one call.
+  local popped = redis.call('RPOP', KEYS[1], max - claimed)
+  if not popped then break end
+  for _, id in ipairs(popped) do
+    local key = ARGV[1] .. id
+    local t = redis.call('HMGET', key, 'status', 'function_id', 'input', 'attempts')
+    if t[1] == 'QUEUED' then
+      local fid = t[2] or ''
+      if seen[fid] == nil then
+        local f = redis.call('HMGET', ARGV[2] .. fid, 'name', 'module', 'limits')
+        if f[1] and f[2] then
+          seen[fid] = true
+          fns[#fns + 1] = fid; fns[#fns + 1] = f[1]; fns[#fns + 1] = f[2]; fns[#fns + 1] = f[3] or ''
+        else
+          seen[fid] = false
+        end
       end
-    end
-    if seen[fid] then
-      local attempt = (tonumber(t[4]) or 0) + 1
-      redis.call('HSET', key, 'status', 'RUNNING', 'attempts', n(attempt), 'owner', ARGV[4],
-        'started', now)
-      leases[#leases + 1] = deadline; leases[#leases + 1] = id
-      tasks[#tasks + 1] = id; tasks[#tasks + 1] = fid; tasks[#tasks + 1] = t[3] or ''
-      tasks[#tasks + 1] = attempt
-      claimed = claimed + 1
-    else
-      finish(key, 'FAILED', ARGV[6], {'err_kind', 'internal', 'err_msg',
-        'function ' .. tostring(fid) .. ' not found'})
-      done[#done + 1] = id
+      if seen[fid] then
+        local attempt = (tonumber(t[4]) or 0) + 1
+        redis.call('HSET', key, 'status', 'RUNNING', 'attempts', n(attempt), 'owner', ARGV[4],
+          'started', now)
+        leases[#leases + 1] = deadline; leases[#leases + 1] = id
+        tasks[#tasks + 1] = id; tasks[#tasks + 1] = fid; tasks[#tasks + 1] = t[3] or ''
+        tasks[#tasks + 1] = attempt
+        claimed = claimed + 1
+      else
+        finish(key, 'FAILED', ARGV[6], {'err_kind', 'internal', 'err_msg',
+          'function ' .. tostring(fid) .. ' not found'})
+        done[#done + 1] = id
+      end
     end
   end
 end
