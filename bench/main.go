@@ -1,0 +1,431 @@
+// Command bench is the faas benchmark harness. It starts its own redis-server on a free
+// loopback port (or uses -redis), and measures one of:
+//
+//	-mode local|pull|push   drain: submit -n noop tasks with no dispatcher running, then start
+//	                        the dispatcher (and, for pull/push, -workers workers of -slots
+//	                        each) and time until every task is terminal — the way asynq's
+//	                        benchmark measures its drain. Reports tasks/s and Redis commands
+//	                        per task (INFO stats, total_commands_processed).
+//	-mode rest              end to end over HTTP: a server and a local dispatcher in this
+//	                        process, -c clients each submitting and waiting (?wait=) in a
+//	                        loop for -n tasks; reports tasks/s and submit-to-result p50/p99.
+//	-mode latency           one client, one task at a time: submit-to-result p50/p99.
+//
+// Output is one line of key=value pairs on stdout (details on stderr).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
+
+	"faas/client"
+	"faas/dispatch"
+	"faas/samples"
+	"faas/sandbox"
+	"faas/server"
+	"faas/store"
+	"faas/task"
+	"faas/worker"
+)
+
+type options struct {
+	mode     string
+	n        int
+	workers  int // local: pool size; pull/push: worker processes (goroutine groups)
+	slots    int // pull/push: slots per worker
+	conc     int // rest: concurrent clients
+	redisURL string
+	module   string
+}
+
+func main() {
+	var o options
+	flag.StringVar(&o.mode, "mode", "local", "local, pull, push, rest or latency")
+	flag.IntVar(&o.n, "n", 20000, "tasks")
+	flag.IntVar(&o.workers, "w", 2, "local: sandboxes in the pool; pull/push: number of workers")
+	flag.IntVar(&o.slots, "slots", 2, "pull/push: slots per worker")
+	flag.IntVar(&o.conc, "c", 64, "rest: concurrent clients")
+	flag.StringVar(&o.redisURL, "redis", "", "Redis URL (default: start a redis-server on a free port)")
+	flag.StringVar(&o.module, "module", "noop", "sample to run: noop, double_wat, double_c, fib")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the run to this file")
+	flag.Parse()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	if err := run(context.Background(), o, log); err != nil {
+		pprof.StopCPUProfile()
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, o options, log *slog.Logger) error {
+	url := o.redisURL
+	if url == "" {
+		srv, err := startRedis(ctx)
+		if err != nil {
+			return err
+		}
+		defer srv.stop()
+		url = srv.url
+	}
+	rdb, err := store.Open(url)
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	if err := rdb.FlushDB(ctx).Err(); err != nil {
+		return fmt.Errorf("flush %s: %w", url, err)
+	}
+	st := store.New(rdb, store.Config{})
+	sb, err := sandbox.New(ctx, sandbox.Config{})
+	if err != nil {
+		return err
+	}
+	defer sb.Close(ctx)
+
+	wasm, input, err := pick(o.module)
+	if err != nil {
+		return err
+	}
+	info, err := sb.Validate(ctx, wasm, sandbox.Limits{})
+	if err != nil {
+		return err
+	}
+	fn := store.Function{ID: uuid.NewString(), Name: o.module, ModuleHash: info.Hash,
+		ModuleSize: int64(len(wasm)), Limits: sandbox.DefaultLimits(), CreatedAt: time.Now()}
+	if err := st.PutModule(ctx, info.Hash, wasm); err != nil {
+		return err
+	}
+	if err := st.CreateFunction(ctx, fn); err != nil {
+		return err
+	}
+
+	switch o.mode {
+	case "local", "pull", "push":
+		return drain(ctx, o, rdb, st, sb, fn, input, log)
+	case "rest", "latency":
+		return rest(ctx, o, st, sb, fn, input, log)
+	default:
+		return fmt.Errorf("unknown -mode %q", o.mode)
+	}
+}
+
+func pick(name string) (wasm, input []byte, err error) {
+	switch name {
+	case "noop":
+		return samples.Noop, nil, nil
+	case "double_wat":
+		return samples.DoubleWAT, []byte("21"), nil
+	case "double_c":
+		return samples.DoubleC, []byte("21"), nil
+	case "fib":
+		return samples.Fib, []byte("20"), nil
+	}
+	return nil, nil, fmt.Errorf("unknown -module %q", name)
+}
+
+// drain submits n tasks first, then times a dispatcher draining them.
+func drain(ctx context.Context, o options, rdb redis.UniversalClient, st *store.Store, sb *sandbox.Sandbox,
+	fn store.Function, input []byte, log *slog.Logger) error {
+	ids := make([]string, 0, o.n)
+	const chunk = 1000
+	t0 := time.Now()
+	for len(ids) < o.n {
+		k := min(chunk, o.n-len(ids))
+		inputs := make([][]byte, k)
+		for i := range inputs {
+			inputs[i] = input
+		}
+		got, err := st.Submit(ctx, fn, inputs)
+		if err != nil {
+			return err
+		}
+		ids = append(ids, got...)
+	}
+	fmt.Fprintf(os.Stderr, "submitted %d tasks in %v\n", o.n, time.Since(t0).Round(time.Millisecond))
+
+	done := st.NewDone()
+	dctx, stopDone := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); _ = done.Run(dctx) }()
+	defer func() { stopDone(); wg.Wait() }()
+	select {
+	case <-done.Ready():
+	case <-time.After(10 * time.Second):
+		return errors.New("no subscription to the done channel within 10s")
+	}
+	finished, stopWatch := done.Watch(ids)
+	defer stopWatch()
+
+	before, err := commandsProcessed(ctx, rdb)
+	if err != nil {
+		return err
+	}
+	port := 0
+	if o.mode != "local" {
+		if port, err = freePort(); err != nil {
+			return err
+		}
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	errs := make(chan error, 1+o.workers)
+	var running sync.WaitGroup
+	start := time.Now()
+	running.Add(1)
+	go func() {
+		defer running.Done()
+		errs <- dispatch.Run(runCtx, st, sb, dispatch.Config{Mode: o.mode, Workers: o.workers, Port: port}, log)
+	}()
+	if o.mode != "local" {
+		for i := range o.workers {
+			wsb, err := sandbox.New(ctx, sandbox.Config{})
+			if err != nil {
+				stop()
+				return err
+			}
+			defer wsb.Close(ctx)
+			running.Add(1)
+			go func() {
+				defer running.Done()
+				errs <- worker.Run(runCtx, wsb, worker.Config{Mode: o.mode, Slots: o.slots,
+					Endpoint: fmt.Sprintf("tcp://127.0.0.1:%d", port), ID: fmt.Sprintf("bench-%d", i), Log: log})
+			}()
+		}
+	}
+	// Done.Watch may repeat an id (after a re-subscription it wakes every watcher): count
+	// each id once.
+	seen := make(map[string]struct{}, o.n)
+	timeout := time.After(5 * time.Minute)
+	for len(seen) < o.n {
+		select {
+		case id := <-finished:
+			seen[id] = struct{}{}
+		case <-timeout:
+			stop()
+			running.Wait()
+			return fmt.Errorf("timed out with %d of %d tasks finished", len(seen), o.n)
+		}
+	}
+	elapsed := time.Since(start)
+	after, err := commandsProcessed(ctx, rdb)
+	if err != nil {
+		return err
+	}
+	stop()
+	running.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil && !errors.Is(err, context.Canceled) {
+			return err
+		}
+	}
+	if err := verify(ctx, st, ids); err != nil {
+		return err
+	}
+	fmt.Printf("mode=%s module=%s tasks=%d workers=%d slots=%d seconds=%.3f tasks_per_sec=%.0f redis_cmds_per_task=%.2f\n",
+		o.mode, o.module, o.n, o.workers, o.slots, elapsed.Seconds(), float64(o.n)/elapsed.Seconds(),
+		float64(after-before)/float64(o.n))
+	return nil
+}
+
+func verify(ctx context.Context, st *store.Store, ids []string) error {
+	for i := 0; i < len(ids); i += 1000 {
+		recs, err := st.Tasks(ctx, ids[i:min(i+1000, len(ids))])
+		if err != nil {
+			return err
+		}
+		for _, r := range recs {
+			if r.Status != task.Completed {
+				return fmt.Errorf("task %s is %s, want COMPLETED (%+v)", r.ID, r.Status, r.Error)
+			}
+		}
+	}
+	return nil
+}
+
+// rest measures end to end over HTTP with -c concurrent clients (mode rest) or one (latency).
+func rest(ctx context.Context, o options, st *store.Store, sb *sandbox.Sandbox, fn store.Function,
+	input []byte, log *slog.Logger) error {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := st.NewDone()
+	srv := server.New(st, sb, done, server.Config{}, log)
+	var wg sync.WaitGroup
+	wg.Add(3)
+	go func() { defer wg.Done(); _ = done.Run(runCtx) }()
+	go func() { defer wg.Done(); _ = srv.Serve(runCtx, ln) }()
+	go func() {
+		defer wg.Done()
+		_ = dispatch.Run(runCtx, st, sb, dispatch.Config{Mode: "local", Workers: o.workers}, log)
+	}()
+	defer func() { stop(); wg.Wait() }()
+
+	c := client.New("http://" + ln.Addr().String())
+	conc := o.conc
+	if o.mode == "latency" {
+		conc = 1
+	}
+	// Warm up: connections, the compiled module, the subscription.
+	for range 50 {
+		if _, err := roundTrip(ctx, c, fn.ID, input); err != nil {
+			return err
+		}
+	}
+	lat := make([][]time.Duration, conc)
+	var next atomic.Int64
+	var firstErr error
+	var mu sync.Mutex
+	var cw sync.WaitGroup
+	start := time.Now()
+	for w := range conc {
+		cw.Add(1)
+		go func() {
+			defer cw.Done()
+			for next.Add(1) <= int64(o.n) {
+				d, err := roundTrip(ctx, c, fn.ID, input)
+				if err != nil {
+					mu.Lock()
+					firstErr = cmpErr(firstErr, err)
+					mu.Unlock()
+					return
+				}
+				lat[w] = append(lat[w], d)
+			}
+		}()
+	}
+	cw.Wait()
+	elapsed := time.Since(start)
+	if firstErr != nil {
+		return firstErr
+	}
+	all := slices.Concat(lat...)
+	slices.Sort(all)
+	q := func(p float64) time.Duration { return all[int(p*float64(len(all)-1))] }
+	fmt.Printf("mode=%s module=%s tasks=%d clients=%d workers=%d seconds=%.3f tasks_per_sec=%.0f p50_ms=%.3f p99_ms=%.3f\n",
+		o.mode, o.module, len(all), conc, o.workers, elapsed.Seconds(), float64(len(all))/elapsed.Seconds(),
+		ms(q(0.5)), ms(q(0.99)))
+	return nil
+}
+
+func cmpErr(a, b error) error {
+	if a != nil {
+		return a
+	}
+	return b
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+func roundTrip(ctx context.Context, c *client.Client, fnID string, input []byte) (time.Duration, error) {
+	t0 := time.Now()
+	id, err := c.Execute(ctx, fnID, input)
+	if err != nil {
+		return 0, err
+	}
+	t, err := c.Result(ctx, id, 10*time.Second)
+	if err != nil {
+		return 0, err
+	}
+	if t.Status != "COMPLETED" {
+		return 0, fmt.Errorf("task %s: %s %+v", id, t.Status, t.Error)
+	}
+	return time.Since(t0), nil
+}
+
+func commandsProcessed(ctx context.Context, rdb redis.UniversalClient) (int64, error) {
+	info, err := rdb.Info(ctx, "stats").Result()
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "total_commands_processed:"); ok {
+			return strconv.ParseInt(v, 10, 64)
+		}
+	}
+	return 0, errors.New("INFO stats has no total_commands_processed")
+}
+
+type redisProc struct {
+	cmd *exec.Cmd
+	dir string
+	url string
+}
+
+func startRedis(ctx context.Context) (*redisProc, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "faas-bench-redis")
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command("redis-server", "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--dir", dir)
+	cmd.Stdout, cmd.Stderr = io.Discard, os.Stderr
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start redis-server (install it with `make deps`): %w", err)
+	}
+	p := &redisProc{cmd: cmd, dir: dir, url: fmt.Sprintf("redis://127.0.0.1:%d/0", port)}
+	rdb := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", port)})
+	defer rdb.Close()
+	for i := 0; ; i++ {
+		if rdb.Ping(ctx).Err() == nil {
+			return p, nil
+		}
+		if i == 100 {
+			p.stop()
+			return nil, errors.New("redis-server did not answer PING within 5s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (p *redisProc) stop() {
+	_ = p.cmd.Process.Kill()
+	_ = p.cmd.Wait()
+	_ = os.RemoveAll(filepath.Clean(p.dir))
+}
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
