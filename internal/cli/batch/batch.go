@@ -52,8 +52,14 @@ type Config struct {
 	Concurrency int
 	// Window is the most inputs read but not yet printed; default 4096, at least Chunk.
 	Window int
-	// WaitIDs is the most task ids one long-poll asks about; default 1000.
+	// WaitIDs is the most task ids one long-poll asks about; default 500.
 	WaitIDs int
+	// Waiters is the most long-polls in flight at once, each on its own ids; default 1
+	// (more waiters mostly make the server read the same unfinished records more often).
+	Waiters int
+	// MinPollGap spaces one waiter's polls while results trickle in, so that each poll
+	// brings back a batch rather than a few; default 10ms.
+	MinPollGap time.Duration
 	// Poll is the long-poll duration of one wait request; default 10s (the server caps it).
 	Poll time.Duration
 	// Linger is how long a partial chunk waits for more inputs before it is sent; default 20ms.
@@ -76,7 +82,13 @@ func (c Config) withDefaults() Config {
 		c.Window = c.Chunk
 	}
 	if c.WaitIDs <= 0 {
-		c.WaitIDs = 1000
+		c.WaitIDs = 500
+	}
+	if c.Waiters <= 0 {
+		c.Waiters = 1
+	}
+	if c.MinPollGap <= 0 {
+		c.MinPollGap = 10 * time.Millisecond
 	}
 	if c.Poll <= 0 {
 		c.Poll = 10 * time.Second
@@ -143,8 +155,9 @@ func Run(ctx context.Context, c Client, functionID string, in io.Reader, out io.
 		tokens:   make(chan struct{}, cfg.Window),
 		total:    -1,
 		byID:     make(map[string]int, cfg.Window),
+		claimed:  make(map[string]bool, cfg.Window),
 		printed:  make(chan struct{}, 1),
-		waitWake: make(chan struct{}, 1),
+		changed:  make(chan struct{}),
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	items := make(chan item)
@@ -174,11 +187,13 @@ func Run(ctx context.Context, c Client, functionID string, in io.Reader, out io.
 		subs.Wait()
 		r.mu.Lock()
 		r.submitted = true
+		r.broadcastLocked()
 		r.mu.Unlock()
-		wake(r.waitWake)
 		return nil
 	})
-	g.Go(func() error { return r.wait(gctx) })
+	for range cfg.Waiters {
+		g.Go(func() error { return r.wait(gctx) })
+	}
 	g.Go(func() error { return r.print(gctx, out) })
 	err := g.Wait()
 	if err == nil {
@@ -209,13 +224,20 @@ type runner struct {
 	total       int    // inputs read, once the reader stopped; -1 before
 	readErr     error  // why the reader stopped early (a *LineError), if it did
 	submitted   bool   // every chunk was submitted
-	outstanding []string
-	byID        map[string]int // outstanding task id → input index
+	outstanding []string        // submitted, not yet terminal, oldest first
+	byID        map[string]int  // outstanding task id → input index
+	claimed     map[string]bool // outstanding ids a waiter is asking about now
+	changed     chan struct{}   // closed (and replaced) when waiters have something new
 
-	printed  chan struct{} // wakes the printer
-	waitWake chan struct{} // wakes the waiter
+	printed chan struct{} // wakes the printer
 
 	sum Summary // owned by the printer until Run returns
+}
+
+// broadcastLocked wakes every waiter; r.mu is held.
+func (r *runner) broadcastLocked() {
+	close(r.changed)
+	r.changed = make(chan struct{})
 }
 
 func wake(ch chan struct{}) {
@@ -330,34 +352,61 @@ func (r *runner) submit(ctx context.Context, chunks <-chan []item) error {
 			r.byID[ids[i]] = it.index
 			r.outstanding = append(r.outstanding, ids[i])
 		}
+		r.broadcastLocked()
 		r.mu.Unlock()
-		wake(r.waitWake)
 	}
 	return nil
 }
 
-// wait long-polls the oldest outstanding task ids and files terminal tasks in their slots.
+// wait long-polls the oldest outstanding task ids that no other waiter is asking about, and
+// files terminal tasks in their slots. Several waiters run at once, on disjoint ids.
 func (r *runner) wait(ctx context.Context) error {
 	failures := 0
+	// Ask about about twice as many ids as the last poll brought back: every id asked
+	// about costs the server a record read, finished or not.
+	ask := r.cfg.WaitIDs
+	var last time.Time
 	for {
+		if gap := time.Since(last); gap < r.cfg.MinPollGap && ask < r.cfg.WaitIDs {
+			select {
+			case <-time.After(r.cfg.MinPollGap - gap):
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
 		r.mu.Lock()
-		if len(r.outstanding) == 0 {
-			done := r.submitted
-			r.mu.Unlock()
-			if done {
+		var ids []string
+		for _, id := range r.outstanding {
+			if !r.claimed[id] {
+				ids = append(ids, id)
+				if len(ids) == ask {
+					break
+				}
+			}
+		}
+		if len(ids) == 0 {
+			if len(r.outstanding) == 0 && r.submitted {
+				r.mu.Unlock()
 				return nil
 			}
+			changed := r.changed
+			r.mu.Unlock()
 			select {
-			case <-r.waitWake:
+			case <-changed:
 				continue
 			case <-ctx.Done():
 				return ctx.Err()
 			}
 		}
-		ids := append([]string(nil), r.outstanding[:min(len(r.outstanding), r.cfg.WaitIDs)]...)
+		for _, id := range ids {
+			r.claimed[id] = true
+		}
 		r.mu.Unlock()
 
+		last = time.Now()
 		tasks, err := r.c.Wait(ctx, ids, r.cfg.Poll)
+		r.file(ids, tasks)
+		ask = min(max(2*len(tasks), 64), r.cfg.WaitIDs)
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -375,13 +424,16 @@ func (r *runner) wait(ctx context.Context) error {
 			return fmt.Errorf("waiting for results: %w", err)
 		}
 		failures = 0
-		r.file(tasks)
 	}
 }
 
-func (r *runner) file(tasks []client.Task) {
+// file releases a waiter's claim on ids and files the terminal tasks among tasks.
+func (r *runner) file(ids []string, tasks []client.Task) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	for _, id := range ids {
+		delete(r.claimed, id)
+	}
 	n := 0
 	for _, t := range tasks {
 		if !t.Terminal() {
@@ -396,18 +448,18 @@ func (r *runner) file(tasks []client.Task) {
 		r.slots[idx%len(r.slots)] = slot{taskID: t.TaskID, task: t, done: true}
 		n++
 	}
-	if n == 0 {
-		return
-	}
-	keep := r.outstanding[:0]
-	for _, id := range r.outstanding {
-		if _, ok := r.byID[id]; ok {
-			keep = append(keep, id)
+	if n > 0 {
+		keep := r.outstanding[:0]
+		for _, id := range r.outstanding {
+			if _, ok := r.byID[id]; ok {
+				keep = append(keep, id)
+			}
 		}
+		clear(r.outstanding[len(keep):])
+		r.outstanding = keep
+		wake(r.printed)
 	}
-	clear(r.outstanding[len(keep):])
-	r.outstanding = keep
-	wake(r.printed)
+	r.broadcastLocked() // released ids (and maybe the last of them) for the other waiters
 }
 
 func retryable(err error) bool {
