@@ -148,16 +148,16 @@ func NewLine(index int, t client.Task) Line {
 func Run(ctx context.Context, c Client, functionID string, in io.Reader, out io.Writer, cfg Config) (Summary, error) {
 	cfg = cfg.withDefaults()
 	r := &runner{
-		cfg:      cfg,
-		c:        c,
-		fn:       functionID,
-		slots:    make([]slot, cfg.Window),
-		tokens:   make(chan struct{}, cfg.Window),
-		total:    -1,
-		byID:     make(map[string]int, cfg.Window),
-		claimed:  make(map[string]bool, cfg.Window),
-		printed:  make(chan struct{}, 1),
-		changed:  make(chan struct{}),
+		cfg:     cfg,
+		c:       c,
+		fn:      functionID,
+		slots:   make([]slot, cfg.Window),
+		tokens:  make(chan struct{}, cfg.Window),
+		total:   -1,
+		byID:    make(map[string]int, cfg.Window),
+		claimed: make(map[string]bool, cfg.Window),
+		printed: make(chan struct{}, 1),
+		changed: make(chan struct{}),
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	items := make(chan item)
@@ -220,10 +220,10 @@ type runner struct {
 	tokens chan struct{} // window tokens: one per input read and not yet printed
 
 	mu          sync.Mutex
-	slots       []slot // input i lives in slots[i%Window] while it is in the window
-	total       int    // inputs read, once the reader stopped; -1 before
-	readErr     error  // why the reader stopped early (a *LineError), if it did
-	submitted   bool   // every chunk was submitted
+	slots       []slot          // input i lives in slots[i%Window] while it is in the window
+	total       int             // inputs read, once the reader stopped; -1 before
+	readErr     error           // why the reader stopped early (a *LineError), if it did
+	submitted   bool            // every chunk was submitted
 	outstanding []string        // submitted, not yet terminal, oldest first
 	byID        map[string]int  // outstanding task id → input index
 	claimed     map[string]bool // outstanding ids a waiter is asking about now
@@ -362,7 +362,7 @@ func (r *runner) submit(ctx context.Context, chunks <-chan []item) error {
 // files terminal tasks in their slots. Several waiters run at once, on disjoint ids.
 func (r *runner) wait(ctx context.Context) error {
 	failures := 0
-	// Ask about about twice as many ids as the last poll brought back: every id asked
+	// Ask about twice as many ids as the last poll brought back: every id asked
 	// about costs the server a record read, finished or not.
 	ask := r.cfg.WaitIDs
 	var last time.Time
