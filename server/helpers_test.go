@@ -30,6 +30,7 @@ type env struct {
 	redis *redistest.Server
 	st    *store.Store
 	done  *store.Done
+	sb    *sandbox.Sandbox
 	srv   *server.Server
 	url   string
 	c     *client.Client
@@ -69,7 +70,7 @@ func newEnv(tb testing.TB, cfg server.Config) *env {
 	srv := server.New(st, sb, done, cfg, log)
 	hs := httptest.NewServer(srv.Handler())
 	tb.Cleanup(hs.Close)
-	return &env{redis: rs, st: st, done: done, srv: srv, url: hs.URL, c: client.New(hs.URL)}
+	return &env{redis: rs, st: st, done: done, sb: sb, srv: srv, url: hs.URL, c: client.New(hs.URL)}
 }
 
 type tWriter struct{ tb testing.TB }
