@@ -327,3 +327,35 @@ local id = redis.call('GET', KEYS[2])
 if not id then return {} end
 return redis.call('HGETALL', ARGV[1] .. id)
 `)
+
+// scriptRequeueOwner requeues (as scriptRequeue, attempt charged) every leased task whose
+// owner is ARGV[6]: a dispatcher restarted under the same identity takes back at once what
+// its previous run held, instead of waiting for the leases to expire.
+//
+//	KEYS[1]  queue
+//	KEYS[2]  leases
+//	ARGV[1]  task key prefix
+//	ARGV[2]  MaxAttempts
+//	ARGV[3]  TaskTTL (ms)
+//	ARGV[4]  done channel
+//	ARGV[5]  tasks channel
+//	ARGV[6]  owner
+//	ARGV[7]  reason
+//
+// O(leases): every lease is examined. Returns {requeued, failed}.
+var scriptRequeueOwner = redis.NewScript(luaPrelude + luaFinish + luaRequeue + `
+local max = tonumber(ARGV[2])
+local done, queued = {}, {}
+for _, id in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
+  local key = ARGV[1] .. id
+  local t = redis.call('HMGET', key, 'status', 'attempts', 'owner')
+  if t[1] ~= 'RUNNING' then
+    redis.call('ZREM', KEYS[2], id)
+  elseif t[3] == ARGV[6] then
+    requeue(key, id, tonumber(t[2]) or 0, max, ARGV[3], ARGV[7], done, queued)
+  end
+end
+publish(ARGV[4], done)
+publish(ARGV[5], queued)
+return {#queued, #done}
+`)

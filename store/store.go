@@ -514,6 +514,23 @@ func (s *Store) RecoverExpired(ctx context.Context) (int, error) {
 	return total, nil
 }
 
+// RequeueOwner requeues (as Requeue does, attempt charged) every RUNNING task claimed by
+// owner, whatever its attempt: for a dispatcher that restarts under a stable identity (after
+// a crash) to take back at once what its previous run held, instead of waiting LeaseTTL.
+// Only call it with an identity no live process uses. Returns how many tasks moved.
+func (s *Store) RequeueOwner(ctx context.Context, owner, reason string) (int, error) {
+	if reason == "" {
+		reason = "dispatcher " + owner + " restarted"
+	}
+	res, err := scriptRequeueOwner.Run(ctx, s.rdb, []string{s.k.queue(), s.k.leases()},
+		s.k.taskPrefix(), s.cfg.MaxAttempts, s.cfg.TaskTTL.Milliseconds(),
+		s.k.doneChannel(), s.k.tasksChannel(), owner, reason).Int64Slice()
+	if err != nil {
+		return 0, wrap("requeue owner", err)
+	}
+	return int(res[0] + res[1]), nil
+}
+
 // QueueLen is the number of QUEUED tasks waiting.
 func (s *Store) QueueLen(ctx context.Context) (int64, error) {
 	n, err := s.rdb.LLen(ctx, s.k.queue()).Result()

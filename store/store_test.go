@@ -695,3 +695,35 @@ func TestOpen(t *testing.T) {
 		})
 	}
 }
+
+func TestRequeueOwner(t *testing.T) {
+	s, _ := startStore(t, store.Config{})
+	ctx := ctxT(t)
+	f := mkFunction(t, s, "f")
+	submitN(t, s, f, 4)
+	mine, err := s.Claim(ctx, "d1", 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	theirs, err := s.Claim(ctx, "d2", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Complete(ctx, []task.Outcome{ok(mine[0].ID, 1, "")}); err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.RequeueOwner(ctx, "d1", "")
+	if err != nil || n != 2 {
+		t.Fatalf("RequeueOwner = %d, %v; want 2", n, err)
+	}
+	if r := mustTask(t, s, theirs[0].ID); r.Status != task.Running {
+		t.Fatalf("another owner's task moved: %+v", r)
+	}
+	again := claim(t, s, 10)
+	got, want := idsOf(again), idsOf(mine[1:])
+	sort.Strings(got)
+	sort.Strings(want)
+	if strings.Join(got, ",") != strings.Join(want, ",") || again[0].Attempt != 2 || again[1].Attempt != 2 {
+		t.Fatalf("reclaimed %+v; want %v at attempt 2", again, idsOf(mine[1:]))
+	}
+}
