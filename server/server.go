@@ -77,6 +77,8 @@ type Server struct {
 	log  *slog.Logger
 
 	fns      fnCache
+	submits  coalescer[submitReq, submitResp] // concurrent /execute_function → one Submit
+	reads    coalescer[string, store.Record]  // concurrent task reads → one pipeline
 	handler  http.Handler
 	stopOnce sync.Once
 	stopping chan struct{} // closed when Serve's context ends: long polls answer at once
@@ -94,6 +96,8 @@ func New(st *store.Store, sb *sandbox.Sandbox, done *store.Done, cfg Config, log
 		fns:      fnCache{max: 4096},
 		stopping: make(chan struct{}),
 	}
+	s.submits = coalescer[submitReq, submitResp]{max: 512, run: s.submitBatch}
+	s.reads = coalescer[string, store.Record]{max: 512, run: s.readBatch}
 	s.handler = s.routes()
 	return s
 }

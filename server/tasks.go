@@ -1,7 +1,6 @@
 package server
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -42,9 +41,9 @@ func (s *Server) execute(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err, slog.String("function_id", fn.ID))
 		return
 	}
-	ids, err := s.st.Submit(ctx, fn, [][]byte{input})
-	if err == nil && len(ids) != 1 {
-		err = fmt.Errorf("store.Submit returned %d ids for 1 input", len(ids))
+	sub, err := s.submits.do(ctx, submitReq{fn: fn, input: input})
+	if err == nil {
+		err = sub.err
 	}
 	if err != nil {
 		s.writeError(w, r, err, slog.String("function_id", fn.ID))
@@ -52,11 +51,11 @@ func (s *Server) execute(w http.ResponseWriter, r *http.Request) {
 	}
 	if s.log.Enabled(ctx, slog.LevelDebug) {
 		s.log.LogAttrs(ctx, slog.LevelDebug, "task submitted",
-			slog.String("task_id", ids[0]), slog.String("function_id", fn.ID))
+			slog.String("task_id", sub.id), slog.String("function_id", fn.ID))
 	}
 	b := getBuf()
 	*b = append(*b, `{"task_id":`...)
-	*b = appendString(*b, ids[0])
+	*b = appendString(*b, sub.id)
 	*b = append(*b, "}\n"...)
 	writeJSON(w, http.StatusCreated, *b)
 	putBuf(b)
@@ -156,9 +155,9 @@ func taskNotFound(id string) error {
 
 // readTask returns a task's record, 404 for a malformed or unknown id.
 func (s *Server) readTask(r *http.Request, id string) (store.Record, error) {
-	rec, err := s.st.Task(r.Context(), id)
-	if errors.Is(err, store.ErrNotFound) {
-		return rec, taskNotFound(id)
+	rec, err := s.reads.do(r.Context(), id)
+	if err == nil && rec.Status == "" {
+		err = taskNotFound(id)
 	}
 	return rec, err
 }
