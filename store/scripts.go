@@ -221,11 +221,13 @@ return lost
 //	ARGV[6]  reason
 //	ARGV[7..] id, attempt, id, attempt, ...
 //
-// Only tasks RUNNING at that attempt move. Returns {requeued, failed}.
+// Only tasks RUNNING at that attempt move; they go to the consumer end of the queue (they
+// run next), the first ref first. Returns {requeued, failed}.
 var scriptRequeue = redis.NewScript(luaPrelude + luaFinish + luaRequeue + `
 local max = tonumber(ARGV[2])
 local done, queued = {}, {}
-for i = 7, #ARGV, 2 do
+-- Backwards: each RPUSH lands at the consumer end, so the first ref is claimed again first.
+for i = #ARGV - 1, 7, -2 do
   local key = ARGV[1] .. ARGV[i]
   local t = redis.call('HMGET', key, 'status', 'attempts')
   local a = tonumber(t[2])
@@ -256,7 +258,8 @@ var scriptRecover = redis.NewScript(luaPrelude + luaFinish + luaRequeue + `
 local max = tonumber(ARGV[2])
 local ids = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, tonumber(ARGV[6]))
 local done, queued = {}, {}
-for _, id in ipairs(ids) do
+for j = #ids, 1, -1 do -- backwards: the lease that expired first is claimed again first
+  local id = ids[j]
   local key = ARGV[1] .. id
   local t = redis.call('HMGET', key, 'status', 'attempts')
   if t[1] == 'RUNNING' then

@@ -727,3 +727,26 @@ func TestRequeueOwner(t *testing.T) {
 		t.Fatalf("reclaimed %+v; want %v at attempt 2", again, idsOf(mine[1:]))
 	}
 }
+
+func TestRequeueOrder(t *testing.T) {
+	s, _ := startStore(t, store.Config{LeaseTTL: 50 * time.Millisecond})
+	ctx := ctxT(t)
+	f := mkFunction(t, s, "f")
+	submitN(t, s, f, 6)
+	first := claim(t, s, 3)
+	submitN(t, s, f, 1) // behind the requeued ones
+	if err := s.Requeue(ctx, refs(first), "lost"); err != nil {
+		t.Fatal(err)
+	}
+	again := claim(t, s, 3)
+	if strings.Join(idsOf(again), ",") != strings.Join(idsOf(first), ",") {
+		t.Fatalf("requeued came back as %v; want %v (they run next, in order)", idsOf(again), idsOf(first))
+	}
+	time.Sleep(60 * time.Millisecond)
+	if n, err := s.RecoverExpired(ctx); n != 3 || err != nil {
+		t.Fatalf("RecoverExpired = %d, %v", n, err)
+	}
+	if third := claim(t, s, 3); len(third) != 3 {
+		t.Fatalf("claimed %d after recovery", len(third))
+	}
+}
