@@ -68,7 +68,7 @@ func testMain(m *testing.M) int {
 // Processes
 
 // proc is one faas process started by a test. Its stderr is kept and logged if the test
-// fails; cleanup kills it if it still runs.
+// fails (or always, with E2E_LOGS=1); cleanup kills it if it still runs.
 type proc struct {
 	name   string
 	cmd    *exec.Cmd
@@ -113,12 +113,21 @@ func startProc(tb testing.TB, name string, args ...string) *proc {
 			_ = p.cmd.Process.Kill()
 			<-p.exited
 		}
-		if tb.Failed() {
+		if tb.Failed() || os.Getenv("E2E_LOGS") != "" {
 			tb.Logf("---- %s (pid %d, %s) output, last lines:\n%s", p.name, p.cmd.Process.Pid,
-				p.cmd.ProcessState, tail(p.out.String(), 40))
+				p.cmd.ProcessState, tail(p.out.String(), logLines))
 		}
 	})
 	return p
+}
+
+// logLines is how many of a process's last lines a failing test shows (E2E_LOG_LINES).
+var logLines = 40
+
+func init() {
+	if n, err := strconv.Atoi(os.Getenv("E2E_LOG_LINES")); err == nil && n > 0 {
+		logLines = n
+	}
 }
 
 func tail(s string, n int) string {
