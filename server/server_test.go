@@ -2,8 +2,11 @@ package server_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -12,6 +15,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"faas/client"
 	"faas/samples"
 	"faas/server"
 	"faas/task"
@@ -525,4 +529,58 @@ func TestRedisDown(t *testing.T) {
 	})
 	e.redis.Restart(t)
 	eventually(t, 10*time.Second, "health after restart", func() bool { return e.c.Health(ctxT(t)) == nil })
+}
+
+// TestServeShutdown checks that Serve stops within its 10 s budget when its context ends,
+// answering a long poll in flight with the task's current state.
+func TestServeShutdown(t *testing.T) {
+	e := newEnv(t, server.Config{})
+	fn := e.register(t, "noop", samples.Noop, nil)
+	id := e.execute(t, fn, nil)
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	served := make(chan error, 1)
+	go func() { served <- e.srv.Serve(ctx, ln) }()
+	c := client.New("http://" + ln.Addr().String())
+	if err := c.Health(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	polled := make(chan client.Task, 1)
+	go func() {
+		tk, err := c.Result(context.Background(), id, 30*time.Second)
+		if err != nil {
+			t.Error(err)
+		}
+		polled <- tk
+	}()
+	eventually(t, 5*time.Second, "the long poll", func() bool { return e.done.Watching() > 0 })
+	stopped := time.Now()
+	cancel()
+	select {
+	case tk := <-polled:
+		if tk.Status != "QUEUED" {
+			t.Fatalf("the long poll answered %+v", tk)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the long poll was not answered at shutdown")
+	}
+	select {
+	case err := <-served:
+		if err != nil {
+			t.Fatalf("Serve: %v", err)
+		}
+	case <-time.After(11 * time.Second):
+		t.Fatal("Serve did not return")
+	}
+	if d := time.Since(stopped); d > 2*time.Second {
+		t.Fatalf("shutdown took %v", d)
+	}
+	if err := c.Health(ctxT(t)); !errors.Is(err, client.ErrUnreachable) {
+		t.Fatalf("after Serve returned: %v, want unreachable", err)
+	}
 }
