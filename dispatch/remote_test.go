@@ -3,6 +3,8 @@ package dispatch
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
@@ -16,6 +18,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"faas/internal/redistest"
 	"faas/samples"
 	"faas/sandbox"
 	"faas/store"
@@ -29,7 +32,27 @@ func TestMain(m *testing.M) {
 	if spec := os.Getenv("FAAS_TEST_WORKER"); spec != "" {
 		os.Exit(workerProcess(spec))
 	}
-	os.Exit(m.Run())
+	// Every sandbox of the tests (dispatcher's, workers', child processes') shares one
+	// on-disk compilation cache: each module compiles once per run, not once per sandbox.
+	dir, err := os.MkdirTemp("", "faas-dispatch-test-cache-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	os.Setenv("FAAS_TEST_CACHE", dir)
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// testSandbox returns a sandbox on the tests' shared compilation cache.
+func testSandbox(tb testing.TB) *sandbox.Sandbox {
+	tb.Helper()
+	sb, err := sandbox.New(context.Background(), sandbox.Config{CacheDir: os.Getenv("FAAS_TEST_CACHE")})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return sb
 }
 
 func workerProcess(spec string) int {
@@ -41,18 +64,26 @@ func workerProcess(spec string) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	sb, err := sandbox.New(ctx, sandbox.Config{})
+	sb, err := sandbox.New(ctx, sandbox.Config{CacheDir: os.Getenv("FAAS_TEST_CACHE")})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	defer sb.Close(context.Background())
 	hb, _ := time.ParseDuration(os.Getenv("FAAS_TEST_HEARTBEAT"))
-	if err := worker.Run(ctx, sb, worker.Config{Mode: mode, Slots: slots, Endpoint: endpoint, ID: id, Log: quietLog(), HeartbeatInterval: hb}); err != nil {
+	if err := worker.Run(ctx, sb, worker.Config{Mode: mode, Slots: slots, Endpoint: endpoint, ID: id, Log: testLog(), HeartbeatInterval: hb}); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	return 0
+}
+
+// testLog discards logs unless FAAS_TEST_LOG=1 (then: everything, on stderr).
+func testLog() *slog.Logger {
+	if os.Getenv("FAAS_TEST_LOG") == "1" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return quietLog()
 }
 
 // freePort returns a loopback TCP port nobody listens on (for a moment).
@@ -66,52 +97,118 @@ func freePort(t testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// remoteFixture is a real Redis, a store, and a port for a pull or push dispatcher.
+// remoteFixture is a real Redis, a store, a sandbox (for validation, and for local mode)
+// and a free port for a pull or push dispatcher.
 type remoteFixture struct {
-	*localFixture
+	st       *store.Store
+	sb       *sandbox.Sandbox
 	mode     string
 	port     int
 	endpoint string
 	cfg      Config
 }
 
-// fastBeats are heartbeat settings that detect a dead worker within about a second.
+// Heartbeat settings of the tests: a dead worker is detected within about a second.
 const (
 	fastBeat    = 200 * time.Millisecond
 	fastTimeout = 1000 * time.Millisecond
 )
 
-func newRemoteFixture(t *testing.T, mode string) *remoteFixture {
-	t.Helper()
-	port := freePort(t)
+func newRemoteFixture(tb testing.TB, mode string) *remoteFixture {
+	tb.Helper()
+	srv := redistest.Start(tb)
+	sb := testSandbox(tb)
+	tb.Cleanup(func() { sb.Close(context.Background()) })
+	port := freePort(tb)
 	return &remoteFixture{
-		localFixture: newLocalFixture(t, store.Config{}),
-		mode:         mode,
-		port:         port,
-		endpoint:     fmt.Sprintf("tcp://127.0.0.1:%d", port),
-		cfg: Config{Mode: mode, Port: port, HeartbeatInterval: fastBeat, HeartbeatTimeout: fastTimeout,
+		st:       store.New(srv.Client(tb), store.Config{}),
+		sb:       sb,
+		mode:     mode,
+		port:     port,
+		endpoint: fmt.Sprintf("tcp://127.0.0.1:%d", port),
+		cfg: Config{Mode: mode, Port: port, Workers: 2, HeartbeatInterval: fastBeat, HeartbeatTimeout: fastTimeout,
 			DrainTimeout: 3 * time.Second},
 	}
 }
 
+func (f *remoteFixture) register(tb testing.TB, name string, wasm []byte) store.Function {
+	tb.Helper()
+	return f.registerLimits(tb, name, wasm, sandbox.Limits{})
+}
+
+func (f *remoteFixture) submit(tb testing.TB, fn store.Function, inputs [][]byte) []string {
+	tb.Helper()
+	ids, err := f.st.Submit(context.Background(), fn, inputs)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return ids
+}
+
+// start runs a dispatcher with cfg until the returned stop is called; stop returns Run's error.
+func (f *remoteFixture) start(tb testing.TB, cfg Config) (stop func() error) {
+	tb.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- Run(ctx, f.st, f.sb, cfg, testLog()) }()
+	var once sync.Once
+	var err error
+	stop = func() error {
+		once.Do(func() { cancel(); err = <-errc })
+		return err
+	}
+	tb.Cleanup(func() { _ = stop() })
+	return stop
+}
+
+// waitTerminal polls until every task is terminal, and returns their records. It asks
+// only about the tasks not yet terminal, so that polling does not load Redis.
+func (f *remoteFixture) waitTerminal(tb testing.TB, ids []string, within time.Duration) []store.Record {
+	tb.Helper()
+	deadline := time.Now().Add(within)
+	pending := slices.Clone(ids)
+	for len(pending) > 0 {
+		recs, err := f.st.Tasks(context.Background(), pending)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		left := pending[:0]
+		for _, r := range recs {
+			if !r.Status.Terminal() {
+				left = append(left, r.ID)
+			}
+		}
+		pending = left
+		if len(pending) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("%d of %d tasks not terminal after %v", len(pending), len(ids), within)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	recs, err := f.st.Tasks(context.Background(), ids)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return recs
+}
+
 // startDispatcher runs the fixture's dispatcher until the returned stop is called.
-func (f *remoteFixture) startDispatcher(t *testing.T) (stop func() error) {
+func (f *remoteFixture) startDispatcher(t testing.TB) (stop func() error) {
 	t.Helper()
 	return f.start(t, f.cfg)
 }
 
 // startWorker runs an in-process worker with its own sandbox until stop is called.
-func (f *remoteFixture) startWorker(t *testing.T, id string, slots int) (stop func()) {
+func (f *remoteFixture) startWorker(t testing.TB, id string, slots int) (stop func()) {
 	t.Helper()
-	sb, err := sandbox.New(context.Background(), sandbox.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	sb := testSandbox(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
 		done <- worker.Run(ctx, sb, worker.Config{Mode: f.mode, Slots: slots, Endpoint: f.endpoint, ID: id,
-			Log: quietLog(), HeartbeatInterval: fastBeat})
+			Log: testLog(), HeartbeatInterval: fastBeat})
 	}()
 	var once sync.Once
 	stop = func() {
@@ -150,7 +247,7 @@ func (f *remoteFixture) startWorkerProcess(t *testing.T, id string, slots int) *
 	return cmd
 }
 
-func (f *remoteFixture) registerLimits(t *testing.T, name string, wasm []byte, lim sandbox.Limits) store.Function {
+func (f *remoteFixture) registerLimits(t testing.TB, name string, wasm []byte, lim sandbox.Limits) store.Function {
 	t.Helper()
 	ctx := context.Background()
 	info, err := f.sb.Validate(ctx, wasm, lim)
@@ -353,4 +450,96 @@ func TestPushCapacitySplit(t *testing.T) {
 		t.Errorf("split cap1=%d cap3=%d (share %.2f), want close to 1:3", n1, n3, share)
 	}
 	t.Logf("split cap1=%d cap3=%d, at once cap1=%d cap3=%d", n1, n3, c1, c3)
+}
+
+// TestRemoteWorkerLost: one of two workers (a child process) dies mid-run, by SIGKILL or
+// by SIGSTOP (alive but silent); the dispatcher notices its missing heartbeats and its
+// tasks run again on the other worker: every task COMPLETED.
+func TestRemoteWorkerLost(t *testing.T) {
+	for _, mode := range remoteModes {
+		for _, sig := range []syscall.Signal{syscall.SIGKILL, syscall.SIGSTOP} {
+			t.Run(mode+"/"+sig.String(), func(t *testing.T) {
+				f := newRemoteFixture(t, mode)
+				fn := f.register(t, "sleep", samples.Sleep)
+				f.startDispatcher(t)
+				f.startWorker(t, "stays", 2)
+				victim := f.startWorkerProcess(t, "dies", 2)
+				inputs := make([][]byte, 60)
+				for i := range inputs {
+					inputs[i] = []byte("100")
+				}
+				ids := f.submit(t, fn, inputs)
+				waitFor(t, 30*time.Second, "the victim to complete a task", func() bool {
+					recs, err := f.st.Tasks(context.Background(), ids)
+					if err != nil {
+						t.Fatal(err)
+					}
+					return slices.ContainsFunc(recs, func(r store.Record) bool { return r.Worker == "dies" })
+				})
+				victim.Process.Signal(sig)
+				if sig == syscall.SIGSTOP {
+					t.Cleanup(func() { victim.Process.Signal(syscall.SIGCONT) })
+				}
+				recs := f.waitTerminal(t, ids, time.Minute)
+				reruns := 0
+				for _, r := range recs {
+					if r.Status != task.Completed {
+						t.Fatalf("task %s: %s %+v after %d attempts", r.ID, r.Status, r.Error, r.Attempts)
+					}
+					if r.Attempts > 1 {
+						reruns++
+						if r.Worker != "stays" {
+							t.Errorf("task %s re-run on %q, want the surviving worker", r.ID, r.Worker)
+						}
+					}
+				}
+				if reruns == 0 {
+					t.Errorf("no task was re-run: the victim held nothing when it died?")
+				}
+				t.Logf("%d tasks re-run after the victim died", reruns)
+			})
+		}
+	}
+}
+
+// TestRemoteDispatcherRestart: the dispatcher stops mid-run and another starts on the same
+// port; the workers register again by themselves and every task completes, including those
+// submitted while no dispatcher ran.
+func TestRemoteDispatcherRestart(t *testing.T) {
+	for _, mode := range remoteModes {
+		t.Run(mode, func(t *testing.T) {
+			f := newRemoteFixture(t, mode)
+			fn := f.register(t, "sleep", samples.Sleep)
+			stop := f.startDispatcher(t)
+			f.startWorker(t, "w1", 2)
+			f.startWorker(t, "w2", 2)
+			inputs := make([][]byte, 40)
+			for i := range inputs {
+				inputs[i] = []byte("50")
+			}
+			ids := f.submit(t, fn, inputs)
+			waitFor(t, 30*time.Second, "some tasks to complete", func() bool {
+				recs, err := f.st.Tasks(context.Background(), ids)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return slices.ContainsFunc(recs, func(r store.Record) bool { return r.Status == task.Completed })
+			})
+			if err := stop(); err != nil {
+				t.Fatalf("first dispatcher: %v", err)
+			}
+			ids = append(ids, f.submit(t, fn, inputs)...) // queued while no dispatcher runs
+			f.startDispatcher(t)
+			recs := f.waitTerminal(t, ids, time.Minute)
+			for _, r := range recs {
+				if r.Status != task.Completed {
+					t.Fatalf("task %s: %s %+v", r.ID, r.Status, r.Error)
+				}
+			}
+			per := byWorker(recs[40:])
+			if len(per["w1"])+len(per["w2"]) != 40 {
+				t.Errorf("tasks after the restart ran on %v", slices.Collect(maps.Keys(per)))
+			}
+		})
+	}
 }

@@ -431,10 +431,9 @@ func (w *remote) handle(m protocol.Message, ctrl bool, runCtx context.Context, t
 func (w *remote) start(ts []task.Task, runCtx context.Context, tasks *sync.WaitGroup) {
 	var back []task.Ref
 	for _, t := range ts {
-		if _, dup := w.running[t.ID]; dup {
-			continue
-		}
-		if w.stopping || len(w.running) >= w.cfg.Slots {
+		if _, dup := w.running[t.ID]; dup || w.stopping || len(w.running) >= w.cfg.Slots {
+			// dup: a new attempt of a task whose previous attempt still runs here (the
+			// dispatcher gave up on it); the old attempt's result will be fenced off.
 			back = append(back, t.Ref())
 			continue
 		}

@@ -1,0 +1,117 @@
+package dispatch
+
+import (
+	"fmt"
+	"sort"
+	"testing"
+	"time"
+
+	"faas/samples"
+	"faas/sandbox"
+	"faas/store"
+	"faas/task"
+)
+
+// executorCase is one case of the executor suite every mode must pass.
+type executorCase struct {
+	name   string
+	wasm   []byte
+	limits sandbox.Limits
+	input  string
+	result string // when kind == ""
+	kind   string // failure kind; "" = COMPLETED
+}
+
+// executorCases: every good sample's output and every hostile module's failure kind.
+func executorCases() []executorCase {
+	cases := []executorCase{
+		{name: "double_wat", wasm: samples.DoubleWAT, input: "21", result: "42"},
+		{name: "double_c", wasm: samples.DoubleC, input: "-7", result: "-14"},
+		{name: "double_go", wasm: samples.DoubleGo, input: "100", result: "200"},
+		{name: "double_as", wasm: samples.DoubleAS, input: " 5\n", result: "10"},
+		{name: "double_bad_input", wasm: samples.DoubleWAT, input: "x", kind: "exit"},
+		{name: "noop", wasm: samples.Noop, input: "", result: ""},
+		{name: "echo_binary", wasm: samples.Echo, input: "a\x00b\xff\n", result: "a\x00b\xff\n"},
+		{name: "wordcount", wasm: samples.Wordcount, input: "one two\nthree\n", result: `{"lines":2,"words":3,"bytes":14}`},
+		{name: "fib", wasm: samples.Fib, input: "20", result: "6765"},
+		{name: "sleep", wasm: samples.Sleep, input: "20", result: "slept 20 ms"},
+	}
+	names := make([]string, 0, len(samples.Hostile))
+	for name := range samples.Hostile {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		kind := samples.HostileKind[name]
+		if kind == "" {
+			continue // refused at registration: never runs
+		}
+		c := executorCase{name: name, wasm: samples.Hostile[name], kind: kind}
+		if kind == "timeout" {
+			c.limits.TimeoutMs = 1000
+		}
+		cases = append(cases, c)
+	}
+	return cases
+}
+
+var allModes = []string{"local", "pull", "push"}
+
+// TestModesExecutor runs the same executor cases in local, pull and push mode: each task
+// ends with the right output or failure kind, and afterwards the workers still serve.
+func TestModesExecutor(t *testing.T) {
+	for _, mode := range allModes {
+		t.Run(mode, func(t *testing.T) {
+			f := newRemoteFixture(t, mode)
+			cases := executorCases()
+			ids := make([]string, len(cases))
+			fns := make(map[string]store.Function)
+			for i, c := range cases {
+				fn := f.registerLimits(t, c.name, c.wasm, c.limits)
+				fns[c.name] = fn
+				ids[i] = f.submit(t, fn, [][]byte{[]byte(c.input)})[0]
+			}
+			f.startDispatcher(t)
+			if mode != "local" {
+				f.startWorker(t, "w1", 3)
+				f.startWorker(t, "w2", 3)
+			}
+			recs := f.waitTerminal(t, ids, 2*time.Minute)
+			for i, c := range cases {
+				t.Run(c.name, func(t *testing.T) {
+					checkCase(t, recs[i], c)
+				})
+			}
+
+			// Still serving after every hostile module.
+			inputs := make([][]byte, 50)
+			want := make([]string, len(inputs))
+			for i := range inputs {
+				inputs[i] = []byte(fmt.Sprint(i))
+				want[i] = fmt.Sprint(2 * i)
+			}
+			after := f.waitTerminal(t, f.submit(t, fns["double_wat"], inputs), time.Minute)
+			if mode == "local" {
+				checkResults(t, after, want)
+			} else {
+				checkResults(t, after, want, "w1", "w2")
+			}
+		})
+	}
+}
+
+func checkCase(t *testing.T, r store.Record, c executorCase) {
+	t.Helper()
+	if c.kind == "" {
+		if r.Status != task.Completed || string(r.Result) != c.result {
+			t.Fatalf("%s %q %+v, want COMPLETED %q", r.Status, r.Result, r.Error, c.result)
+		}
+		return
+	}
+	if r.Status != task.Failed || r.Error == nil || r.Error.Kind != c.kind {
+		t.Fatalf("%s %+v (result %q), want FAILED %s", r.Status, r.Error, r.Result, c.kind)
+	}
+	if r.Attempts != 1 {
+		t.Errorf("ran %d times: a task's own failure must not be re-run", r.Attempts)
+	}
+}
