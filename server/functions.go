@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -131,7 +132,12 @@ func (s *Server) readJSONRegister(w http.ResponseWriter, r *http.Request) (strin
 	// base64 makes the module 4/3 larger; leave room for the name and the limits.
 	max := (s.cfg.MaxModuleBytes+2)/3*4 + 64<<10
 	var req registerRequest
-	if err := decodeJSON(http.MaxBytesReader(w, r.Body, max), &req); err != nil {
+	body := bufio.NewReader(http.MaxBytesReader(w, r.Body, max))
+	if magic, _ := body.Peek(4); string(magic) == "\x00asm" {
+		return "", nil, sandbox.Limits{}, badRequest("the body is a raw Wasm module: send it with " +
+			"Content-Type: application/wasm and ?name=NAME, or as base64 in a JSON body {\"name\", \"payload\"}")
+	}
+	if err := decodeJSON(body, &req); err != nil {
 		if isA[*http.MaxBytesError](err) {
 			return "", nil, sandbox.Limits{}, s.moduleTooLarge()
 		}

@@ -124,9 +124,14 @@ func TestRegister(t *testing.T) {
 		{"raw bad limit", "name=x&timeout_ms=soon", samples.Noop, 400, "bad_request", []string{"timeout_ms"}},
 		{"raw limit above max", "name=x&memory_mb=4096", samples.Noop, 400, "bad_request", []string{"memory_mb", "1024"}},
 		{"raw too large", "name=x", big, 413, "too_large", []string{"1048576"}},
+		{"raw module without its content type", "name=x", samples.Noop, 400, "bad_request", []string{"application/wasm"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			e.do(t, http.MethodPost, "/register_function?"+c.query, "application/wasm", c.body).
+			ct := "application/wasm"
+			if strings.Contains(c.name, "without its content type") {
+				ct = ""
+			}
+			e.do(t, http.MethodPost, "/register_function?"+c.query, ct, c.body).
 				wantError(t, c.status, c.code, c.msg...)
 		})
 	}
