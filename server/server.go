@@ -5,6 +5,8 @@
 // Handlers are kept lean on purpose: answers on the hot paths are appended by hand (no
 // reflection), functions are cached by id in process (they are immutable), and waiting
 // for a task never polls Redis — it is woken by the store's shared Done subscription.
+// Concurrent single submits and task reads are coalesced (coalesce.go): under load one
+// Redis round trip serves many requests, and an idle server adds no delay.
 // Every error goes through one table (errors.go) mapping it to a status and a stable code.
 package server
 
