@@ -32,6 +32,9 @@ func TestMain(m *testing.M) {
 	if spec := os.Getenv("FAAS_TEST_WORKER"); spec != "" {
 		os.Exit(workerProcess(spec))
 	}
+	if spec := os.Getenv("FAAS_TEST_DISPATCHER"); spec != "" {
+		os.Exit(dispatcherProcess(spec))
+	}
 	// Every sandbox of the tests (dispatcher's, workers', child processes') shares one
 	// on-disk compilation cache: each module compiles once per run, not once per sandbox.
 	dir, err := os.MkdirTemp("", "faas-dispatch-test-cache-")
@@ -44,6 +47,36 @@ func TestMain(m *testing.M) {
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
+
+// dispatcherProcess runs a pull or push dispatcher ("mode port redisURL") with short leases
+// and fast heartbeats, until SIGTERM (or SIGKILL).
+func dispatcherProcess(spec string) int {
+	var mode, url string
+	var port int
+	if _, err := fmt.Sscan(spec, &mode, &port, &url); err != nil {
+		fmt.Fprintln(os.Stderr, "bad FAAS_TEST_DISPATCHER:", err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	rdb, err := store.Open(url)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer rdb.Close()
+	st := store.New(rdb, store.Config{LeaseTTL: childLeaseTTL})
+	cfg := Config{Mode: mode, Port: port, HeartbeatInterval: fastBeat, HeartbeatTimeout: fastTimeout}
+	if err := Run(ctx, st, nil, cfg, testLog()); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
+}
+
+// childLeaseTTL is the lease of dispatchers run as child processes: a killed one's tasks
+// are recovered within a few seconds.
+const childLeaseTTL = 2 * time.Second
 
 // testSandbox returns a sandbox on the tests' shared compilation cache.
 func testSandbox(tb testing.TB) *sandbox.Sandbox {
@@ -100,6 +133,7 @@ func freePort(t testing.TB) int {
 // remoteFixture is a real Redis, a store, a sandbox (for validation, and for local mode)
 // and a free port for a pull or push dispatcher.
 type remoteFixture struct {
+	redisURL string
 	st       *store.Store
 	sb       *sandbox.Sandbox
 	mode     string
@@ -121,6 +155,7 @@ func newRemoteFixture(tb testing.TB, mode string) *remoteFixture {
 	tb.Cleanup(func() { sb.Close(context.Background()) })
 	port := freePort(tb)
 	return &remoteFixture{
+		redisURL: srv.URL,
 		st:       store.New(srv.Client(tb), store.Config{}),
 		sb:       sb,
 		mode:     mode,
@@ -236,6 +271,22 @@ func (f *remoteFixture) startWorkerProcess(t *testing.T, id string, slots int) *
 	cmd.Env = append(os.Environ(),
 		fmt.Sprintf("FAAS_TEST_WORKER=%s %d %s %s", f.mode, slots, f.endpoint, id),
 		"FAAS_TEST_HEARTBEAT="+fastBeat.String())
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	return cmd
+}
+
+// startDispatcherProcess runs the fixture's dispatcher as a child process, for SIGKILL.
+func (f *remoteFixture) startDispatcherProcess(t *testing.T) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), fmt.Sprintf("FAAS_TEST_DISPATCHER=%s %d %s", f.mode, f.port, f.redisURL))
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -540,6 +591,48 @@ func TestRemoteDispatcherRestart(t *testing.T) {
 			if len(per["w1"])+len(per["w2"]) != 40 {
 				t.Errorf("tasks after the restart ran on %v", slices.Collect(maps.Keys(per)))
 			}
+		})
+	}
+}
+
+// TestRemoteDispatcherKilled: the dispatcher (a child process) is SIGKILLed mid-run and
+// another starts on the same port: the workers register again by themselves, results of
+// tasks they were running are recorded or fenced off, the dead dispatcher's leases expire
+// and its tasks run again; every task ends COMPLETED exactly once.
+func TestRemoteDispatcherKilled(t *testing.T) {
+	for _, mode := range remoteModes {
+		t.Run(mode, func(t *testing.T) {
+			f := newRemoteFixture(t, mode)
+			fn := f.register(t, "sleep", samples.Sleep)
+			first := f.startDispatcherProcess(t)
+			f.startWorker(t, "w1", 2)
+			f.startWorker(t, "w2", 2)
+			inputs := make([][]byte, 60)
+			for i := range inputs {
+				inputs[i] = []byte("100")
+			}
+			ids := f.submit(t, fn, inputs)
+			waitFor(t, 30*time.Second, "some tasks to complete", func() bool {
+				recs, err := f.st.Tasks(context.Background(), ids)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return slices.ContainsFunc(recs, func(r store.Record) bool { return r.Status == task.Completed })
+			})
+			first.Process.Kill()
+			first.Wait()
+			f.startDispatcherProcess(t)
+			recs := f.waitTerminal(t, ids, time.Minute)
+			again := 0
+			for _, r := range recs {
+				if r.Status != task.Completed {
+					t.Fatalf("task %s: %s %+v", r.ID, r.Status, r.Error)
+				}
+				if r.Attempts > 1 {
+					again++
+				}
+			}
+			t.Logf("%d tasks ran again after the dispatcher died", again)
 		})
 	}
 }

@@ -204,7 +204,7 @@ func (w *remote) run(ctx context.Context) (err error) {
 	w.log.Info("worker started", "endpoint", w.cfg.Endpoint, "slots", w.cfg.Slots)
 	var tasks sync.WaitGroup
 	var events []event
-	var stopDeadline, hardDeadline time.Time
+	var stopStart, stopDeadline, hardDeadline time.Time
 	nextBeat := time.Now()
 	for {
 		now := time.Now()
@@ -223,7 +223,10 @@ func (w *remote) run(ctx context.Context) (err error) {
 			}
 		}
 		if w.stopping {
-			if len(w.running) == 0 && !w.asking {
+			// A held request is answered NO_TASK once the dispatcher reads our BYE; wait
+			// for that answer briefly, unless the dispatcher is gone.
+			awaiting := w.asking && w.registered && now.Before(stopStart.Add(time.Second))
+			if len(w.running) == 0 && !awaiting {
 				break
 			}
 			if hardDeadline.IsZero() && now.After(stopDeadline) {
@@ -232,7 +235,9 @@ func (w *remote) run(ctx context.Context) (err error) {
 				hardDeadline = now.Add(time.Second)
 			}
 			if !hardDeadline.IsZero() && now.After(hardDeadline) {
-				w.log.Error("tasks still held at exit; the dispatcher will re-run them", "tasks", len(w.running))
+				if len(w.running) > 0 {
+					w.log.Error("tasks still held at exit; the dispatcher will re-run them", "tasks", len(w.running))
+				}
 				break
 			}
 		}
@@ -261,7 +266,8 @@ func (w *remote) run(ctx context.Context) (err error) {
 		if len(events) > 0 {
 			if w.handleEvents(events) && !w.stopping {
 				w.stopping = true
-				stopDeadline = time.Now().Add(drainTimeout)
+				stopStart = time.Now()
+				stopDeadline = stopStart.Add(drainTimeout)
 				w.log.Info("stopping: finishing running tasks", "tasks", len(w.running))
 				w.send(protocol.Bye{Sender: w.cfg.ID})
 			}
