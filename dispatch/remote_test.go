@@ -17,8 +17,10 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	zmq "github.com/pebbe/zmq4"
 
 	"faas/internal/redistest"
+	"faas/protocol"
 	"faas/samples"
 	"faas/sandbox"
 	"faas/store"
@@ -634,5 +636,63 @@ func TestRemoteDispatcherKilled(t *testing.T) {
 			}
 			t.Logf("%d tasks ran again after the dispatcher died", again)
 		})
+	}
+}
+
+// TestRemoteBadMessages: the dispatcher answers malformed, wrong-version and unknown-worker
+// messages with an ERROR of the right code, and keeps serving.
+func TestRemoteBadMessages(t *testing.T) {
+	f := newRemoteFixture(t, "push")
+	f.startDispatcher(t)
+	d, err := zmq.NewSocket(zmq.DEALER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.SetLinger(0)
+	defer d.Close()
+	if err := d.Connect(f.endpoint); err != nil {
+		t.Fatal(err)
+	}
+	d.SetRcvtimeo(5 * time.Second)
+	cases := []struct {
+		name string
+		body [][]byte
+		code string
+	}{
+		{"no type", [][]byte{{protocol.Version}}, protocol.CodeMalformed},
+		{"unknown type", [][]byte{{protocol.Version}, {99}}, protocol.CodeMalformed},
+		{"other version", [][]byte{{protocol.Version + 1}, {byte(protocol.TypeHeartbeat)}, []byte("w")}, protocol.CodeBadVersion},
+		{"short registration", [][]byte{{protocol.Version}, {byte(protocol.TypeRegistration)}, []byte("w")}, protocol.CodeMalformed},
+		{"unknown worker", protocol.Encode(protocol.Heartbeat{Sender: "stranger"}), protocol.CodeUnknownWorker},
+		{"wrong mode", protocol.Encode(protocol.Registration{Worker: "w", Mode: "pull", Capacity: 1}), protocol.CodeMalformed},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if err := protocol.Send(d, 0, protocol.Delimiter, c.body); err != nil {
+				t.Fatal(err)
+			}
+			frames, err := d.RecvMessageBytes(0)
+			if err != nil {
+				t.Fatalf("no answer: %v", err)
+			}
+			m, err := protocol.Decode(frames[1:])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if e, ok := m.(protocol.Error); !ok || e.Code != c.code {
+				t.Fatalf("answer %#v, want ERROR %s", m, c.code)
+			}
+		})
+	}
+	// Still serving: a registration is acknowledged.
+	if err := protocol.Send(d, 0, protocol.Delimiter, protocol.Encode(protocol.Registration{Worker: "w", Mode: "push", Capacity: 1})); err != nil {
+		t.Fatal(err)
+	}
+	frames, err := d.RecvMessageBytes(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, err := protocol.Decode(frames[1:]); err != nil || m.Type() != protocol.TypeAck {
+		t.Fatalf("answer %v %v, want ACK", m, err)
 	}
 }
