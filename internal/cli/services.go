@@ -85,9 +85,11 @@ func closeSandbox(sb *sandbox.Sandbox, log *slog.Logger) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	start := time.Now()
 	if err := sb.Close(ctx); err != nil {
 		log.Warn("closing the sandbox", "err", err)
 	}
+	log.Debug("sandbox closed", "took", time.Since(start))
 }
 
 // openStore connects to Redis. An unreachable Redis is only a warning: the server answers
@@ -103,7 +105,11 @@ func openStore(ctx context.Context, redisURL string, cfg store.Config, log *slog
 	if err := st.Ping(pctx); err != nil {
 		log.Warn("Redis is not reachable yet; carrying on and retrying", "redis", redactURL(redisURL), "err", err)
 	}
-	return st, func() { _ = rdb.Close() }, nil
+	return st, func() {
+		start := time.Now()
+		_ = rdb.Close()
+		log.Debug("Redis connections closed", "took", time.Since(start))
+	}, nil
 }
 
 // redactURL hides a password in a Redis URL for logs.
@@ -464,7 +470,11 @@ For anything that must last, run 'faas server' and 'faas dispatcher' on a real R
 		if err := mr.StartAddr("127.0.0.1:0"); err != nil {
 			return fmt.Errorf("starting the embedded Redis: %w", err)
 		}
-		defer mr.Close()
+		defer func() {
+			start := time.Now()
+			mr.Close()
+			log.Debug("embedded Redis stopped", "took", time.Since(start))
+		}()
 		redisURL := "redis://" + mr.Addr() + "/0"
 
 		st, closeStore, err := openStore(ctx, redisURL, store.Config{}, log)
