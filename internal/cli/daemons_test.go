@@ -1,0 +1,107 @@
+package cli
+
+import (
+	"context"
+	"net"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"faas/internal/redistest"
+	"faas/samples"
+)
+
+// daemon is a long-running command run in-process.
+type daemon struct {
+	name   string
+	cancel context.CancelFunc
+	exited chan int
+	stderr *syncBuffer
+}
+
+func startDaemon(tb testing.TB, args ...string) *daemon {
+	tb.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	d := &daemon{name: args[0], cancel: cancel, exited: make(chan int, 1), stderr: &syncBuffer{}}
+	go func() { d.exited <- Run(ctx, args, strings.NewReader(""), &syncBuffer{}, d.stderr) }()
+	tb.Cleanup(func() { d.stop(tb) })
+	return d
+}
+
+// waitLog waits until the daemon's log matches re and returns the first submatch.
+func (d *daemon) waitLog(tb testing.TB, re *regexp.Regexp) string {
+	tb.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if m := re.FindStringSubmatch(d.stderr.String()); m != nil {
+			return m[len(m)-1]
+		}
+		select {
+		case code := <-d.exited:
+			d.exited <- code
+			tb.Fatalf("%s exited %d: %s", d.name, code, d.stderr.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("%s: no log line matching %v: %s", d.name, re, d.stderr.String())
+		}
+	}
+}
+
+// stop cancels the daemon (as SIGINT does) and checks it exits 0 within the contract's 10 s.
+func (d *daemon) stop(tb testing.TB) {
+	tb.Helper()
+	d.cancel()
+	select {
+	case code := <-d.exited:
+		d.exited <- code
+		if code != 0 {
+			tb.Errorf("%s exited %d: %s", d.name, code, d.stderr.String())
+		}
+	case <-time.After(stopWithin + 2*time.Second):
+		tb.Errorf("%s did not stop within %v", d.name, stopWithin)
+	}
+}
+
+func freePort(tb testing.TB) int {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+var listenRE = regexp.MustCompile(`msg="server listening" addr=(127\.0\.0\.1:\d+)`)
+
+func TestServerDispatcherWorkerCommands(t *testing.T) {
+	rs := redistest.Start(t)
+	srv := startDaemon(t, "server", "--addr", "127.0.0.1:0", "--redis", rs.URL, "--cache-dir", "")
+	url := "http://" + srv.waitLog(t, listenRE)
+	double := writeFile(t, "double.wasm", samples.DoubleWAT)
+	cliOK(t, url, "", 0, "register", "double", double)
+
+	t.Run("local", func(t *testing.T) {
+		t.Setenv("FAAS_REDIS_URL", rs.URL) // the dispatcher takes Redis from the environment
+		d := startDaemon(t, "dispatcher", "-m", "local", "-w", "2", "--cache-dir", "")
+		if out, _ := cliOK(t, url, "", 0, "exec", "double", "--input", "21", "--wait", "--timeout", "30s"); out != "42" {
+			t.Fatalf("exec printed %q", out)
+		}
+		d.stop(t)
+	})
+	for _, mode := range []string{"pull", "push"} {
+		t.Run(mode, func(t *testing.T) {
+			port := strconv.Itoa(freePort(t))
+			d := startDaemon(t, "dispatcher", "--redis", rs.URL, "-m", mode, "-p", port)
+			w := startDaemon(t, "worker", mode, "2", "tcp://127.0.0.1:"+port, "--cache-dir", "")
+			if out, _ := cliOK(t, url, "", 0, "exec", "double", "--input", "4", "--wait", "--timeout", "30s"); out != "8" {
+				t.Fatalf("exec printed %q", out)
+			}
+			w.stop(t)
+			d.stop(t)
+		})
+	}
+}
