@@ -27,8 +27,6 @@ type core struct {
 
 	mu   sync.Mutex
 	held map[string]int // task id → attempt, for lease renewal
-	// recoverAfter holds back the recoverer after Redis was unreachable (see recover).
-	recoverAfter time.Time
 }
 
 type opKind int
@@ -154,37 +152,14 @@ func (c *core) renew(ctx context.Context) {
 	}
 	if err := c.st.Renew(ctx, refs); err != nil && ctx.Err() == nil {
 		c.log.Warn("renewing leases failed", "tasks", len(refs), "err", err)
-		c.sawOutage()
 	}
-}
-
-// sawOutage holds back the recoverer for one LeaseTTL after a failed Redis call.
-//
-// Redis's clock runs on while it is unreachable (or paused, or restarting), so an outage
-// longer than LeaseTTL leaves every lease expired, those of live dispatchers included.
-// Their renewers renew such leases as soon as Redis answers (a renewal succeeds while the
-// task is still RUNNING at that attempt), and they run every LeaseTTL/4: waiting one
-// LeaseTTL after the outage lets them, instead of re-queuing (and charging an attempt to)
-// every task that was running during the outage. A dispatcher that really died meanwhile
-// has its tasks recovered one LeaseTTL later than otherwise.
-func (c *core) sawOutage() {
-	c.mu.Lock()
-	c.recoverAfter = time.Now().Add(c.st.Config().LeaseTTL)
-	c.mu.Unlock()
 }
 
 func (c *core) recover(ctx context.Context) {
-	c.mu.Lock()
-	wait := time.Now().Before(c.recoverAfter)
-	c.mu.Unlock()
-	if wait {
-		return
-	}
 	n, err := c.st.RecoverExpired(ctx)
 	switch {
 	case err != nil && ctx.Err() == nil:
 		c.log.Warn("recovering expired leases failed", "err", err)
-		c.sawOutage()
 	case n > 0:
 		c.log.Info("recovered tasks whose lease expired", "tasks", n)
 		c.signalWake()

@@ -6,12 +6,14 @@
 package e2e
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -25,7 +27,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/redis/go-redis/v9"
 
 	"faas/client"
 	"faas/internal/redistest"
@@ -391,6 +392,7 @@ func ranBy(worker string, pid int) bool {
 // Done notifications: how many times each task was announced terminal.
 
 type doneCounter struct {
+	p      *platform
 	mu     sync.Mutex
 	counts map[string]int
 }
@@ -398,28 +400,84 @@ type doneCounter struct {
 // countDone subscribes to the store's done channel (before tasks are submitted, so that no
 // announcement is missed) and counts the announcements of each id. Every applied terminal
 // transition is announced once, so a task announced twice became terminal twice.
+//
+// It speaks RESP on a plain connection rather than through go-redis: go-redis's PubSub
+// pings its connection and re-subscribes when a ping is late (under load, in a raced test
+// binary), and what is published meanwhile is lost; this reader only reads.
 func (p *platform) countDone() *doneCounter {
 	p.tb.Helper()
-	rdb := redis.NewClient(&redis.Options{Addr: p.redis.Addr})
-	ctx, cancel := context.WithCancel(context.Background())
-	ps := rdb.Subscribe(ctx, p.st.DoneChannel())
-	if _, err := ps.Receive(ctx); err != nil {
-		p.tb.Fatalf("subscribing to %s: %v", p.st.DoneChannel(), err)
+	conn, err := net.Dial("tcp", p.redis.Addr)
+	if err != nil {
+		p.tb.Fatal(err)
 	}
-	d := &doneCounter{counts: make(map[string]int)}
+	ch := p.st.DoneChannel()
+	fmt.Fprintf(conn, "*2\r\n$9\r\nSUBSCRIBE\r\n$%d\r\n%s\r\n", len(ch), ch)
+	rd := bufio.NewReader(conn)
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if m, err := readRESP(rd); err != nil || len(m) != 3 || m[0] != "subscribe" {
+		p.tb.Fatalf("subscribing to %s: %q, %v", ch, m, err)
+	}
+	_ = conn.SetReadDeadline(time.Time{})
+	d := &doneCounter{p: p, counts: make(map[string]int)}
 	stopped := make(chan struct{})
 	go func() {
 		defer close(stopped)
-		for m := range ps.Channel() {
+		for {
+			m, err := readRESP(rd)
+			if err != nil {
+				return
+			}
+			if len(m) != 3 || m[0] != "message" {
+				continue
+			}
 			d.mu.Lock()
-			for _, id := range strings.Fields(m.Payload) {
+			for _, id := range strings.Fields(m[2]) {
 				d.counts[id]++
 			}
 			d.mu.Unlock()
 		}
 	}()
-	p.tb.Cleanup(func() { cancel(); _ = ps.Close(); <-stopped; _ = rdb.Close() })
+	p.tb.Cleanup(func() { _ = conn.Close(); <-stopped })
 	return d
+}
+
+// readRESP reads one RESP array of bulk strings (all a subscriber receives).
+func readRESP(rd *bufio.Reader) ([]string, error) {
+	line, err := rd.ReadString('\n')
+	if err != nil {
+		return nil, err
+	}
+	if len(line) < 3 || line[0] != '*' {
+		return nil, fmt.Errorf("RESP: want an array, got %q", line)
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(line[1:]))
+	if err != nil {
+		return nil, fmt.Errorf("RESP: %q: %w", line, err)
+	}
+	out := make([]string, 0, n)
+	for range n {
+		line, err := rd.ReadString('\n')
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case len(line) > 2 && line[0] == '$':
+			size, err := strconv.Atoi(strings.TrimSpace(line[1:]))
+			if err != nil {
+				return nil, fmt.Errorf("RESP: %q: %w", line, err)
+			}
+			buf := make([]byte, size+2)
+			if _, err := io.ReadFull(rd, buf); err != nil {
+				return nil, err
+			}
+			out = append(out, string(buf[:size]))
+		case len(line) > 2 && line[0] == ':':
+			out = append(out, strings.TrimSpace(line[1:]))
+		default:
+			return nil, fmt.Errorf("RESP: unexpected %q", line)
+		}
+	}
+	return out, nil
 }
 
 // check fails the test unless each id was announced exactly once, and nothing else was.
@@ -445,6 +503,13 @@ func (d *doneCounter) check(tb testing.TB, ids []string) {
 		}
 	}
 	sort.Strings(unknown)
+	if len(missing) > 0 && d.p != nil {
+		if rs, err := d.p.records(first(missing, 5)); err == nil {
+			for _, r := range rs {
+				tb.Logf("never announced: %+v", r)
+			}
+		}
+	}
 	if len(missing)+len(twice)+len(unknown) > 0 {
 		tb.Fatalf("done announcements: %d never, %d more than once %v, %d of unknown ids %v",
 			len(missing), len(twice), first(twice, 5), len(unknown), first(unknown, 5))

@@ -10,6 +10,8 @@ package store
 //	                                  then TaskTTL (and the input is dropped)
 //	<prefix>queue             list    QUEUED task ids: submit LPUSHes, Claim RPOPs (FIFO)
 //	<prefix>leases            zset    RUNNING task ids scored by lease deadline (Redis TIME, ms)
+//	<prefix>recoverer         hash    last: the last lease recovery run, hold: none before
+//	                                  (Redis TIME, ms; the outage guard of scriptRecover)
 //	tasks                     channel dispatcher wake-up (contract name: never prefixed);
 //	                                  payload: the queued ids, space-separated
 //	<prefix>done              channel ids of tasks that became terminal, space-separated
@@ -63,5 +65,6 @@ func (k keys) task(id string) string     { return k.prefix + "task:" + id }
 func (k keys) taskPrefix() string        { return k.prefix + "task:" }
 func (k keys) queue() string             { return k.prefix + "queue" }
 func (k keys) leases() string            { return k.prefix + "leases" }
+func (k keys) recoverer() string         { return k.prefix + "recoverer" }
 func (k keys) doneChannel() string       { return k.prefix + "done" }
 func (k keys) tasksChannel() string      { return TasksChannel }

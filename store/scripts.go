@@ -250,11 +250,29 @@ return {#queued, #done}
 //	ARGV[4]  done channel
 //	ARGV[5]  tasks channel
 //	ARGV[6]  batch limit
+//	KEYS[3]  recoverer clock (hash: last = the previous run, hold = no recovery before)
+//	ARGV[7]  gap (ms): a previous run older than this means Redis or every dispatcher was away
+//	ARGV[8]  hold (ms): how long recovery then waits
 //
 // A lease whose task is no longer RUNNING (finished, expired) is just dropped. Atomic, so
 // several dispatchers may run it at once: each expired lease is handled by exactly one.
-// Returns {requeued, failed, leases examined}.
+//
+// Outage guard: Redis's clock runs on while Redis is paused, restarting or cut off from every
+// dispatcher, so after an outage longer than LeaseTTL every lease has expired, those of live
+// dispatchers included; and a recovery sent during the outage may be executed when Redis
+// comes back. So when the previous run is older than the gap (recoverers run every
+// LeaseTTL/4; the very first run has no previous one), recovery waits `hold`, long enough for the live dispatchers to renew their
+// leases (a renewal succeeds while the task is RUNNING at that attempt, even past its
+// deadline). Only Redis's own clock is used. Returns {requeued, failed, leases examined}.
 var scriptRecover = redis.NewScript(luaPrelude + luaFinish + luaRequeue + `
+local clock = redis.call('HMGET', KEYS[3], 'last', 'hold')
+local last, hold = tonumber(clock[1]), tonumber(clock[2]) or 0
+if last ~= nil and now_n - last > tonumber(ARGV[7]) then
+  hold = now_n + tonumber(ARGV[8])
+  redis.call('HSET', KEYS[3], 'hold', n(hold))
+end
+redis.call('HSET', KEYS[3], 'last', now)
+if now_n < hold then return {0, 0, 0} end
 local max = tonumber(ARGV[2])
 local ids = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, tonumber(ARGV[6]))
 local done, queued = {}, {}

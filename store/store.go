@@ -497,12 +497,18 @@ func (s *Store) Release(ctx context.Context, refs []task.Ref) error {
 
 // RecoverExpired requeues (as Requeue does) every task whose lease ended before now.
 // Any dispatcher may run it; the script makes it safe to run concurrently. Returns how many.
+//
+// After an outage it waits: when no recovery ran in Redis for LeaseTTL/2 (Redis was paused,
+// restarting or unreachable from every dispatcher, or no dispatcher ran), it recovers nothing
+// for one LeaseTTL, so that live dispatchers renew the leases that expired meanwhile instead
+// of having their running tasks re-queued and charged an attempt (see scriptRecover).
 func (s *Store) RecoverExpired(ctx context.Context) (int, error) {
 	total := 0
 	for range 100 { // at most 100 batches per call; the next call carries on
-		res, err := scriptRecover.Run(ctx, s.rdb, []string{s.k.queue(), s.k.leases()},
+		res, err := scriptRecover.Run(ctx, s.rdb, []string{s.k.queue(), s.k.leases(), s.k.recoverer()},
 			s.k.taskPrefix(), s.cfg.MaxAttempts, s.cfg.TaskTTL.Milliseconds(),
-			s.k.doneChannel(), s.k.tasksChannel(), recoverBatch).Int64Slice()
+			s.k.doneChannel(), s.k.tasksChannel(), recoverBatch,
+			(s.cfg.LeaseTTL / 2).Milliseconds(), s.cfg.LeaseTTL.Milliseconds()).Int64Slice()
 		if err != nil {
 			return total, wrap("recover expired", err)
 		}

@@ -300,18 +300,24 @@ func TestRenewAndRecoverExpired(t *testing.T) {
 	if n, err := s.RecoverExpired(ctx); n != 0 || err != nil {
 		t.Fatalf("RecoverExpired before expiry = %d, %v", n, err)
 	}
-	// Keep ts[0] renewed; let the others expire.
+	// Keep ts[0] renewed; let the others expire. The recoverer runs all along, as in a
+	// dispatcher: one silent for LeaseTTL/2 is taken for an outage and waits (RecoverExpired).
 	deadline := time.Now().Add(3 * lease)
+	n := 0
 	for time.Now().Before(deadline) {
 		lost, err := s.RenewLost(ctx, refs(ts[:1]))
 		if err != nil || len(lost) != 0 {
 			t.Fatalf("RenewLost = %v, %v", lost, err)
 		}
+		k, err := s.RecoverExpired(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n += k
 		time.Sleep(lease / 5)
 	}
-	n, err := s.RecoverExpired(ctx)
-	if err != nil || n != 2 {
-		t.Fatalf("RecoverExpired = %d, %v; want 2", n, err)
+	if n != 2 {
+		t.Fatalf("RecoverExpired recovered %d; want 2", n)
 	}
 	if lost, _ := s.RenewLost(ctx, refs(ts)); strings.Join(lost, ",") != ids[1]+","+ids[2] {
 		t.Fatalf("lost = %v; want %v", lost, ids[1:])
