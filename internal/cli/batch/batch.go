@@ -48,6 +48,9 @@ type Progress interface {
 type Config struct {
 	// Chunk is the most inputs one submission carries; default 500.
 	Chunk int
+	// ChunkBytes is the most input bytes one submission carries (an input larger than that
+	// goes alone); default 16 MiB, well under the server's 64 MiB per request.
+	ChunkBytes int
 	// Concurrency is the most submissions in flight at once; default 4.
 	Concurrency int
 	// Window is the most inputs read but not yet printed; default 4096, at least Chunk.
@@ -71,6 +74,9 @@ type Config struct {
 func (c Config) withDefaults() Config {
 	if c.Chunk <= 0 {
 		c.Chunk = 500
+	}
+	if c.ChunkBytes <= 0 {
+		c.ChunkBytes = 16 << 20
 	}
 	if c.Concurrency <= 0 {
 		c.Concurrency = 4
@@ -291,17 +297,24 @@ func (r *runner) chunk(ctx context.Context, items <-chan item, chunks chan<- []i
 	defer close(chunks)
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
+	var carry *item // an input that did not fit in the previous chunk's bytes
 	for {
-		var batch []item
-		select {
-		case it, ok := <-items:
-			if !ok {
-				return nil
+		var first item
+		if carry != nil {
+			first, carry = *carry, nil
+		} else {
+			select {
+			case it, ok := <-items:
+				if !ok {
+					return nil
+				}
+				first = it
+			case <-ctx.Done():
+				return ctx.Err()
 			}
-			batch = append(make([]item, 0, r.cfg.Chunk), it)
-		case <-ctx.Done():
-			return ctx.Err()
 		}
+		batch := append(make([]item, 0, r.cfg.Chunk), first)
+		size := len(first.input)
 		timer.Reset(r.cfg.Linger)
 		closed := false
 	fill:
@@ -312,7 +325,12 @@ func (r *runner) chunk(ctx context.Context, items <-chan item, chunks chan<- []i
 					closed = true
 					break fill
 				}
+				if size+len(it.input) > r.cfg.ChunkBytes {
+					carry = &it
+					break fill
+				}
 				batch = append(batch, it)
+				size += len(it.input)
 			case <-timer.C:
 				break fill
 			case <-ctx.Done():
@@ -325,8 +343,16 @@ func (r *runner) chunk(ctx context.Context, items <-chan item, chunks chan<- []i
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-		if closed {
+		if closed && carry == nil {
 			return nil
+		}
+		if closed {
+			select {
+			case chunks <- []item{*carry}:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
 		}
 	}
 }

@@ -265,3 +265,48 @@ func TestRunCanceled(t *testing.T) {
 		t.Fatal("Run did not stop on cancel")
 	}
 }
+
+type sizeRecorder struct {
+	*fakeServer
+	mu    sync.Mutex
+	sizes [][2]int // inputs, bytes
+}
+
+func (s *sizeRecorder) ExecuteBatch(ctx context.Context, fn string, inputs [][]byte) ([]string, error) {
+	n := 0
+	for _, in := range inputs {
+		n += len(in)
+	}
+	s.mu.Lock()
+	s.sizes = append(s.sizes, [2]int{len(inputs), n})
+	s.mu.Unlock()
+	return s.fakeServer.ExecuteBatch(ctx, fn, inputs)
+}
+
+func TestRunChunkBytes(t *testing.T) {
+	var in bytes.Buffer
+	big := strings.Repeat("x", 3000)
+	for i := range 50 {
+		if i == 20 {
+			fmt.Fprintf(&in, "%q\n", strings.Repeat("y", 5000)) // larger than a chunk: alone
+			continue
+		}
+		fmt.Fprintf(&in, "%q\n", big)
+	}
+	rec := &sizeRecorder{fakeServer: newFake()}
+	var out bytes.Buffer
+	sum, err := Run(context.Background(), rec, "fn", &in, &out, Config{ChunkBytes: 10000, Poll: 10 * time.Millisecond})
+	if err != nil || sum.Inputs != 50 {
+		t.Fatalf("%+v %v", sum, err)
+	}
+	total := 0
+	for _, s := range rec.sizes {
+		total += s[0]
+		if s[1] > 10000 && s[0] != 1 {
+			t.Errorf("a chunk of %d inputs carried %d bytes", s[0], s[1])
+		}
+	}
+	if total != 50 {
+		t.Fatalf("%d inputs submitted", total)
+	}
+}
