@@ -13,11 +13,7 @@ import (
 // benchSlots each (all in this process, over tcp on loopback) and reports tasks/s. The tasks are
 // submitted before the clock starts, in batches, like a backlog.
 func benchRemote(b *testing.B, mode string) {
-	f := newRemoteFixture(b, mode)
-	fn := f.register(b, "noop", samples.Noop)
-	f.start(b, f.cfg)
-	f.startWorker(b, "w1", benchSlots)
-	f.startWorker(b, "w2", benchSlots)
+	f, fn := benchSetup(b, mode)
 	// Warm up: both workers registered and the module loaded.
 	f.waitTerminal(b, f.submit(b, fn, make([][]byte, 16)), time.Minute)
 
@@ -31,6 +27,57 @@ func benchRemote(b *testing.B, mode string) {
 
 func BenchmarkPull(b *testing.B) { benchRemote(b, "pull") }
 func BenchmarkPush(b *testing.B) { benchRemote(b, "push") }
+
+// BenchmarkLocalBaseline drains noop tasks in local mode (2 sandboxes in process), with the
+// same harness, for comparison.
+func BenchmarkLocalBaseline(b *testing.B) { benchRemote(b, "local") }
+
+// benchSetup starts a dispatcher of mode (with two workers of benchSlots for pull and push;
+// 2 in-process slots for local) and registers noop.
+func benchSetup(b *testing.B, mode string) (*remoteFixture, store.Function) {
+	f := newRemoteFixture(b, mode)
+	fn := f.register(b, "noop", samples.Noop)
+	f.start(b, f.cfg)
+	if mode != "local" {
+		f.startWorker(b, "w1", benchSlots)
+		f.startWorker(b, "w2", benchSlots)
+	}
+	return f, fn
+}
+
+// benchLatency submits one noop task at a time and waits for its outcome through the
+// store's done channel (as GET /result?wait does): submit-to-result latency, idle system.
+func benchLatency(b *testing.B, mode string) {
+	f, fn := benchSetup(b, mode)
+	f.waitTerminal(b, f.submit(b, fn, make([][]byte, 4)), time.Minute) // warm up
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := f.st.NewDone()
+	go done.Run(ctx)
+	<-done.Ready()
+	input := [][]byte{nil}
+	var total time.Duration
+	b.ResetTimer()
+	for b.Loop() {
+		start := time.Now()
+		id := f.submit(b, fn, input)[0]
+		ch, stop := done.Watch([]string{id})
+		if r, err := f.st.Task(ctx, id); err != nil || !r.Status.Terminal() {
+			select {
+			case <-ch:
+			case <-time.After(10 * time.Second):
+				b.Fatal("no result within 10s")
+			}
+		}
+		stop()
+		total += time.Since(start)
+	}
+	b.ReportMetric(float64(total.Microseconds())/float64(b.N), "µs/task")
+}
+
+func BenchmarkPullLatency(b *testing.B)          { benchLatency(b, "pull") }
+func BenchmarkPushLatency(b *testing.B)          { benchLatency(b, "push") }
+func BenchmarkLocalBaselineLatency(b *testing.B) { benchLatency(b, "local") }
 
 // benchSlots is each benchmark worker's slot count: with tasks as short as noop, slots are
 // pipeline depth more than parallelism.
@@ -56,7 +103,7 @@ func waitInOrder(b *testing.B, st *store.Store, ids []string) {
 			if time.Now().After(deadline) {
 				b.Fatalf("%d of %d tasks not terminal", len(ids)-i, len(ids))
 			}
-			time.Sleep(2 * time.Millisecond)
+			time.Sleep(10 * time.Millisecond)
 		}
 	}
 }
