@@ -320,3 +320,31 @@ func TestRemoteDispatcherKilledAndRestarted(t *testing.T) {
 		})
 	}
 }
+
+// SIGTERM a remote-mode dispatcher mid-run: it exits within 10 s leaving no lease behind, and
+// once it is started again its workers come back by themselves and finish the run, no task
+// charged an attempt.
+func TestRemoteDispatcherGracefulStop(t *testing.T) {
+	t.Parallel()
+	for _, mode := range remoteModes {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			p := newPlatform(t)
+			done := p.countDone()
+			d1, ep := p.dispatcher("dispatcher-1", mode)
+			p.worker("worker-1", mode, 4, ep)
+			p.worker("worker-2", mode, 4, ep)
+			ids := p.submit(200, 50)
+			p.waitTerminal(ids, 40, 30*time.Second)
+			took := d1.stop(t, 10*time.Second)
+			t.Logf("dispatcher stopped %v after SIGTERM", took.Round(time.Millisecond))
+			if n, err := p.st.LeaseCount(context.Background()); err != nil || n != 0 {
+				t.Errorf("%d leases (%v) left by a cleanly stopped dispatcher, want 0", n, err)
+			}
+			p.dispatcherAt("dispatcher-2", mode, ep)
+			rs := p.waitAll(ids, 60*time.Second)
+			requireAllCompleted(t, rs, 1)
+			done.check(t, ids)
+		})
+	}
+}
