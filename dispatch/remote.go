@@ -92,6 +92,8 @@ type hub struct {
 
 	modules  map[string][]byte   // small cache of module bytes by hash
 	fetching map[string][][]byte // hash → routes of the workers waiting for it
+	fetches  sync.WaitGroup      // module fetches in flight
+	fetchCtx context.Context     // cancelled when the hub returns
 
 	stopping bool
 	frames   [][]byte
@@ -143,6 +145,10 @@ func newHub(c *core, cfg Config, log *slog.Logger, mode string) (*hub, error) {
 func (h *hub) run(ctx context.Context) error {
 	defer h.router.Close()
 	defer h.box.Close()
+	var stopFetches context.CancelFunc
+	h.fetchCtx, stopFetches = context.WithCancel(context.WithoutCancel(ctx))
+	defer h.fetches.Wait()
+	defer stopFetches()
 
 	claimCtx, stopClaiming := context.WithCancel(ctx)
 	defer stopClaiming()
@@ -619,8 +625,10 @@ func (h *hub) moduleRequested(env [][]byte, m protocol.ModuleRequest) {
 	if busy {
 		return
 	}
+	h.fetches.Add(1)
 	go func(hash string) {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer h.fetches.Done()
+		ctx, cancel := context.WithTimeout(h.fetchCtx, 10*time.Second)
 		defer cancel()
 		wasm, err := h.c.st.Module(ctx, hash)
 		mod := &protocol.Module{Hash: hash, Wasm: wasm}

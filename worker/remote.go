@@ -377,9 +377,9 @@ func (w *remote) handle(m protocol.Message, ctrl bool, runCtx context.Context, t
 	}
 	switch m := m.(type) {
 	case protocol.Ack:
-		if !w.registered || m.Session != w.session {
-			w.log.Info("registered", "session", m.Session)
-		}
+		// A second ACK of the same session (we registered twice before the first came
+		// back) changes nothing: in particular a held request stays held.
+		fresh := !w.registered || m.Session != w.session
 		w.registered, w.session = true, m.Session
 		if m.HeartbeatInterval > 0 {
 			w.hbEvery = m.HeartbeatInterval
@@ -387,12 +387,14 @@ func (w *remote) handle(m protocol.Message, ctrl bool, runCtx context.Context, t
 		if m.HeartbeatTimeout > 0 {
 			w.hbDead = m.HeartbeatTimeout
 		}
-		w.askAfter = time.Time{}
-		if w.asking {
-			// A request held by a dispatcher that went away gets no answer; ask again
-			// (REQ_RELAXED lets the socket, REQ_CORRELATE drops a stale reply).
-			w.asking = false
+		if !fresh {
+			return
 		}
+		w.log.Info("registered", "session", m.Session)
+		w.askAfter = time.Time{}
+		// A request held by a dispatcher that went away gets no answer; ask again
+		// (REQ_RELAXED allows it; REQ_CORRELATE drops a stale reply to the old one).
+		w.asking = false
 		for hash := range w.asked {
 			w.askModule(hash)
 		}
