@@ -696,3 +696,103 @@ func TestRemoteBadMessages(t *testing.T) {
 		t.Fatalf("answer %v %v, want ACK", m, err)
 	}
 }
+
+// TestRemoteWorkerStops: a worker stopped gracefully mid-run says BYE, finishes what it
+// runs and returns quickly; nothing is lost and no attempt is charged.
+func TestRemoteWorkerStops(t *testing.T) {
+	for _, mode := range remoteModes {
+		t.Run(mode, func(t *testing.T) {
+			f := newRemoteFixture(t, mode)
+			fn := f.register(t, "sleep", samples.Sleep)
+			f.startDispatcher(t)
+			stop := f.startWorker(t, "leaves", 2)
+			f.startWorker(t, "stays", 2)
+			inputs := make([][]byte, 30)
+			for i := range inputs {
+				inputs[i] = []byte("150")
+			}
+			ids := f.submit(t, fn, inputs)
+			waitFor(t, 30*time.Second, "the leaving worker to complete a task", func() bool {
+				recs, err := f.st.Tasks(context.Background(), ids)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return slices.ContainsFunc(recs, func(r store.Record) bool { return r.Worker == "leaves" })
+			})
+			start := time.Now()
+			stop()
+			if d := time.Since(start); d > 3*time.Second {
+				t.Errorf("worker took %v to stop with 150ms tasks", d)
+			}
+			recs := f.waitTerminal(t, ids, time.Minute)
+			for _, r := range recs {
+				if r.Status != task.Completed || r.Attempts != 1 {
+					t.Fatalf("task %s: %s %+v after %d attempts; want COMPLETED at the first", r.ID, r.Status, r.Error, r.Attempts)
+				}
+			}
+		})
+	}
+}
+
+// TestRemoteIdle: with nothing to do, a dispatcher and two workers use almost no CPU (no
+// polling loop spins), and a task submitted to the idle system completes within
+// milliseconds (the held request or the free slot is served on the "tasks" wake-up).
+func TestRemoteIdle(t *testing.T) {
+	for _, mode := range remoteModes {
+		t.Run(mode, func(t *testing.T) {
+			f := newRemoteFixture(t, mode)
+			fn := f.register(t, "noop", samples.Noop)
+			f.startDispatcher(t)
+			f.startWorker(t, "w1", 4)
+			f.startWorker(t, "w2", 4)
+			f.waitTerminal(t, f.submit(t, fn, make([][]byte, 8)), 30*time.Second) // warm: registered, module loaded
+
+			before := cpuTime(t)
+			time.Sleep(time.Second)
+			if used := cpuTime(t) - before; used > 150*time.Millisecond {
+				t.Errorf("idle second used %v of CPU", used)
+			} else {
+				t.Logf("idle second used %v of CPU", used)
+			}
+
+			var worst time.Duration
+			for range 5 {
+				start := time.Now()
+				f.waitTerminalFast(t, f.submit(t, fn, [][]byte{nil})[0])
+				worst = max(worst, time.Since(start))
+				time.Sleep(100 * time.Millisecond)
+			}
+			if worst > 250*time.Millisecond {
+				t.Errorf("an idle system took %v to run a task", worst)
+			}
+			t.Logf("slowest of 5 idle pick-ups: %v", worst)
+		})
+	}
+}
+
+// cpuTime is the CPU (user+system) this process has used.
+func cpuTime(t *testing.T) time.Duration {
+	t.Helper()
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		t.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// waitTerminalFast polls one task every millisecond until it is terminal.
+func (f *remoteFixture) waitTerminalFast(t *testing.T, id string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		r, err := f.st.Task(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Status.Terminal() {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+	t.Fatalf("task %s not terminal within 10s", id)
+}
