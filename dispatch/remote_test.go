@@ -135,6 +135,7 @@ func freePort(t testing.TB) int {
 // remoteFixture is a real Redis, a store, a sandbox (for validation, and for local mode)
 // and a free port for a pull or push dispatcher.
 type remoteFixture struct {
+	redis    *redistest.Server
 	redisURL string
 	st       *store.Store
 	sb       *sandbox.Sandbox
@@ -157,6 +158,7 @@ func newRemoteFixture(tb testing.TB, mode string) *remoteFixture {
 	tb.Cleanup(func() { sb.Close(context.Background()) })
 	port := freePort(tb)
 	return &remoteFixture{
+		redis:    srv,
 		redisURL: srv.URL,
 		st:       store.New(srv.Client(tb), store.Config{}),
 		sb:       sb,
@@ -795,4 +797,40 @@ func (f *remoteFixture) waitTerminalFast(t *testing.T, id string) {
 		time.Sleep(time.Millisecond)
 	}
 	t.Fatalf("task %s not terminal within 10s", id)
+}
+
+// TestRemoteRedisPause: Redis stops answering for two seconds mid-run (SIGSTOP); the
+// dispatcher's socket loop keeps heartbeats going (no worker is declared lost), claims and
+// writes retry, and when Redis is back every task completes, each exactly once.
+func TestRemoteRedisPause(t *testing.T) {
+	for _, mode := range remoteModes {
+		t.Run(mode, func(t *testing.T) {
+			f := newRemoteFixture(t, mode)
+			fn := f.register(t, "sleep", samples.Sleep)
+			f.startDispatcher(t)
+			f.startWorker(t, "w1", 3)
+			f.startWorker(t, "w2", 3)
+			inputs := make([][]byte, 90)
+			for i := range inputs {
+				inputs[i] = []byte("40")
+			}
+			ids := f.submit(t, fn, inputs)
+			waitFor(t, 30*time.Second, "some tasks to complete", func() bool {
+				recs, err := f.st.Tasks(context.Background(), ids)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return slices.ContainsFunc(recs, func(r store.Record) bool { return r.Status == task.Completed })
+			})
+			f.redis.Pause()
+			time.Sleep(2 * time.Second)
+			f.redis.Resume()
+			recs := f.waitTerminal(t, ids, time.Minute)
+			for _, r := range recs {
+				if r.Status != task.Completed || r.Attempts != 1 {
+					t.Fatalf("task %s: %s %+v after %d attempts; want COMPLETED at the first", r.ID, r.Status, r.Error, r.Attempts)
+				}
+			}
+		})
+	}
 }
