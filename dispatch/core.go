@@ -27,7 +27,15 @@ type core struct {
 
 	mu   sync.Mutex
 	held map[string]int // task id → attempt, for lease renewal
+
+	// Lost claims, owned by the goroutine that calls claim (see claim).
+	claimFailed bool      // a claim failed: Redis may have run it all the same
+	sweepAt     time.Time // when to look for tasks such a claim took; zero: no need
 }
+
+// sweepDelay is how long after Redis answers again the stray sweep waits: commands queued
+// while Redis was frozen run as soon as it resumes, within this delay.
+const sweepDelay = 500 * time.Millisecond
 
 type opKind int
 
@@ -57,14 +65,30 @@ func newCore(st *store.Store, cfg Config, log *slog.Logger) *core {
 	}
 }
 
-// claim takes up to n tasks from the queue and holds their leases.
+// claim takes up to n tasks from the queue and holds their leases. Modes call it from one
+// goroutine.
+//
+// A claim that failed may have run in Redis all the same (its answer was lost: a frozen
+// Redis runs the commands queued in its sockets when it resumes, long after the caller timed
+// out). The tasks it took are leased to this dispatcher, which does not know it holds them;
+// left alone they would run again only when their leases expire, attempt charged. So once
+// claims succeed again, claim hands back (uncharged) every task leased to this owner that it
+// does not hold. The sweep runs here, between claims, so that no claim is in flight.
 func (c *core) claim(ctx context.Context, n int) ([]task.Task, error) {
 	if n <= 0 {
 		return nil, nil
 	}
+	if !c.sweepAt.IsZero() && time.Now().After(c.sweepAt) {
+		c.sweepStrays(ctx)
+	}
 	tasks, err := c.st.Claim(ctx, c.cfg.Owner, n)
 	if err != nil {
+		c.claimFailed = true
 		return nil, err
+	}
+	if c.claimFailed {
+		c.claimFailed = false
+		c.sweepAt = time.Now().Add(sweepDelay)
 	}
 	if len(tasks) > 0 {
 		c.mu.Lock()
@@ -74,6 +98,25 @@ func (c *core) claim(ctx context.Context, n int) ([]task.Task, error) {
 		c.mu.Unlock()
 	}
 	return tasks, nil
+}
+
+func (c *core) sweepStrays(ctx context.Context) {
+	c.mu.Lock()
+	held := make([]string, 0, len(c.held))
+	for id := range c.held {
+		held = append(held, id)
+	}
+	c.mu.Unlock()
+	n, err := c.st.ReleaseStrays(ctx, c.cfg.Owner, held)
+	if err != nil {
+		c.log.Warn("handing back the tasks of lost claims failed; retrying", "err", err)
+		return // sweepAt stays: the next claim tries again
+	}
+	c.sweepAt = time.Time{}
+	if n > 0 {
+		c.log.Info("handed back tasks taken by claims whose answer was lost", "tasks", n)
+		c.signalWake()
+	}
 }
 
 func (c *core) finish(o task.Outcome) { c.ops <- op{kind: opFinish, outcome: o, ref: o.Ref} }
@@ -109,6 +152,9 @@ func (c *core) run(ctx, modeCtx context.Context) error {
 	}()
 	go func() {
 		defer wg.Done()
+		// At once, then periodically: a dispatcher that starts takes back at once what a
+		// dead one left, and starts the store's recovery clock (its outage guard).
+		c.recover(modeCtx)
 		c.every(modeCtx, every, c.recover)
 	}()
 	c.write(ctx)

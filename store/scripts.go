@@ -318,6 +318,38 @@ if #ids > 0 then redis.call('PUBLISH', ARGV[2], table.concat(ids, ' ')) end
 return #ids
 `)
 
+// scriptReleaseStrays hands back, uncharged, the tasks leased to owner ARGV[3] that the owner
+// does not hold: those taken by a Claim whose answer was lost (the caller timed out, but
+// Redis ran it, e.g. on resuming from a freeze). They go to the consumer end of the queue.
+//
+//	KEYS[1]  queue
+//	KEYS[2]  leases
+//	ARGV[1]  task key prefix
+//	ARGV[2]  tasks channel
+//	ARGV[3]  owner
+//	ARGV[4..] ids the owner holds
+//
+// O(leases): every lease is examined. Returns the number released.
+var scriptReleaseStrays = redis.NewScript(luaPrelude + `
+local held = {}
+for i = 4, #ARGV do held[ARGV[i]] = true end
+local ids = {}
+for _, id in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
+  if not held[id] then
+    local key = ARGV[1] .. id
+    local t = redis.call('HMGET', key, 'status', 'attempts', 'owner')
+    if t[1] == 'RUNNING' and t[3] == ARGV[3] then
+      redis.call('HSET', key, 'status', 'QUEUED', 'attempts', n(math.max((tonumber(t[2]) or 1) - 1, 0)))
+      redis.call('ZREM', KEYS[2], id)
+      redis.call('RPUSH', KEYS[1], id)
+      ids[#ids + 1] = id
+    end
+  end
+end
+if #ids > 0 then redis.call('PUBLISH', ARGV[2], table.concat(ids, ' ')) end
+return #ids
+`)
+
 // scriptSetWorker records the worker of tasks still at the given attempt (never creates a
 // record that expired).
 //

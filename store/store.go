@@ -537,6 +537,23 @@ func (s *Store) RequeueOwner(ctx context.Context, owner, reason string) (int, er
 	return int(res[0] + res[1]), nil
 }
 
+// ReleaseStrays hands back (as Release does: attempt not charged, run next) every task
+// leased to owner whose id is not in held: tasks taken by a Claim whose answer never reached
+// owner. Call it only while no Claim of owner is in flight, with every id owner holds.
+// O(leases). Returns how many tasks went back.
+func (s *Store) ReleaseStrays(ctx context.Context, owner string, held []string) (int, error) {
+	args := make([]any, 0, 3+len(held))
+	args = append(args, s.k.taskPrefix(), s.k.tasksChannel(), owner)
+	for _, id := range held {
+		args = append(args, id)
+	}
+	n, err := scriptReleaseStrays.Run(ctx, s.rdb, []string{s.k.queue(), s.k.leases()}, args...).Int()
+	if err != nil {
+		return 0, wrap("release strays", err)
+	}
+	return n, nil
+}
+
 // QueueLen is the number of QUEUED tasks waiting.
 func (s *Store) QueueLen(ctx context.Context) (int64, error) {
 	n, err := s.rdb.LLen(ctx, s.k.queue()).Result()
