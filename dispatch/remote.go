@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	zmq "github.com/pebbe/zmq4"
@@ -101,6 +102,12 @@ type hub struct {
 	events   []hubEvent
 }
 
+// bindRetry is how long a port still in use is retried.
+const bindRetry = 3 * time.Second
+
+// claimTimeout bounds one claim's wait on Redis.
+const claimTimeout = 2 * time.Second
+
 // moduleCacheSize bounds how many modules the hub keeps in memory.
 const moduleCacheSize = 64
 
@@ -129,9 +136,18 @@ func newHub(c *core, cfg Config, log *slog.Logger, mode string) (*hub, error) {
 	h.router.SetSndhwm(10000)
 	h.router.SetRcvhwm(10000)
 	addr := fmt.Sprintf("tcp://%s:%d", cfg.Bind, cfg.Port)
-	if err := h.router.Bind(addr); err != nil {
-		h.router.Close()
-		return nil, fmt.Errorf("bind %s: %w", addr, err)
+	// ZeroMQ closes sockets asynchronously: a dispatcher restarted in the same process
+	// (tests, an embedding program) may find the port still held for a moment.
+	for deadline := time.Now().Add(bindRetry); ; {
+		err := h.router.Bind(addr)
+		if err == nil {
+			break
+		}
+		if zmq.AsErrno(err) != zmq.Errno(syscall.EADDRINUSE) || time.Now().After(deadline) {
+			h.router.Close()
+			return nil, fmt.Errorf("bind %s: %w", addr, err)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 	if h.box, err = protocol.NewMailbox[hubEvent](); err != nil {
 		h.router.Close()
@@ -298,8 +314,9 @@ func (h *hub) claimer(ctx context.Context) {
 	for {
 		if n := min(h.demand.get(), h.cfg.ClaimBatch); n > 0 && !idle && ctx.Err() == nil {
 			// Not cancelled by ctx: a claim cut short after Redis ran it would strand its
-			// tasks until their leases expire. go-redis' own timeouts bound it.
-			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			// tasks until their leases expire. Bounded, so that a stop during a Redis outage
+			// still ends within DrainTimeout plus this.
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), claimTimeout)
 			ts, err := h.c.claim(cctx, n)
 			cancel()
 			if err != nil {

@@ -189,14 +189,24 @@ func (f *remoteFixture) start(tb testing.TB, cfg Config) (stop func() error) {
 	tb.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
-	go func() { errc <- Run(ctx, f.st, f.sb, cfg, testLog()) }()
+	go func() {
+		err := Run(ctx, f.st, f.sb, cfg, testLog())
+		if ctx.Err() == nil {
+			tb.Errorf("dispatcher returned before it was stopped: %v", err)
+		}
+		errc <- err
+	}()
 	var once sync.Once
 	var err error
 	stop = func() error {
 		once.Do(func() { cancel(); err = <-errc })
 		return err
 	}
-	tb.Cleanup(func() { _ = stop() })
+	tb.Cleanup(func() {
+		if err := stop(); err != nil {
+			tb.Errorf("dispatcher: %v", err)
+		}
+	})
 	return stop
 }
 
