@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
+	zmq "github.com/pebbe/zmq4"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"golang.org/x/sync/errgroup"
@@ -348,11 +349,33 @@ hands them back to the queue, and exits within 10 seconds.`,
 		}
 		cfg := dispatch.Config{Mode: mode, Workers: workers, Bind: bind, Port: port,
 			HeartbeatInterval: hb, HeartbeatTimeout: hbT}
-		return runAll(ctx, log, map[string]func(context.Context) error{
+		err = runAll(ctx, log, map[string]func(context.Context) error{
 			"dispatcher": func(ctx context.Context) error { return dispatch.Run(ctx, st, sb, cfg, log) },
 		})
+		if mode != "local" {
+			flushZMQ(log)
+		}
+		return err
 	})
 	return cmd
+}
+
+// flushZMQ terminates the ZeroMQ context before the process exits. Closing a socket only
+// queues its last messages (results, hand-backs, BYE) for the I/O thread; exiting at once
+// drops them, so a worker stopped cleanly looked dead and its finished tasks ran again.
+// Terminating the context waits for them, up to each socket's LINGER; bounded here in case
+// a socket was left open.
+func flushZMQ(log *slog.Logger) {
+	done := make(chan error, 1)
+	go func() { done <- zmq.Term() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			log.Debug("terminating ZeroMQ", "err", err)
+		}
+	case <-time.After(2 * time.Second):
+		log.Warn("ZeroMQ did not terminate within 2s; exiting anyway")
+	}
 }
 
 // parseEndpoint checks a tcp://HOST:PORT endpoint.
@@ -412,9 +435,11 @@ SIGINT/SIGTERM it finishes or hands back its tasks and exits within 10 seconds.`
 		}
 		defer closeSandbox(sb, log)
 		cfg := worker.Config{Mode: mode, Slots: n, Endpoint: args[2], Log: log, HeartbeatInterval: hb}
-		return runAll(ctx, log, map[string]func(context.Context) error{
+		err = runAll(ctx, log, map[string]func(context.Context) error{
 			"worker": func(ctx context.Context) error { return worker.Run(ctx, sb, cfg) },
 		})
+		flushZMQ(log)
+		return err
 	})
 	return cmd
 }
