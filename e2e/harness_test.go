@@ -489,8 +489,27 @@ func readRESP(rd *bufio.Reader) ([]string, error) {
 }
 
 // check fails the test unless each id was announced exactly once, and nothing else was.
+//
+// An announcement is published in the same script that makes a task terminal, so it may
+// still be on its way when the test sees the record: check first waits for every id.
 func (d *doneCounter) check(tb testing.TB, ids []string) {
 	tb.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		d.mu.Lock()
+		all := true
+		for _, id := range ids {
+			if d.counts[id] == 0 {
+				all = false
+				break
+			}
+		}
+		d.mu.Unlock()
+		if all {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	want := make(map[string]bool, len(ids))
