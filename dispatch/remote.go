@@ -91,10 +91,11 @@ type hub struct {
 	ready   []task.Task
 	readyAt time.Time // when ready last became non-empty
 
-	modules  map[string][]byte   // small cache of module bytes by hash
-	fetching map[string][][]byte // hash → routes of the workers waiting for it
-	fetches  sync.WaitGroup      // module fetches in flight
-	fetchCtx context.Context     // cancelled when the hub returns
+	modules     map[string][]byte   // small cache of module bytes by hash
+	moduleBytes int                 // their total size
+	fetching    map[string][][]byte // hash → routes of the workers waiting for it
+	fetches     sync.WaitGroup      // module fetches in flight
+	fetchCtx    context.Context     // cancelled when the hub returns
 
 	stopping bool
 	frames   [][]byte
@@ -108,8 +109,11 @@ const bindRetry = 3 * time.Second
 // claimTimeout bounds one claim's wait on Redis.
 const claimTimeout = 2 * time.Second
 
-// moduleCacheSize bounds how many modules the hub keeps in memory.
-const moduleCacheSize = 64
+// moduleCacheSize and moduleCacheBytes bound the modules the hub keeps in memory.
+const (
+	moduleCacheSize  = 64
+	moduleCacheBytes = 128 << 20
+)
 
 // readyHold is how long claimed tasks nobody asked for (a worker vanished while they were
 // being claimed) wait for another worker before going back to the queue.
@@ -658,13 +662,17 @@ func (h *hub) moduleRequested(env [][]byte, m protocol.ModuleRequest) {
 
 func (h *hub) moduleFetched(m protocol.Module) {
 	if m.Err == "" {
-		if len(h.modules) >= moduleCacheSize {
-			for k := range h.modules { // drop any one
-				delete(h.modules, k)
+		for k, b := range h.modules { // make room: drop any, until it fits
+			if len(h.modules) < moduleCacheSize && h.moduleBytes+len(m.Wasm) <= moduleCacheBytes {
 				break
 			}
+			delete(h.modules, k)
+			h.moduleBytes -= len(b)
 		}
-		h.modules[m.Hash] = m.Wasm
+		if len(m.Wasm) <= moduleCacheBytes {
+			h.modules[m.Hash] = m.Wasm
+			h.moduleBytes += len(m.Wasm)
+		}
 	} else {
 		h.log.Error("fetching a module for workers failed", "hash", m.Hash, "err", m.Err)
 	}
