@@ -82,6 +82,7 @@ type hub struct {
 	session string
 	hooks   modeHooks
 
+	zctx   *zmq.Context
 	router *zmq.Socket
 	box    *protocol.Mailbox[hubEvent]
 
@@ -102,6 +103,9 @@ type hub struct {
 	env      [][]byte
 	events   []hubEvent
 }
+
+// closeLinger is how long closing the ROUTER may wait for the last messages to leave.
+const closeLinger = 500 * time.Millisecond
 
 // bindRetry is how long a port still in use is retried.
 const bindRetry = 3 * time.Second
@@ -132,7 +136,13 @@ func newHub(c *core, cfg Config, log *slog.Logger, mode string) (*hub, error) {
 		env:      make([][]byte, 2),
 	}
 	var err error
-	if h.router, err = zmq.NewSocket(zmq.ROUTER); err != nil {
+	// A context of its own: terminating it when the hub returns sends the last BYEs and
+	// frees the port before Run returns.
+	if h.zctx, err = zmq.NewContext(); err != nil {
+		return nil, err
+	}
+	if h.router, err = h.zctx.NewSocket(zmq.ROUTER); err != nil {
+		h.zctx.Term()
 		return nil, err
 	}
 	h.router.SetLinger(0)
@@ -149,12 +159,14 @@ func newHub(c *core, cfg Config, log *slog.Logger, mode string) (*hub, error) {
 		}
 		if zmq.AsErrno(err) != zmq.Errno(syscall.EADDRINUSE) || time.Now().After(deadline) {
 			h.router.Close()
+			h.zctx.Term()
 			return nil, fmt.Errorf("bind %s: %w", addr, err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	if h.box, err = protocol.NewMailbox[hubEvent](); err != nil {
 		h.router.Close()
+		h.zctx.Term()
 		return nil, err
 	}
 	return h, nil
@@ -163,7 +175,11 @@ func newHub(c *core, cfg Config, log *slog.Logger, mode string) (*hub, error) {
 // run is the hub loop: until ctx ends, then the shutdown: stop claiming, tell workers, wait
 // up to DrainTimeout for the results of tasks they hold, hand the rest back.
 func (h *hub) run(ctx context.Context) error {
-	defer h.router.Close()
+	defer protocol.Terminate(h.zctx, time.Second)
+	defer func() {
+		h.router.SetLinger(closeLinger)
+		h.router.Close()
+	}()
 	defer h.box.Close()
 	var stopFetches context.CancelFunc
 	h.fetchCtx, stopFetches = context.WithCancel(context.WithoutCancel(ctx))

@@ -176,3 +176,17 @@ func Until(t time.Time, max time.Duration) time.Duration {
 	d = (d + time.Millisecond - 1).Truncate(time.Millisecond)
 	return min(d, max)
 }
+
+// Terminate terminates a ZeroMQ context whose sockets are all closed: it waits until their
+// lingering messages are sent (each socket's LINGER), but no longer than max.
+func Terminate(zctx *zmq.Context, max time.Duration) {
+	done := make(chan struct{})
+	go func() {
+		zctx.Term()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(max):
+	}
+}

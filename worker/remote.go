@@ -156,8 +156,8 @@ func (w *remote) Module(ctx context.Context, hash string) ([]byte, error) {
 	}
 }
 
-func newSocket(t zmq.Type, endpoint string) (*zmq.Socket, error) {
-	s, err := zmq.NewSocket(t)
+func newSocket(zctx *zmq.Context, t zmq.Type, endpoint string) (*zmq.Socket, error) {
+	s, err := zctx.NewSocket(t)
 	if err != nil {
 		return nil, err
 	}
@@ -181,14 +181,21 @@ func (w *remote) run(ctx context.Context) (err error) {
 		return err
 	}
 	defer w.box.Close()
-	if w.ctrl, err = newSocket(zmq.DEALER, w.cfg.Endpoint); err != nil {
+	// A context of its own: terminating it at exit waits (up to closeLinger) until the last
+	// results, hand-backs and BYE have left, whatever else the process does with ZeroMQ.
+	zctx, err := zmq.NewContext()
+	if err != nil {
+		return err
+	}
+	defer protocol.Terminate(zctx, 2*closeLinger)
+	if w.ctrl, err = newSocket(zctx, zmq.DEALER, w.cfg.Endpoint); err != nil {
 		return err
 	}
 	poller := zmq.NewPoller()
 	poller.Add(w.ctrl, zmq.POLLIN)
 	poller.Add(w.box.Socket(), zmq.POLLIN)
 	if w.cfg.Mode == "pull" {
-		if w.req, err = newSocket(zmq.REQ, w.cfg.Endpoint); err != nil {
+		if w.req, err = newSocket(zctx, zmq.REQ, w.cfg.Endpoint); err != nil {
 			w.ctrl.Close()
 			return err
 		}
