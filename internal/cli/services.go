@@ -352,29 +352,23 @@ hands them back to the queue, and exits within 10 seconds.`,
 		err = runAll(ctx, log, map[string]func(context.Context) error{
 			"dispatcher": func(ctx context.Context) error { return dispatch.Run(ctx, st, sb, cfg, log) },
 		})
-		if mode != "local" {
-			flushZMQ(log)
-		}
 		return err
 	})
 	return cmd
 }
 
-// flushZMQ terminates the ZeroMQ context before the process exits. Closing a socket only
-// queues its last messages (results, hand-backs, BYE) for the I/O thread; exiting at once
-// drops them, so a worker stopped cleanly looked dead and its finished tasks ran again.
-// Terminating the context waits for them, up to each socket's LINGER; bounded here in case
-// a socket was left open.
-func flushZMQ(log *slog.Logger) {
-	done := make(chan error, 1)
-	go func() { done <- zmq.Term() }()
+// FlushZMQ terminates the process's ZeroMQ context; main calls it once, just before the
+// process exits (never in-process: it closes the context every socket of the process uses).
+// Closing a socket only queues its last messages (results, hand-backs, BYE) for the I/O
+// thread, and exiting at once drops them: a worker stopped cleanly then looked dead to its
+// dispatcher, and its finished tasks ran again. Terminating the context sends them, waiting
+// up to each socket's LINGER; bounded to 2 s in case a socket was left open.
+func FlushZMQ() {
+	done := make(chan struct{})
+	go func() { _ = zmq.Term(); close(done) }()
 	select {
-	case err := <-done:
-		if err != nil {
-			log.Debug("terminating ZeroMQ", "err", err)
-		}
+	case <-done:
 	case <-time.After(2 * time.Second):
-		log.Warn("ZeroMQ did not terminate within 2s; exiting anyway")
 	}
 }
 
@@ -438,7 +432,6 @@ SIGINT/SIGTERM it finishes or hands back its tasks and exits within 10 seconds.`
 		err = runAll(ctx, log, map[string]func(context.Context) error{
 			"worker": func(ctx context.Context) error { return worker.Run(ctx, sb, cfg) },
 		})
-		flushZMQ(log)
 		return err
 	})
 	return cmd
