@@ -14,6 +14,7 @@ import (
 
 	"faas/protocol"
 	"faas/sandbox"
+	"faas/task"
 )
 
 func TestRunRefusesBadConfig(t *testing.T) {
@@ -156,5 +157,59 @@ func TestWorkerSurvivesGarbage(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("worker did not stop")
+	}
+}
+
+// TestPushWorkerKeepsCapacity: a push worker sent more tasks than its slots runs what fits
+// and hands the rest back with RELEASE; it asks for an unknown module once and reports a
+// module the dispatcher cannot provide as an internal failure.
+func TestPushWorkerKeepsCapacity(t *testing.T) {
+	d, endpoint := newFakeDispatcher(t)
+	sb, err := sandbox.New(context.Background(), sandbox.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sb.Close(context.Background())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, sb, Config{Mode: "push", Slots: 1, Endpoint: endpoint, ID: "w",
+			Log: slog.New(slog.NewTextHandler(io.Discard, nil)), HeartbeatInterval: 50 * time.Millisecond})
+	}()
+	defer func() {
+		cancel()
+		<-done
+	}()
+
+	env, _ := d.expect(protocol.TypeRegistration)
+	d.sendRaw(env, protocol.Encode(protocol.Ack{Session: "s", HeartbeatInterval: 50 * time.Millisecond, HeartbeatTimeout: time.Second}))
+	lim := sandbox.DefaultLimits()
+	d.sendRaw(env, protocol.Encode(protocol.NewTask{Tasks: []task.Task{
+		{ID: "t1", Attempt: 1, Name: "f", ModuleHash: "h", Limits: lim},
+		{ID: "t2", Attempt: 1, Name: "f", ModuleHash: "h", Limits: lim},
+	}}))
+	var released, asked bool
+	for !(released && asked) {
+		env, m := d.recv()
+		switch m := m.(type) {
+		case protocol.Release:
+			if len(m.Refs) != 1 || m.Refs[0].ID != "t2" {
+				t.Fatalf("released %+v, want t2", m.Refs)
+			}
+			released = true
+		case protocol.ModuleRequest:
+			if asked {
+				t.Fatal("module asked twice")
+			}
+			asked = true
+			d.sendRaw(env, protocol.Encode(protocol.Module{Hash: "h", Err: "not found"}))
+		case protocol.ResultReady:
+			t.Fatalf("result before the module answer: %+v", m)
+		}
+	}
+	_, m := d.expect(protocol.TypeResultReady)
+	outs := m.(protocol.ResultReady).Outcomes
+	if len(outs) != 1 || outs[0].ID != "t1" || outs[0].Failure == nil || outs[0].Failure.Kind != sandbox.KindInternal {
+		t.Fatalf("outcomes %+v, want t1 failed internal", outs)
 	}
 }
