@@ -101,6 +101,7 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	rdb.AddHook(&trips)
 	defer rdb.Close()
 	if err := rdb.FlushDB(ctx).Err(); err != nil {
 		return fmt.Errorf("flush %s: %w", url, err)
@@ -187,6 +188,7 @@ func drain(ctx context.Context, o options, rdb redis.UniversalClient, st *store.
 	finished, stopWatch := done.Watch(ids)
 	defer stopWatch()
 
+	tripsBefore := trips.n.Load()
 	before, err := commandsProcessed(ctx, rdb)
 	if err != nil {
 		return err
@@ -242,6 +244,8 @@ func drain(ctx context.Context, o options, rdb redis.UniversalClient, st *store.
 	if err != nil {
 		return err
 	}
+	// The two INFO calls are not the drain's.
+	roundTrips := trips.n.Load() - tripsBefore - 2
 	stop()
 	running.Wait()
 	close(errs)
@@ -253,9 +257,9 @@ func drain(ctx context.Context, o options, rdb redis.UniversalClient, st *store.
 	if err := verify(ctx, st, ids); err != nil {
 		return err
 	}
-	fmt.Printf("mode=%s module=%s tasks=%d workers=%d slots=%d seconds=%.3f tasks_per_sec=%.0f redis_cmds_per_task=%.2f\n",
+	fmt.Printf("mode=%s module=%s tasks=%d workers=%d slots=%d seconds=%.3f tasks_per_sec=%.0f redis_round_trips_per_task=%.3f redis_cmds_per_task=%.2f\n",
 		o.mode, o.module, o.n, o.workers, o.slots, elapsed.Seconds(), float64(o.n)/elapsed.Seconds(),
-		float64(after-before)/float64(o.n))
+		float64(roundTrips)/float64(o.n), float64(after-before)/float64(o.n))
 	return nil
 }
 
@@ -364,6 +368,28 @@ func roundTrip(ctx context.Context, c *client.Client, fnID string, input []byte)
 		return 0, fmt.Errorf("task %s: %s %+v", id, t.Status, t.Error)
 	}
 	return time.Since(t0), nil
+}
+
+// trips counts the round trips the dispatcher's Redis client makes (a pipeline is one);
+// pub/sub connections are not counted: they carry no requests while listening.
+var trips roundTripCounter
+
+type roundTripCounter struct{ n atomic.Int64 }
+
+func (c *roundTripCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (c *roundTripCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		c.n.Add(1)
+		return next(ctx, cmd)
+	}
+}
+
+func (c *roundTripCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		c.n.Add(1)
+		return next(ctx, cmds)
+	}
 }
 
 func commandsProcessed(ctx context.Context, rdb redis.UniversalClient) (int64, error) {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"faas/store"
+	"faas/task"
 )
 
 // Every test has its own redis-server and processes, so they run in parallel.
@@ -343,6 +344,42 @@ func TestRemoteDispatcherGracefulStop(t *testing.T) {
 			p.dispatcherAt("dispatcher-2", mode, ep)
 			rs := p.waitAll(ids, 60*time.Second)
 			requireAllCompleted(t, rs, 1)
+			done.check(t, ids)
+		})
+	}
+}
+
+// TestAttemptsRunOut kills the only worker while it runs tasks that may start only once
+// (--max-attempts 1): each becomes FAILED with kind worker_lost, exactly once, instead of
+// running again or staying RUNNING.
+func TestAttemptsRunOut(t *testing.T) {
+	t.Parallel()
+	for _, mode := range remoteModes {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			p := newPlatform(t)
+			done := p.countDone()
+			_, ep := p.dispatcher("dispatcher", mode, "--max-attempts", "1")
+			w := p.worker("worker", mode, 4, ep)
+			ids := p.submit(4, 30_000)
+			waitFor(t, 20*time.Second, "all 4 tasks RUNNING", func() (bool, string) {
+				rs, err := p.records(ids)
+				if err != nil {
+					return false, err.Error()
+				}
+				c := tally(rs)
+				return c[task.Running] == 4, fmt.Sprint(c)
+			})
+			w.kill(t)
+			rs := p.waitAll(ids, 30*time.Second)
+			for _, r := range rs {
+				if r.Status != task.Failed || r.Error == nil || r.Error.Kind != "worker_lost" {
+					t.Errorf("task %s: %s %+v, want FAILED worker_lost", r.ID, r.Status, r.Error)
+				}
+				if r.Attempts != 1 {
+					t.Errorf("task %s: %d attempts, want 1", r.ID, r.Attempts)
+				}
+			}
 			done.check(t, ids)
 		})
 	}
