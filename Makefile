@@ -29,8 +29,10 @@ test-short: ## quick tests without the race detector
 bench: deps ## run the benchmarks (sandbox, store, dispatch modes, end to end)
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./sandbox ./store ./dispatch
 	$(GO) run ./bench -mode local -n 20000
-	$(GO) run ./bench -mode pull -n 20000
-	$(GO) run ./bench -mode push -n 20000
+	$(GO) run ./bench -mode rest -n 20000 -c 64
+	$(GO) run ./bench -mode latency -n 3000
+	$(GO) run ./bench -mode pull -n 20000 -slots 8
+	$(GO) run ./bench -mode push -n 20000 -slots 8
 
 lint: ## go vet and gofmt
 	$(GO) vet $(PKGS)
