@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"faas/sandbox"
 	"faas/store"
 	"faas/task"
 )
@@ -21,6 +22,7 @@ type core struct {
 	st  *store.Store
 	cfg Config
 	log *slog.Logger
+	m   *dispatchMetrics
 
 	ops  chan op       // outcomes and hand-backs for the writer
 	wake chan struct{} // coalesced "there may be new tasks"
@@ -54,11 +56,12 @@ type op struct {
 // writeBatch bounds how many operations one Redis round trip carries.
 const writeBatch = 512
 
-func newCore(st *store.Store, cfg Config, log *slog.Logger) *core {
+func newCore(st *store.Store, cfg Config, log *slog.Logger, m *dispatchMetrics) *core {
 	return &core{
 		st:   st,
 		cfg:  cfg,
 		log:  log,
+		m:    m,
 		ops:  make(chan op, 4096),
 		wake: make(chan struct{}, 1),
 		held: make(map[string]int),
@@ -83,9 +86,11 @@ func (c *core) claim(ctx context.Context, n int) ([]task.Task, error) {
 	}
 	tasks, err := c.st.Claim(ctx, c.cfg.Owner, n)
 	if err != nil {
+		c.m.claimErrors.Inc()
 		c.claimFailed = true
 		return nil, err
 	}
+	c.m.claimSize.Observe(float64(len(tasks)))
 	if c.claimFailed {
 		c.claimFailed = false
 		c.sweepAt = time.Now().Add(sweepDelay)
@@ -113,15 +118,29 @@ func (c *core) sweepStrays(ctx context.Context) {
 		return // sweepAt stays: the next claim tries again
 	}
 	c.sweepAt = time.Time{}
+	c.m.released.Add(float64(n))
 	if n > 0 {
 		c.log.Info("handed back tasks taken by claims whose answer was lost", "tasks", n)
 		c.signalWake()
 	}
 }
 
-func (c *core) finish(o task.Outcome) { c.ops <- op{kind: opFinish, outcome: o, ref: o.Ref} }
-func (c *core) lost(r task.Ref)       { c.ops <- op{kind: opLost, ref: r} }
-func (c *core) release(r task.Ref)    { c.ops <- op{kind: opRelease, ref: r} }
+// finish, lost and release are where every mode's outcomes and hand-backs pass: they are
+// counted here, when handed to the writer (before Redis records them).
+func (c *core) finish(o task.Outcome) {
+	c.m.outcome(o)
+	c.ops <- op{kind: opFinish, outcome: o, ref: o.Ref}
+}
+
+func (c *core) lost(r task.Ref) {
+	c.m.lost.Inc()
+	c.ops <- op{kind: opLost, ref: r}
+}
+
+func (c *core) release(r task.Ref) {
+	c.m.released.Inc()
+	c.ops <- op{kind: opRelease, ref: r}
+}
 
 // woken returns the channel that receives when new tasks may be queued.
 func (c *core) woken() <-chan struct{} { return c.wake }
@@ -307,9 +326,13 @@ func (c *core) apply(ctx context.Context, outcomes []task.Outcome, lost, release
 		outcomes = nil
 	}
 	if len(lost) > 0 {
-		if err := c.st.Requeue(ctx, lost, "worker lost"); err != nil {
+		_, failed, err := c.st.RequeueCount(ctx, lost, "worker lost")
+		if err != nil {
 			return err
 		}
+		// Out of attempts: ended here, as FAILED worker_lost. A retry of this batch counts
+		// none twice: the store applies a re-queue once per attempt.
+		c.m.finished.WithLabelValues(string(task.Failed), string(sandbox.KindWorkerLost)).Add(float64(failed))
 		c.signalWake()
 	}
 	if len(released) > 0 {

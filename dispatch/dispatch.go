@@ -15,6 +15,8 @@ import (
 	"os"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"faas/sandbox"
 	"faas/store"
 )
@@ -40,6 +42,10 @@ type Config struct {
 	// DrainTimeout bounds how long shutdown waits for running tasks before handing them
 	// back to the queue; default 8s (the contract allows 10s for a clean stop).
 	DrainTimeout time.Duration
+	// Metrics is the registry the dispatcher registers its metrics on (docs/API.md lists
+	// them); dispatchers sharing one count into the same series. Default (nil): counted,
+	// registered nowhere, so not served.
+	Metrics prometheus.Registerer
 }
 
 func (c Config) withDefaults() Config {
@@ -104,7 +110,11 @@ func Run(ctx context.Context, st *store.Store, sb *sandbox.Sandbox, cfg Config, 
 		return fmt.Errorf("%w: mode %q is not local, pull or push", ErrBadConfig, cfg.Mode)
 	}
 
-	c := newCore(st, cfg, log)
+	m, err := newDispatchMetrics(cfg.Metrics)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrBadConfig, err)
+	}
+	c := newCore(st, cfg, log, m)
 	// The core outlives the mode: it must write the outcomes the mode produced while
 	// draining, so it gets its own context, cancelled only once the mode has returned.
 	coreCtx, stopCore := context.WithCancel(context.WithoutCancel(ctx))

@@ -1,6 +1,7 @@
 // Package server is the REST API of faas: the four routes of the contract
 // (register_function, execute_function, status, result), plus batch submission, waiting for
-// many tasks, function listing and a health check. See docs/API.md.
+// many tasks, function listing, a health check and Prometheus metrics (metrics.go). See
+// docs/API.md.
 //
 // Handlers are kept lean on purpose: answers on the hot paths are appended by hand (no
 // reflection), functions are cached by id in process (they are immutable), and waiting
@@ -21,7 +22,9 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/gorilla/mux"
+	"github.com/prometheus/client_golang/prometheus"
 
+	"faas/internal/metrics"
 	"faas/sandbox"
 	"faas/store"
 )
@@ -39,6 +42,10 @@ type Config struct {
 	MaxBatch int
 	// MaxBatchBytes is the most input bytes (decoded) per /execute_batch. Default 64 MiB.
 	MaxBatchBytes int64
+	// Metrics is the registry the server registers its metrics on and serves at
+	// GET /metrics; pass one to serve other components' metrics (a dispatcher's, the Go
+	// runtime's) beside them. Default (nil): a fresh registry holding the server's only.
+	Metrics *prometheus.Registry
 }
 
 func (c Config) withDefaults() Config {
@@ -67,6 +74,9 @@ func (c Config) withDefaults() Config {
 	if c.MaxBatchBytes <= 0 {
 		c.MaxBatchBytes = 64 << 20
 	}
+	if c.Metrics == nil {
+		c.Metrics = prometheus.NewRegistry()
+	}
 	return c
 }
 
@@ -77,6 +87,7 @@ type Server struct {
 	done *store.Done
 	cfg  Config
 	log  *slog.Logger
+	m    *serverMetrics
 
 	fns      fnCache
 	submits  coalescer[submitReq, submitResp] // concurrent /execute_function → one Submit
@@ -88,7 +99,8 @@ type Server struct {
 
 // New returns a server on st, validating modules with sb. done wakes waiting requests; the
 // caller runs done.Run (the server does not). A nil done makes ?wait= answer at once. A nil
-// log means slog.Default().
+// log means slog.Default(). New panics if cfg.Metrics already holds a metric of the same
+// name as one of the server's but with other labels.
 func New(st *store.Store, sb *sandbox.Sandbox, done *store.Done, cfg Config, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.Default()
@@ -98,6 +110,7 @@ func New(st *store.Store, sb *sandbox.Sandbox, done *store.Done, cfg Config, log
 		fns:      fnCache{max: 4096},
 		stopping: make(chan struct{}),
 	}
+	s.m = newServerMetrics(s.cfg.Metrics, st)
 	s.submits = coalescer[submitReq, submitResp]{max: 512, run: s.submitBatch}
 	s.reads = coalescer[string, store.Record]{max: 512, run: s.readBatch}
 	s.handler = s.routes()
@@ -106,27 +119,36 @@ func New(st *store.Store, sb *sandbox.Sandbox, done *store.Done, cfg Config, log
 
 func (s *Server) routes() http.Handler {
 	r := mux.NewRouter()
-	r.HandleFunc("/register_function", s.register).Methods(http.MethodPost)
-	r.HandleFunc("/execute_function", s.execute).Methods(http.MethodPost)
-	r.HandleFunc("/execute_batch", s.executeBatch).Methods(http.MethodPost)
-	r.HandleFunc("/status/{task_id}", s.status).Methods(http.MethodGet)
-	r.HandleFunc("/result/{task_id}", s.result).Methods(http.MethodGet)
-	r.HandleFunc("/wait", s.wait).Methods(http.MethodPost)
-	r.HandleFunc("/functions", s.functions).Methods(http.MethodGet)
-	r.HandleFunc("/functions/{id_or_name}", s.function).Methods(http.MethodGet)
-	r.HandleFunc("/healthz", s.healthz).Methods(http.MethodGet)
-	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	// Each route is counted and timed under its template: bounded labels.
+	handle := func(path, method string, h http.Handler) {
+		r.Handle(path, s.m.instrument(path, s.recovering(h))).Methods(method)
+	}
+	handle("/register_function", http.MethodPost, http.HandlerFunc(s.register))
+	handle("/execute_function", http.MethodPost, http.HandlerFunc(s.execute))
+	handle("/execute_batch", http.MethodPost, http.HandlerFunc(s.executeBatch))
+	handle("/status/{task_id}", http.MethodGet, http.HandlerFunc(s.status))
+	handle("/result/{task_id}", http.MethodGet, http.HandlerFunc(s.result))
+	handle("/wait", http.MethodPost, http.HandlerFunc(s.wait))
+	handle("/functions", http.MethodGet, http.HandlerFunc(s.functions))
+	handle("/functions/{id_or_name}", http.MethodGet, http.HandlerFunc(s.function))
+	handle("/healthz", http.MethodGet, http.HandlerFunc(s.healthz))
+	handle("/metrics", http.MethodGet, metrics.Handler(s.cfg.Metrics))
+	r.NotFoundHandler = s.m.instrument(unmatchedRoute, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, notFound("no such endpoint: %s %s (see docs/API.md)", r.Method, r.URL.Path))
-	})
-	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	}))
+	r.MethodNotAllowedHandler = s.m.instrument(unmatchedRoute, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, &requestError{kind: errMethod,
 			msg: "method " + r.Method + " is not allowed on " + r.URL.Path})
-	})
+	}))
 	return r
 }
 
 // Handler returns the HTTP handler of the API, recovering from panics as 500 answers.
-func (s *Server) Handler() http.Handler {
+func (s *Server) Handler() http.Handler { return s.recovering(s.handler) }
+
+// recovering answers a panic in h with a 500. Each route is wrapped in it inside its
+// instrumentation (so the 500 is counted), and the router as a whole outside.
+func (s *Server) recovering(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		defer func() {
 			if v := recover(); v != nil {
@@ -137,7 +159,7 @@ func (s *Server) Handler() http.Handler {
 				s.writeError(w, r, errors.New("panic in handler"))
 			}
 		}()
-		s.handler.ServeHTTP(w, r)
+		h.ServeHTTP(w, r)
 	})
 }
 

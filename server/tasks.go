@@ -49,6 +49,7 @@ func (s *Server) execute(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err, slog.String("function_id", fn.ID))
 		return
 	}
+	s.m.submitted.Inc()
 	if s.log.Enabled(ctx, slog.LevelDebug) {
 		s.log.LogAttrs(ctx, slog.LevelDebug, "task submitted",
 			slog.String("task_id", sub.id), slog.String("function_id", fn.ID))
@@ -134,6 +135,7 @@ func (s *Server) executeBatch(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err, slog.String("function_id", fn.ID))
 		return
 	}
+	s.m.submitted.Add(float64(len(ids)))
 	s.log.LogAttrs(ctx, slog.LevelDebug, "batch submitted",
 		slog.String("function_id", fn.ID), slog.Int("tasks", len(ids)))
 	b := getBuf()

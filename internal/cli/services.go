@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"faas/dispatch"
+	"faas/internal/metrics"
 	"faas/sandbox"
 	"faas/server"
 	"faas/store"
@@ -240,6 +241,7 @@ when a dispatcher ('faas dispatcher') shares the same Redis. Stops cleanly on SI
 			return fmt.Errorf("listening on %s: %w", addr, err)
 		}
 		done := st.NewDone()
+		scfg.Metrics = metrics.NewRegistry()
 		srv := server.New(st, sb, done, *scfg, log)
 		return runAll(ctx, log, map[string]func(context.Context) error{
 			"server": func(ctx context.Context) error { return srv.Serve(ctx, ln) },
@@ -259,6 +261,7 @@ func (e *env) dispatcherCmd() *cobra.Command {
 		lease   time.Duration
 		maxAtt  int
 		hb, hbT time.Duration
+		metAddr string
 	)
 	cmd := &cobra.Command{
 		Use:   "dispatcher -m local|pull|push [-w N] [-p PORT] [--bind 127.0.0.1] [--redis URL]",
@@ -272,8 +275,11 @@ func (e *env) dispatcherCmd() *cobra.Command {
 The remote modes listen on --bind (loopback by default: opening the dispatcher to other
 hosts is a deliberate --bind 0.0.0.0). Several dispatchers may share one Redis; each task is
 taken by exactly one. On SIGINT/SIGTERM it stops taking work, lets running tasks finish or
-hands them back to the queue, and exits within 10 seconds.`,
+hands them back to the queue, and exits within 10 seconds.
+
+With --metrics-addr it serves Prometheus metrics at http://ADDR/metrics (see docs/API.md).`,
 		Example: `  faas dispatcher -m local -w 4
+  faas dispatcher -m local --metrics-addr 127.0.0.1:9100
   faas dispatcher -m pull -p 5555
   faas dispatcher -m push -p 5556 --bind 0.0.0.0 --redis redis://10.0.0.5:6379/0`,
 		Args: exactArgs(),
@@ -288,6 +294,7 @@ hands them back to the queue, and exits within 10 seconds.`,
 	fs.IntVar(&maxAtt, "max-attempts", store.DefaultMaxAttempts, "runs of a task whose worker was lost before it is FAILED with kind worker_lost")
 	fs.DurationVar(&hb, "heartbeat", time.Second, "pull/push mode: heartbeat interval between the dispatcher and its workers")
 	fs.DurationVar(&hbT, "heartbeat-timeout", 0, "pull/push mode: a worker silent this long is lost and its tasks re-run (default 3×heartbeat+1s)")
+	fs.StringVar(&metAddr, "metrics-addr", "", `serve Prometheus metrics at http://ADDR/metrics ("" serves none)`)
 	redisURL := e.redisFlag(fs)
 	dopts := addDaemonFlags(fs)
 	_ = cmd.RegisterFlagCompletionFunc("mode", cobra.FixedCompletions([]string{"local", "pull", "push"}, cobra.ShellCompDirectiveNoFileComp))
@@ -334,6 +341,11 @@ hands them back to the queue, and exits within 10 seconds.`,
 		if hb <= 0 || hbT < 0 || (hbT > 0 && hbT <= hb) {
 			return usagef("--heartbeat must be positive and --heartbeat-timeout longer than it, got %v and %v", hb, hbT)
 		}
+		if metAddr != "" {
+			if err := checkAddr("metrics-addr", metAddr); err != nil {
+				return err
+			}
+		}
 		ctx := cmd.Context()
 		st, closeStore, err := openStore(ctx, redisURL(), store.Config{TaskTTL: taskTTL, LeaseTTL: lease, MaxAttempts: maxAtt}, log)
 		if err != nil {
@@ -349,10 +361,18 @@ hands them back to the queue, and exits within 10 seconds.`,
 		}
 		cfg := dispatch.Config{Mode: mode, Workers: workers, Bind: bind, Port: port,
 			HeartbeatInterval: hb, HeartbeatTimeout: hbT}
-		err = runAll(ctx, log, map[string]func(context.Context) error{
-			"dispatcher": func(ctx context.Context) error { return dispatch.Run(ctx, st, sb, cfg, log) },
-		})
-		return err
+		comps := map[string]func(context.Context) error{}
+		if metAddr != "" {
+			ln, err := net.Listen("tcp", metAddr)
+			if err != nil {
+				return fmt.Errorf("--metrics-addr: listening on %s: %w", metAddr, err)
+			}
+			reg := metrics.NewRegistry()
+			cfg.Metrics = reg
+			comps["metrics"] = func(ctx context.Context) error { return metrics.Serve(ctx, ln, reg, log) }
+		}
+		comps["dispatcher"] = func(ctx context.Context) error { return dispatch.Run(ctx, st, sb, cfg, log) }
+		return runAll(ctx, log, comps)
 	})
 	return cmd
 }
@@ -448,6 +468,7 @@ func (e *env) devCmd() *cobra.Command {
 		Long: `Dev runs the whole platform in one process, with nothing else to install or start: an
 embedded Redis (miniredis, served on a loopback port so the same code paths run as in
 production), the REST server on --addr and a local dispatcher running up to N tasks at once.
+Prometheus metrics of both are served at /metrics on --addr.
 
 The embedded Redis keeps nothing on disk: functions and tasks are gone when dev stops.
 For anything that must last, run 'faas server' and 'faas dispatcher' on a real Redis.`,
@@ -507,8 +528,10 @@ For anything that must last, run 'faas server' and 'faas dispatcher' on a real R
 		defer closeSandbox(sb, log)
 
 		done := st.NewDone()
+		reg := metrics.NewRegistry() // the server's /metrics serves the dispatcher's too
+		scfg.Metrics = reg
 		srv := server.New(st, sb, done, *scfg, log)
-		dcfg := dispatch.Config{Mode: "local", Workers: workers}
+		dcfg := dispatch.Config{Mode: "local", Workers: workers, Metrics: reg}
 		log.Info("faas dev: serving the REST API; the embedded Redis keeps nothing on disk",
 			"url", "http://"+ln.Addr().String(), "redis", redisURL, "workers", workers)
 		return runAll(ctx, log, map[string]func(context.Context) error{
