@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"faas/samples"
 	"faas/sandbox"
 	"faas/store"
@@ -58,7 +60,8 @@ func executorCases() []executorCase {
 var allModes = []string{"local", "pull", "push"}
 
 // TestModesExecutor runs the same executor cases in local, pull and push mode: each task
-// ends with the right output or failure kind, and afterwards the workers still serve.
+// ends with the right output or failure kind, counted once in the dispatcher's metrics,
+// and afterwards the workers still serve.
 func TestModesExecutor(t *testing.T) {
 	for _, mode := range allModes {
 		t.Run(mode, func(t *testing.T) {
@@ -71,6 +74,8 @@ func TestModesExecutor(t *testing.T) {
 				fns[c.name] = fn
 				ids[i] = f.submit(t, fn, [][]byte{[]byte(c.input)})[0]
 			}
+			reg := prometheus.NewRegistry()
+			f.cfg.Metrics = reg
 			f.startDispatcher(t)
 			if mode != "local" {
 				f.startWorker(t, "w1", 3)
@@ -82,6 +87,7 @@ func TestModesExecutor(t *testing.T) {
 					checkCase(t, recs[i], c)
 				})
 			}
+			wantFinished(t, reg, recs)
 
 			// Still serving after every hostile module.
 			inputs := make([][]byte, 50)

@@ -55,8 +55,8 @@ func TestMetrics(t *testing.T) {
 		e.finish(t, echoOutcome)
 		m := metricstest.Scrape(t, e.url+"/metrics")
 		m.Want(t, map[string]float64{
-			"faas_queue_length":          0,
-			"faas_tasks_submitted_total": 5,
+			"faas_queue_length":                                     0,
+			"faas_tasks_submitted_total":                            5,
 			`faas_http_requests_total{route="/metrics",code="200"}`: 1,
 		})
 	})
