@@ -3,12 +3,14 @@ package cli
 import (
 	"context"
 	"net"
+	"net/http"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"faas/internal/metrics/metricstest"
 	"faas/internal/redistest"
 	"faas/samples"
 )
@@ -75,7 +77,10 @@ func freePort(tb testing.TB) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-var listenRE = regexp.MustCompile(`msg="server listening" addr=(127\.0\.0\.1:\d+)`)
+var (
+	listenRE  = regexp.MustCompile(`msg="server listening" addr=(127\.0\.0\.1:\d+)`)
+	metricsRE = regexp.MustCompile(`msg="metrics listening" addr=(127\.0\.0\.1:\d+)`)
+)
 
 func TestServerDispatcherWorkerCommands(t *testing.T) {
 	rs := redistest.Start(t)
@@ -86,11 +91,24 @@ func TestServerDispatcherWorkerCommands(t *testing.T) {
 
 	t.Run("local", func(t *testing.T) {
 		t.Setenv("FAAS_REDIS_URL", rs.URL) // the dispatcher takes Redis from the environment
-		d := startDaemon(t, "dispatcher", "-m", "local", "-w", "2", "--cache-dir", "")
+		d := startDaemon(t, "dispatcher", "-m", "local", "-w", "2", "--cache-dir", "", "--metrics-addr", "127.0.0.1:0")
+		metricsURL := "http://" + d.waitLog(t, metricsRE) + "/metrics"
 		if out, _ := cliOK(t, url, "", 0, "exec", "double", "--input", "21", "--wait", "--timeout", "30s"); out != "42" {
 			t.Fatalf("exec printed %q", out)
 		}
+		m := metricstest.Scrape(t, metricsURL)
+		m.Want(t, map[string]float64{
+			`faas_dispatch_tasks_finished_total{status="COMPLETED",kind=""}`:  1,
+			`faas_dispatch_tasks_finished_total{status="FAILED",kind="exit"}`: 0,
+		})
+		if _, ok := m.Value("process_open_fds"); !ok {
+			t.Error("no process_open_fds on the dispatcher's /metrics")
+		}
 		d.stop(t)
+		if resp, err := http.Get(metricsURL); err == nil { // shut down with the dispatcher
+			resp.Body.Close()
+			t.Errorf("the metrics server still answers after the dispatcher stopped: %s", resp.Status)
+		}
 	})
 	for _, mode := range []string{"pull", "push"} {
 		t.Run(mode, func(t *testing.T) {

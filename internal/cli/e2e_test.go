@@ -19,6 +19,7 @@ import (
 
 	"faas/dispatch"
 	"faas/internal/cli/batch"
+	"faas/internal/metrics/metricstest"
 	"faas/internal/redistest"
 	"faas/samples"
 	"faas/sandbox"
@@ -328,6 +329,17 @@ func TestDev(t *testing.T) {
 	}
 	bout, _ := cliOK(t, url, "1\n2\n3\n", 0, "batch", "double")
 	checkBatchOutput(t, strings.NewReader(bout), 3, 1, -1)
+
+	// One /metrics serves the server's, the dispatcher's and the Go runtime's metrics.
+	m := metricstest.Scrape(t, url+"/metrics")
+	m.Want(t, map[string]float64{
+		"faas_tasks_submitted_total":                                     4,
+		`faas_dispatch_tasks_finished_total{status="COMPLETED",kind=""}`: 4,
+		"faas_redis_up": 1,
+	})
+	if _, ok := m.Value("go_goroutines"); !ok {
+		t.Error("no go_goroutines on /metrics")
+	}
 
 	stopped := time.Now()
 	cancel()
