@@ -3,8 +3,8 @@
 // ("tasks" wakes dispatchers; "faas:done" wakes waiters). Every key is built in keys.go;
 // every Lua script is in scripts.go, commented with its KEYS and ARGV.
 //
-// THIS FILE IS THE API CONTRACT other packages code against. Implementation lives in the
-// other files of the package.
+// This file holds the package's types and errors; store.go its methods, keys.go every key,
+// scripts.go every Lua script, done.go the shared subscribers.
 package store
 
 import (
