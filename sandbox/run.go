@@ -71,6 +71,10 @@ func (s *Sandbox) Run(ctx context.Context, hash, name string, stdin []byte, limi
 	var exit *sys.ExitError
 	errors.As(runErr, &exit)
 	switch {
+	case st.sleepCut && ctx.Err() != nil:
+		// The caller gave up (shutdown) during a sleep, which returned early: whatever the
+		// guest did next (even exit 0) is not the task's outcome.
+		return res, ctx.Err()
 	case runErr == nil && st.limit == "":
 		return res, nil
 	case runErr != nil && ctx.Err() != nil:
@@ -121,6 +125,7 @@ type runState struct {
 
 	limit    Kind // the first limit hit; decides the failure kind
 	limitMsg string
+	sleepCut bool // a sleep ended early for another reason than the deadline or a limit
 
 	cfg     wazero.ModuleConfig
 	cfgName string
@@ -154,6 +159,7 @@ func (st *runState) begin(ctx context.Context, cancel context.CancelFunc, stdin 
 	st.stderr.buf = st.stderr.buf[:0]
 	st.mem = linearMemory{st: st, limit: limitPages(limits) << 16}
 	st.limit, st.limitMsg = "", ""
+	st.sleepCut = false
 }
 
 // end returns the captured output and drops every reference to the task.
@@ -182,7 +188,8 @@ func (st *runState) hit(kind Kind, msg string) {
 }
 
 // nanosleep is WASI's sleep (poll_oneoff on a clock): it really waits, and ends at once when
-// the task's deadline passes (then the task is a timeout, whatever the guest does next).
+// the task's deadline passes (then the task is a timeout, whatever the guest does next) or
+// the caller gives up (then Run hands back the caller's error, whatever the guest does next).
 func (st *runState) nanosleep(ns int64) {
 	if ns <= 0 {
 		return
@@ -194,6 +201,8 @@ func (st *runState) nanosleep(ns int64) {
 		t.Stop()
 		if errors.Is(st.ctx.Err(), context.DeadlineExceeded) {
 			st.hit(KindTimeout, "")
+		} else if st.limit == "" {
+			st.sleepCut = true
 		}
 	}
 }

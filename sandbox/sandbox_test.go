@@ -169,6 +169,25 @@ func TestSleepEndsAtDeadline(t *testing.T) {
 	}
 }
 
+// A sleep cut short by the caller (shutdown), not by the deadline, must not let the guest
+// carry on and be recorded as a success: "slept 60000 ms" after 50 ms is a wrong result. The
+// run ends with the caller's error, so the task is handed back and runs again.
+func TestSleepInterruptedByCaller(t *testing.T) {
+	s := sharedSandbox(t)
+	h := load(t, s, samples.Sleep)
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(50*time.Millisecond, cancel)
+	start := time.Now()
+	res, err := s.Run(ctx, h, "sleep", []byte("60000"), Limits{TimeoutMs: 120_000})
+	if !errors.Is(err, context.Canceled) || res.Failure != nil {
+		t.Errorf("sleep interrupted by the caller: err %v, failure %v, stdout %q; want context.Canceled and no failure",
+			err, res.Failure, res.Stdout)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("a cancelled 60 s sleep took %v", d)
+	}
+}
+
 func TestHostile(t *testing.T) {
 	s := sharedSandbox(t)
 	for name, wasm := range samples.Hostile {
