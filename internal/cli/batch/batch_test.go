@@ -38,6 +38,7 @@ func TestParseLine(t *testing.T) {
 		{name: "two values", line: `1 2`, err: "not valid JSON"},
 		{name: "payload not base64", line: `{"payload": "!!"}`, err: "base64"},
 		{name: "payload not string", line: `{"payload": 3}`, err: "base64 string"},
+		{name: "payload null", line: `{"payload": null}`, err: "base64 string"},
 		{name: "payload and more", line: `{"payload": "", "x": 1}`, err: `"x"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

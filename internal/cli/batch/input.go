@@ -71,7 +71,9 @@ func ParseLine(line []byte) (input []byte, ok bool, err error) {
 			}
 		}
 		var b64 string
-		if err := json.Unmarshal(raw, &b64); err != nil {
+		// null would unmarshal into "" without error: refuse it as the REST API does,
+		// rather than silently running the function on an empty input.
+		if err := json.Unmarshal(raw, &b64); err != nil || bytes.Equal(raw, []byte("null")) {
 			return nil, false, errors.New("\"payload\" must be a base64 string")
 		}
 		data, err := base64.StdEncoding.DecodeString(b64)
