@@ -18,7 +18,7 @@ import (
 func (e *env) batchCmd() *cobra.Command {
 	var (
 		inputs                     string
-		quiet                      bool
+		quiet, asJSON              bool
 		concurrency, chunk, window int
 	)
 	cmd := &cobra.Command{
@@ -43,6 +43,7 @@ Output lines:
    "error":{"kind":"exit","message":"..."}}
 index counts inputs from 0 (blank lines are not inputs). result is a UTF-8 string when the
 result bytes are valid UTF-8, else their base64 ("result_encoding":"base64").
+With --json, each line is instead the task as the server answered it (result in base64).
 
 Inputs are submitted in chunks (--chunk) with bounded concurrency (--concurrency), and
 results collected with long polls on sets of outstanding tasks. At most --window inputs are
@@ -59,6 +60,7 @@ Exit 1 when any task FAILED.`,
 	fs := cmd.Flags()
 	fs.StringVar(&inputs, "inputs", "", `JSON-lines file of inputs (default stdin; "-" is stdin)`)
 	fs.BoolVarP(&quiet, "quiet", "q", false, "no progress bar")
+	fs.BoolVar(&asJSON, "json", false, "print the server's JSON answer for each task instead (one line per input, in input order)")
 	fs.IntVar(&concurrency, "concurrency", 4, "submission requests in flight at once")
 	fs.IntVar(&chunk, "chunk", 500, "inputs per submission request (1 to 10000)")
 	fs.IntVar(&window, "window", 4096, "most inputs held between reading and printing (bounds memory)")
@@ -98,7 +100,7 @@ Exit 1 when any task FAILED.`,
 		if err != nil {
 			return err
 		}
-		cfg := batch.Config{Chunk: chunk, Concurrency: concurrency, Window: window}
+		cfg := batch.Config{Chunk: chunk, Concurrency: concurrency, Window: window, JSON: asJSON}
 		var bar *progressbar.ProgressBar
 		if !quiet && isTerminal(e.stderr) {
 			bar = newBar(e.stderr, total)

@@ -292,6 +292,32 @@ func TestBatch(t *testing.T) {
 	t.Run("unknown function", func(t *testing.T) {
 		cliOK(t, url, "1\n", 3, "batch", "nope")
 	})
+	t.Run("--json prints the server's task answers in input order", func(t *testing.T) {
+		out, _ := cliOK(t, url, "1\n\"x\"\n3\n", 1, "batch", "double", "--json", "--quiet")
+		lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+		if len(lines) != 3 {
+			t.Fatalf("%d lines, want 3: %q", len(lines), out)
+		}
+		for i, want := range []struct{ status, result, kind string }{
+			{"COMPLETED", b64("2"), ""}, {"FAILED", b64("exit: exit code 2"), "exit"}, {"COMPLETED", b64("6"), ""},
+		} {
+			var got struct {
+				TaskID string `json:"task_id"`
+				Status string `json:"status"`
+				Result string `json:"result"`
+				Error  *struct {
+					Kind string `json:"kind"`
+				} `json:"error"`
+			}
+			if err := json.Unmarshal([]byte(lines[i]), &got); err != nil {
+				t.Fatalf("line %d %q: %v", i, lines[i], err)
+			}
+			if got.TaskID == "" || got.Status != want.status || got.Result != want.result ||
+				(want.kind != "") != (got.Error != nil) || (got.Error != nil && got.Error.Kind != want.kind) {
+				t.Errorf("line %d: %q, want status %s, result %s, kind %q", i, lines[i], want.status, want.result, want.kind)
+			}
+		}
+	})
 }
 
 func b64(s string) string { return base64Std([]byte(s)) }

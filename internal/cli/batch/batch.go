@@ -17,6 +17,7 @@ package batch
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -69,6 +70,9 @@ type Config struct {
 	Linger time.Duration
 	// Progress, if set, is told about each printed line.
 	Progress Progress
+	// JSON prints, for each input in input order, the task as the server answered it (one
+	// JSON object per line, result in base64) instead of a Line (the CLI's --json).
+	JSON bool
 }
 
 func (c Config) withDefaults() Config {
@@ -525,7 +529,7 @@ func (r *runner) print(ctx context.Context, out io.Writer) error {
 		*s = slot{}
 		r.mu.Unlock()
 
-		if err := enc.Encode(NewLine(head, t)); err != nil {
+		if err := r.printOne(w, enc, head, t); err != nil {
 			return fmt.Errorf("writing results: %w", err)
 		}
 		switch t.Status {
@@ -540,4 +544,22 @@ func (r *runner) print(ctx context.Context, out io.Writer) error {
 		}
 		head++
 	}
+}
+
+// printOne writes the output line of input index: a Line, or with Config.JSON the server's
+// JSON answer for the task, on one line.
+func (r *runner) printOne(w *bufio.Writer, enc *json.Encoder, index int, t client.Task) error {
+	if !r.cfg.JSON {
+		return enc.Encode(NewLine(index, t))
+	}
+	if len(t.Raw) == 0 {
+		return enc.Encode(t)
+	}
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, t.Raw); err != nil {
+		return err
+	}
+	buf.WriteByte('\n')
+	_, err := w.Write(buf.Bytes())
+	return err
 }
