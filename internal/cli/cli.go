@@ -151,6 +151,9 @@ func exactArgs(names ...string) cobra.PositionalArgs {
 		if len(args) < len(names) {
 			return usagef("missing %s", strings.Join(names[len(args):], " and "))
 		}
+		if len(args) > len(names) && len(names) == 0 {
+			return usagef("unexpected argument %q (takes no arguments)", args[0])
+		}
 		if len(args) > len(names) {
 			return usagef("unexpected argument %q (takes %s)", args[len(names)], strings.Join(names, " "))
 		}

@@ -68,6 +68,7 @@ func TestUsageErrors(t *testing.T) {
 		{"worker zero N", []string{"worker", "pull", "0", "tcp://127.0.0.1:5555"}, `N "0"`},
 		{"worker bad endpoint", []string{"worker", "pull", "2", "127.0.0.1:5555"}, "tcp://HOST:PORT"},
 		{"worker missing endpoint", []string{"worker", "push", "2"}, "missing tcp://HOST:PORT"},
+		{"server extra argument", []string{"server", "8000"}, `unexpected argument "8000" (takes no arguments)`},
 		{"server bad addr", []string{"server", "--addr", "nowhere"}, "--addr"},
 		{"server bad max", []string{"server", "--max-batch", "0"}, "--max-batch"},
 		{"dev zero workers", []string{"dev", "-w", "0"}, "-w must be at least 1"},
