@@ -530,6 +530,12 @@ func (h *hub) register(env [][]byte, m protocol.Registration, now time.Time) {
 		return
 	}
 	if h.stopping {
+		// A worker told BYE asks to register again until we are back: it is alive, so it
+		// must not be declared lost during the drain (that charged its tasks an attempt);
+		// what it still holds at the end is handed back uncharged by finalStop.
+		if w := h.workers[m.Worker]; w != nil {
+			w.lastHeard = now
+		}
 		h.reply(env, protocol.Bye{Sender: h.session})
 		return
 	}

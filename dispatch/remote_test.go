@@ -746,6 +746,43 @@ func TestRemoteWorkerStops(t *testing.T) {
 	}
 }
 
+// TestRemoteDispatcherStopsWithTaskRunning: a dispatcher stopped (SIGTERM) while a worker
+// runs a task longer than the drain hands that task back uncharged (PROTOCOL.md, Shutdown).
+// The worker, told BYE, keeps asking to register again: that is being heard from, not a
+// silent worker, so it must not be declared lost (which charged an attempt) during the drain.
+func TestRemoteDispatcherStopsWithTaskRunning(t *testing.T) {
+	for _, mode := range remoteModes {
+		t.Run(mode, func(t *testing.T) {
+			f := newRemoteFixture(t, mode)
+			fn := f.registerLimits(t, "sleep", samples.Sleep, sandbox.Limits{TimeoutMs: 60_000})
+			stop := f.startDispatcher(t)
+			f.startWorker(t, "w1", 1)
+			id := f.submit(t, fn, [][]byte{[]byte("20000")})[0]
+			waitFor(t, 30*time.Second, "the task to run", func() bool {
+				recs, err := f.st.Tasks(context.Background(), []string{id})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return recs[0].Status == task.Running
+			})
+			start := time.Now()
+			if err := stop(); err != nil {
+				t.Fatalf("dispatcher: %v", err)
+			}
+			if d := time.Since(start); d > 10*time.Second {
+				t.Errorf("dispatcher took %v to stop", d)
+			}
+			recs, err := f.st.Tasks(context.Background(), []string{id})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r := recs[0]; r.Status != task.Queued || r.Attempts != 0 {
+				t.Errorf("task after the dispatcher stopped: %s, %d attempts charged; want QUEUED with none", r.Status, r.Attempts)
+			}
+		})
+	}
+}
+
 // TestRemoteIdle: with nothing to do, a dispatcher and two workers use almost no CPU (no
 // polling loop spins), and a task submitted to the idle system completes within
 // milliseconds (the held request or the free slot is served on the "tasks" wake-up).
