@@ -505,6 +505,12 @@ func (h *hub) handle(env [][]byte, m protocol.Message) {
 			return
 		}
 		h.log.Info("worker leaving", "worker", w.id, "tasks", len(w.inflight))
+		// Acknowledge: the worker waits for this before it closes, so tasks we sent just
+		// before reading its BYE reach it first (one connection keeps order) and come back
+		// as RELEASE instead of being lost with its socket (which charged an attempt).
+		if !w.draining {
+			h.reply(env, protocol.Bye{Sender: h.session})
+		}
 		w.draining = true
 		h.hooks.forget(w) // answers a held request
 		if len(w.inflight) == 0 {

@@ -129,6 +129,7 @@ type remote struct {
 	asking     bool      // a REQUEST_TASK awaits its reply
 	askAfter   time.Time // do not ask before (after a NO_TASK)
 	stopping   bool
+	byeAcked   bool                 // the dispatcher answered our BYE (push)
 	asked      map[string]time.Time // module hash → when it was last requested
 
 	mu      sync.Mutex
@@ -230,9 +231,10 @@ func (w *remote) run(ctx context.Context) (err error) {
 			}
 		}
 		if w.stopping {
-			// A held request is answered NO_TASK once the dispatcher reads our BYE; wait
-			// for that answer briefly, unless the dispatcher is gone.
-			awaiting := w.asking && w.registered && now.Before(stopStart.Add(time.Second))
+			// The dispatcher answers our BYE (push: with BYE on this connection, after any
+			// NEW_TASK it sent before reading ours, which we then hand back; pull: a held
+			// request gets NO_TASK). Wait for that briefly, unless the dispatcher is gone.
+			awaiting := (w.asking || w.cfg.Mode == "push" && !w.byeAcked) && w.registered && now.Before(stopStart.Add(time.Second))
 			if len(w.running) == 0 && !awaiting {
 				break
 			}
@@ -424,6 +426,12 @@ func (w *remote) handle(m protocol.Message, ctrl bool, runCtx context.Context, t
 			ch <- r
 		}
 	case protocol.Bye:
+		if w.stopping {
+			// The answer to our BYE: nothing more is on its way. Stay registered, so
+			// heartbeats go on while running tasks finish.
+			w.byeAcked = true
+			return
+		}
 		w.log.Info("dispatcher is stopping; will register again when it returns")
 		w.registered = false
 	case protocol.Error:
