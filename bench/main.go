@@ -38,6 +38,8 @@ import (
 
 	"faas/client"
 	"faas/dispatch"
+	"faas/internal/testutil"
+	"faas/protocol"
 	"faas/samples"
 	"faas/sandbox"
 	"faas/server"
@@ -117,12 +119,12 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	info, err := sb.Validate(ctx, wasm, sandbox.Limits{})
+	info, err := sb.Validate(ctx, wasm, task.Limits{})
 	if err != nil {
 		return err
 	}
 	fn := store.Function{ID: uuid.NewString(), Name: o.module, ModuleHash: info.Hash,
-		ModuleSize: int64(len(wasm)), Limits: sandbox.DefaultLimits(), CreatedAt: time.Now()}
+		ModuleSize: int64(len(wasm)), Limits: task.DefaultLimits(), CreatedAt: time.Now()}
 	if err := st.PutModule(ctx, info.Hash, wasm); err != nil {
 		return err
 	}
@@ -195,7 +197,7 @@ func drain(ctx context.Context, o options, rdb redis.UniversalClient, st *store.
 	}
 	port := 0
 	if o.mode != "local" {
-		if port, err = freePort(); err != nil {
+		if port, err = testutil.Port(); err != nil {
 			return err
 		}
 	}
@@ -207,7 +209,7 @@ func drain(ctx context.Context, o options, rdb redis.UniversalClient, st *store.
 	running.Add(1)
 	go func() {
 		defer running.Done()
-		errs <- dispatch.Run(runCtx, st, sb, dispatch.Config{Mode: o.mode, Workers: o.workers, Port: port}, log)
+		errs <- dispatch.Run(runCtx, st, sb, dispatch.Config{Mode: protocol.Mode(o.mode), Workers: o.workers, Port: port}, log)
 	}()
 	if o.mode != "local" {
 		for i := range o.workers {
@@ -220,8 +222,8 @@ func drain(ctx context.Context, o options, rdb redis.UniversalClient, st *store.
 			running.Add(1)
 			go func() {
 				defer running.Done()
-				errs <- worker.Run(runCtx, wsb, worker.Config{Mode: o.mode, Slots: o.slots,
-					Endpoint: fmt.Sprintf("tcp://127.0.0.1:%d", port), ID: fmt.Sprintf("bench-%d", i), Log: log})
+				errs <- worker.Run(runCtx, wsb, worker.Config{Mode: protocol.Mode(o.mode), Slots: o.slots,
+					Endpoint: fmt.Sprintf("tcp://127.0.0.1:%d", port), ID: fmt.Sprintf("bench-%d", i)}, log)
 			}()
 		}
 	}
@@ -294,7 +296,7 @@ func rest(ctx context.Context, o options, st *store.Store, sb *sandbox.Sandbox, 
 	go func() { defer wg.Done(); _ = srv.Serve(runCtx, ln) }()
 	go func() {
 		defer wg.Done()
-		_ = dispatch.Run(runCtx, st, sb, dispatch.Config{Mode: "local", Workers: o.workers}, log)
+		_ = dispatch.Run(runCtx, st, sb, dispatch.Config{Mode: protocol.ModeLocal, Workers: o.workers}, log)
 	}()
 	defer func() { stop(); wg.Wait() }()
 
@@ -412,7 +414,7 @@ type redisProc struct {
 }
 
 func startRedis(ctx context.Context) (*redisProc, error) {
-	port, err := freePort()
+	port, err := testutil.Port()
 	if err != nil {
 		return nil, err
 	}
@@ -445,13 +447,4 @@ func (p *redisProc) stop() {
 	_ = p.cmd.Process.Kill()
 	_ = p.cmd.Wait()
 	_ = os.RemoveAll(filepath.Clean(p.dir))
-}
-
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }

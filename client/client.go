@@ -10,6 +10,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"faas/task"
 	"fmt"
 	"io"
 	"net/http"
@@ -37,28 +38,20 @@ func (e *APIError) Error() string {
 }
 
 // Limits bound each run of a function. A zero field means the server's default.
-type Limits struct {
-	TimeoutMs   int64 `json:"timeout_ms,omitempty"`
-	MemoryMB    int64 `json:"memory_mb,omitempty"`
-	StdoutBytes int64 `json:"stdout_bytes,omitempty"`
-	StdinBytes  int64 `json:"stdin_bytes,omitempty"`
-}
+type Limits = task.Limits
 
 // Function is a registered function.
 type Function struct {
-	ID           string    `json:"function_id"`
-	Name         string    `json:"name"`
-	ModuleSHA256 string    `json:"module_sha256"`
-	ModuleSize   int64     `json:"module_size"`
-	Limits       Limits    `json:"limits"`
-	CreatedAt    time.Time `json:"created_at"`
+	ID         string    `json:"function_id"`
+	Name       string    `json:"name"`
+	ModuleHash string    `json:"module_sha256"`
+	ModuleSize int64     `json:"module_size"`
+	Limits     Limits    `json:"limits"`
+	CreatedAt  time.Time `json:"created_at"`
 }
 
-// TaskError is why a task FAILED.
-type TaskError struct {
-	Kind    string `json:"kind"` // timeout, out_of_memory, trap, exit, output_too_large, worker_lost, internal
-	Message string `json:"message"`
-}
+// Failure is why a task FAILED: its kind (one of task.Kinds) and a message.
+type Failure = task.Failure
 
 // The task statuses.
 const (
@@ -70,18 +63,18 @@ const (
 
 // Task is a task's state as the server answered it.
 type Task struct {
-	TaskID     string     `json:"task_id"`
-	Status     string     `json:"status"`
-	Result     []byte     `json:"result"` // stdout when COMPLETED; "<kind>: <message>" when FAILED
-	Error      *TaskError `json:"error,omitempty"`
-	Stderr     []byte     `json:"stderr,omitempty"`
-	FunctionID string     `json:"function_id,omitempty"`
-	Attempts   int        `json:"attempts"`
-	DurationMs int64      `json:"duration_ms"`
-	Worker     string     `json:"worker,omitempty"`
-	CreatedAt  time.Time  `json:"created_at"`
-	StartedAt  time.Time  `json:"started_at"`
-	FinishedAt time.Time  `json:"finished_at"`
+	TaskID     string    `json:"task_id"`
+	Status     string    `json:"status"`
+	Result     []byte    `json:"result"` // stdout when COMPLETED; "<kind>: <message>" when FAILED
+	Error      *Failure  `json:"error,omitempty"`
+	Stderr     []byte    `json:"stderr,omitempty"`
+	FunctionID string    `json:"function_id,omitempty"`
+	Attempts   int       `json:"attempts"`
+	DurationMs int64     `json:"duration_ms"`
+	Worker     string    `json:"worker,omitempty"`
+	CreatedAt  time.Time `json:"created_at"`
+	StartedAt  time.Time `json:"started_at"`
+	FinishedAt time.Time `json:"finished_at"`
 	// Raw is the server's JSON answer for this task, as received (for --json).
 	Raw json.RawMessage `json:"-"`
 }

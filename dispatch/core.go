@@ -7,7 +7,6 @@ import (
 	"sync"
 	"time"
 
-	"faas/sandbox"
 	"faas/store"
 	"faas/task"
 )
@@ -332,7 +331,7 @@ func (c *core) apply(ctx context.Context, outcomes []task.Outcome, lost, release
 		}
 		// Out of attempts: ended here, as FAILED worker_lost. A retry of this batch counts
 		// none twice: the store applies a re-queue once per attempt.
-		c.m.finished.WithLabelValues(string(task.Failed), string(sandbox.KindWorkerLost)).Add(float64(failed))
+		c.m.finished.WithLabelValues(string(task.Failed), string(task.KindWorkerLost)).Add(float64(failed))
 		c.signalWake()
 	}
 	if len(released) > 0 {

@@ -17,16 +17,17 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"faas/protocol"
 	"faas/sandbox"
 	"faas/store"
 )
 
 // Config configures a dispatcher. Every zero value means the documented default.
 type Config struct {
-	Mode    string // "local", "pull" or "push"
-	Workers int    // local mode: tasks run at once; default 1
-	Bind    string // pull/push: interface to bind; default 127.0.0.1
-	Port    int    // pull/push: TCP port; required
+	Mode    protocol.Mode // local, pull or push
+	Workers int           // local mode: tasks run at once; default 1
+	Bind    string        // pull/push: interface to bind; default 127.0.0.1
+	Port    int           // pull/push: TCP port; required
 
 	// Owner names this dispatcher in task records and leases; default "<hostname>-<pid>".
 	Owner string
@@ -91,17 +92,17 @@ func Run(ctx context.Context, st *store.Store, sb *sandbox.Sandbox, cfg Config, 
 	log = log.With("mode", cfg.Mode, "owner", cfg.Owner)
 	var mode func(context.Context, *core) error
 	switch cfg.Mode {
-	case "local":
+	case protocol.ModeLocal:
 		if sb == nil {
 			return fmt.Errorf("%w: local mode needs a sandbox", ErrBadConfig)
 		}
 		mode = func(ctx context.Context, c *core) error { return runLocal(ctx, c, sb, cfg, log) }
-	case "pull":
+	case protocol.ModePull:
 		if cfg.Port <= 0 || cfg.Port > 65535 {
 			return fmt.Errorf("%w: pull mode needs a port in 1..65535, got %d", ErrBadConfig, cfg.Port)
 		}
 		mode = func(ctx context.Context, c *core) error { return runPull(ctx, c, cfg, log) }
-	case "push":
+	case protocol.ModePush:
 		if cfg.Port <= 0 || cfg.Port > 65535 {
 			return fmt.Errorf("%w: push mode needs a port in 1..65535, got %d", ErrBadConfig, cfg.Port)
 		}

@@ -8,10 +8,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"faas/executor"
 	"faas/sandbox"
 	"faas/store"
 	"faas/task"
-	"faas/worker"
 )
 
 // localPrefetch is how many claimed tasks local mode keeps ready beyond its running slots,
@@ -25,7 +25,7 @@ const localPrefetch = 32
 // Shutdown: stop claiming; hand back what was claimed but not started; let running tasks
 // finish for up to DrainTimeout, then interrupt and hand them back too.
 func runLocal(ctx context.Context, c *core, sb *sandbox.Sandbox, cfg Config, log *slog.Logger) error {
-	ex := worker.NewExecutor(sb, storeModules{c.st}, "local:"+cfg.Owner)
+	ex := executor.New(sb, storeModules{c.st}, "local:"+cfg.Owner)
 	capacity := cfg.Workers + min(localPrefetch, 2*cfg.Workers+8)
 	jobs := make(chan task.Task, capacity)
 	freed := make(chan struct{}, 1)

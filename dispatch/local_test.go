@@ -40,12 +40,12 @@ func newLocalFixture(t *testing.T, cfg store.Config) *localFixture {
 func (f *localFixture) register(t *testing.T, name string, wasm []byte) store.Function {
 	t.Helper()
 	ctx := context.Background()
-	info, err := f.sb.Validate(ctx, wasm, sandbox.Limits{})
+	info, err := f.sb.Validate(ctx, wasm, task.Limits{})
 	if err != nil {
 		t.Fatalf("validate %s: %v", name, err)
 	}
 	fn := store.Function{ID: uuid.NewString(), Name: name, ModuleHash: info.Hash,
-		ModuleSize: int64(len(wasm)), Limits: sandbox.DefaultLimits(), CreatedAt: time.Now()}
+		ModuleSize: int64(len(wasm)), Limits: task.DefaultLimits(), CreatedAt: time.Now()}
 	if err := f.st.PutModule(ctx, info.Hash, wasm); err != nil {
 		t.Fatal(err)
 	}
@@ -146,8 +146,8 @@ func TestLocalOutcomes(t *testing.T) {
 		wasm   []byte
 		input  string
 		status task.Status
-		result string // when COMPLETED
-		kind   string // when FAILED
+		result string    // when COMPLETED
+		kind   task.Kind // when FAILED
 	}{
 		{"double", samples.DoubleWAT, "21", task.Completed, "42", ""},
 		{"echo", samples.Echo, "hello", task.Completed, "hello", ""},

@@ -4,7 +4,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"faas/internal/metrics"
-	"faas/sandbox"
 	"faas/task"
 )
 
@@ -18,10 +17,6 @@ type dispatchMetrics struct {
 	claimSize   prometheus.Histogram
 	claimErrors prometheus.Counter
 }
-
-// kinds are the failure kinds the contract names: the only values of the kind label.
-var kinds = []sandbox.Kind{sandbox.KindTimeout, sandbox.KindOutOfMemory, sandbox.KindTrap,
-	sandbox.KindExit, sandbox.KindOutputTooLarge, sandbox.KindWorkerLost, sandbox.KindInternal}
 
 // otherKind labels a failure kind outside the contract's set (a remote worker may send
 // anything): the label stays bounded.
@@ -64,7 +59,7 @@ func newDispatchMetrics(reg prometheus.Registerer) (*dispatchMetrics, error) {
 	}
 	// Every series exists from the start, at 0, so that rates over them are defined.
 	m.finished.WithLabelValues(string(task.Completed), "")
-	for _, k := range kinds {
+	for _, k := range task.Kinds {
 		m.finished.WithLabelValues(string(task.Failed), string(k))
 	}
 	m.duration.WithLabelValues(string(task.Completed))
@@ -93,11 +88,10 @@ func (m *dispatchMetrics) outcome(o task.Outcome) {
 	m.duration.WithLabelValues(status).Observe(o.Duration.Seconds())
 }
 
-func kindLabel(k sandbox.Kind) string {
-	for _, known := range kinds {
-		if k == known {
-			return string(k)
-		}
+// kindLabel bounds the kind label to task.Kinds (and otherKind).
+func kindLabel(k task.Kind) string {
+	if k.Known() {
+		return string(k)
 	}
 	return otherKind
 }

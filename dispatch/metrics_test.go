@@ -10,7 +10,6 @@ import (
 
 	"faas/internal/metrics/metricstest"
 	"faas/samples"
-	"faas/sandbox"
 	"faas/store"
 	"faas/task"
 )
@@ -38,9 +37,9 @@ func TestMetricsCore(t *testing.T) {
 
 	c.finish(task.Outcome{Ref: ts[0].Ref(), Stdout: []byte("2"), Duration: 3 * time.Millisecond})
 	c.finish(task.Outcome{Ref: ts[1].Ref(), Duration: 5 * time.Millisecond,
-		Failure: &sandbox.Failure{Kind: sandbox.KindTrap, Message: "unreachable"}})
+		Failure: &task.Failure{Kind: task.KindTrap, Message: "unreachable"}})
 	c.finish(task.Outcome{Ref: ts[2].Ref(), Duration: 7 * time.Millisecond,
-		Failure: &sandbox.Failure{Kind: "made_up_by_a_worker", Message: "?"}})
+		Failure: &task.Failure{Kind: "made_up_by_a_worker", Message: "?"}})
 	c.lost(ts[3].Ref())    // MaxAttempts 1: FAILED worker_lost
 	c.release(ts[4].Ref()) // back to the queue, uncharged
 
@@ -54,7 +53,7 @@ func TestMetricsCore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if recs[3].Status != task.Failed || recs[3].Error == nil || recs[3].Error.Kind != string(sandbox.KindWorkerLost) {
+	if recs[3].Status != task.Failed || recs[3].Error == nil || recs[3].Error.Kind != task.KindWorkerLost {
 		t.Fatalf("lost task: %s %+v, want FAILED worker_lost", recs[3].Status, recs[3].Error)
 	}
 	if recs[4].Status != task.Queued {
@@ -138,7 +137,7 @@ func wantFinished(t *testing.T, reg prometheus.Gatherer, recs []store.Record) {
 	for _, r := range recs {
 		kind := ""
 		if r.Error != nil {
-			kind = r.Error.Kind
+			kind = string(r.Error.Kind)
 		}
 		want[fmt.Sprintf(`faas_dispatch_tasks_finished_total{status=%q,kind=%q}`, r.Status, kind)]++
 	}

@@ -9,7 +9,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"faas/samples"
-	"faas/sandbox"
 	"faas/store"
 	"faas/task"
 )
@@ -18,10 +17,10 @@ import (
 type executorCase struct {
 	name   string
 	wasm   []byte
-	limits sandbox.Limits
+	limits task.Limits
 	input  string
-	result string // when kind == ""
-	kind   string // failure kind; "" = COMPLETED
+	result string    // when kind == ""
+	kind   task.Kind // failure kind; "" = COMPLETED
 }
 
 // executorCases: every good sample's output and every hostile module's failure kind.

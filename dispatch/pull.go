@@ -16,7 +16,7 @@ import (
 // module requests come on each worker's second (DEALER) socket, so they never wait behind
 // a held request. See docs/PROTOCOL.md.
 func runPull(ctx context.Context, c *core, cfg Config, log *slog.Logger) error {
-	h, err := newHub(c, cfg, log, "pull")
+	h, err := newHub(c, cfg, log, protocol.ModePull)
 	if err != nil {
 		return err
 	}

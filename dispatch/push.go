@@ -13,7 +13,7 @@ import (
 // worker is full), and each claimed task goes to the least-loaded worker with a free slot.
 // Results arrive asynchronously and free their slot. See docs/PROTOCOL.md.
 func runPush(ctx context.Context, c *core, cfg Config, log *slog.Logger) error {
-	h, err := newHub(c, cfg, log, "push")
+	h, err := newHub(c, cfg, log, protocol.ModePush)
 	if err != nil {
 		return err
 	}

@@ -14,6 +14,7 @@ import (
 
 	zmq "github.com/pebbe/zmq4"
 
+	"faas/internal/zsock"
 	"faas/protocol"
 	"faas/task"
 )
@@ -78,13 +79,13 @@ type hub struct {
 	c       *core
 	cfg     Config
 	log     *slog.Logger
-	mode    string
+	mode    protocol.Mode
 	session string
 	hooks   modeHooks
 
 	zctx   *zmq.Context
 	router *zmq.Socket
-	box    *protocol.Mailbox[hubEvent]
+	box    *zsock.Mailbox[hubEvent]
 
 	workers map[string]*remoteWorker
 	demand  demand       // tasks the workers can take and the claimer has not claimed yet
@@ -123,7 +124,7 @@ const (
 // being claimed) wait for another worker before going back to the queue.
 const readyHold = time.Second
 
-func newHub(c *core, cfg Config, log *slog.Logger, mode string) (*hub, error) {
+func newHub(c *core, cfg Config, log *slog.Logger, mode protocol.Mode) (*hub, error) {
 	var b [6]byte
 	rand.Read(b[:])
 	h := &hub{
@@ -164,7 +165,7 @@ func newHub(c *core, cfg Config, log *slog.Logger, mode string) (*hub, error) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if h.box, err = protocol.NewMailbox[hubEvent](); err != nil {
+	if h.box, err = zsock.NewMailbox[hubEvent](h.zctx); err != nil {
 		h.router.Close()
 		h.zctx.Term()
 		return nil, err
@@ -175,7 +176,7 @@ func newHub(c *core, cfg Config, log *slog.Logger, mode string) (*hub, error) {
 // run is the hub loop: until ctx ends, then the shutdown: stop claiming, tell workers, wait
 // up to DrainTimeout for the results of tasks they hold, hand the rest back.
 func (h *hub) run(ctx context.Context) error {
-	defer protocol.Terminate(h.zctx, time.Second)
+	defer zsock.Terminate(h.zctx, time.Second)
 	defer func() {
 		h.router.SetLinger(closeLinger)
 		h.router.Close()
@@ -223,7 +224,7 @@ func (h *hub) run(ctx context.Context) error {
 				return nil
 			}
 		}
-		wait := protocol.Until(nextCheck, time.Second)
+		wait := zsock.Until(nextCheck, time.Second)
 		if h.stopping {
 			wait = min(wait, 50*time.Millisecond)
 		}
@@ -421,7 +422,7 @@ func (h *hub) receive() {
 	for i := 0; i < 4096; i++ {
 		frames, err := h.router.RecvMessageBytes(zmq.DONTWAIT)
 		if err != nil {
-			if !protocol.IsAgain(err) {
+			if !zsock.IsAgain(err) {
 				h.log.Error("receive failed", "err", err)
 			}
 			return
@@ -451,7 +452,7 @@ func (h *hub) handle(env [][]byte, m protocol.Message) {
 	case protocol.Registration:
 		h.register(env, m, now)
 	case protocol.RequestTask:
-		if h.mode != "pull" {
+		if h.mode != protocol.ModePull {
 			h.reply(env, protocol.Error{Code: protocol.CodeMalformed, Text: "REQUEST_TASK sent to a push dispatcher"})
 			return
 		}
@@ -630,10 +631,10 @@ func (h *hub) send(w *remoteWorker, m protocol.Message) bool {
 // reply sends m to the envelope env.
 func (h *hub) reply(env [][]byte, m protocol.Message) bool {
 	h.frames = m.Append(h.frames[:0])
-	err := protocol.Send(h.router, zmq.DONTWAIT, env, h.frames)
+	err := zsock.Send(h.router, zmq.DONTWAIT, env, h.frames)
 	clear(h.frames)
 	if err != nil {
-		if !protocol.IsUnreachable(err) && !protocol.IsAgain(err) {
+		if !zsock.IsUnreachable(err) && !zsock.IsAgain(err) {
 			h.log.Error("sending failed", "type", m.Type(), "err", err)
 		}
 		return false

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -20,6 +19,8 @@ import (
 	zmq "github.com/pebbe/zmq4"
 
 	"faas/internal/redistest"
+	"faas/internal/testutil"
+	"faas/internal/zsock"
 	"faas/protocol"
 	"faas/samples"
 	"faas/sandbox"
@@ -68,7 +69,7 @@ func dispatcherProcess(spec string) int {
 	}
 	defer rdb.Close()
 	st := store.New(rdb, store.Config{LeaseTTL: childLeaseTTL})
-	cfg := Config{Mode: mode, Port: port, HeartbeatInterval: fastBeat, HeartbeatTimeout: fastTimeout}
+	cfg := Config{Mode: protocol.Mode(mode), Port: port, HeartbeatInterval: fastBeat, HeartbeatTimeout: fastTimeout}
 	if err := Run(ctx, st, nil, cfg, testLog()); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -106,7 +107,7 @@ func workerProcess(spec string) int {
 	}
 	defer sb.Close(context.Background())
 	hb, _ := time.ParseDuration(os.Getenv("FAAS_TEST_HEARTBEAT"))
-	if err := worker.Run(ctx, sb, worker.Config{Mode: mode, Slots: slots, Endpoint: endpoint, ID: id, Log: testLog(), HeartbeatInterval: hb}); err != nil {
+	if err := worker.Run(ctx, sb, worker.Config{Mode: protocol.Mode(mode), Slots: slots, Endpoint: endpoint, ID: id, HeartbeatInterval: hb}, testLog()); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
@@ -119,17 +120,6 @@ func testLog() *slog.Logger {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	return quietLog()
-}
-
-// freePort returns a loopback TCP port nobody listens on (for a moment).
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // remoteFixture is a real Redis, a store, a sandbox (for validation, and for local mode)
@@ -156,7 +146,7 @@ func newRemoteFixture(tb testing.TB, mode string) *remoteFixture {
 	srv := redistest.Start(tb)
 	sb := testSandbox(tb)
 	tb.Cleanup(func() { sb.Close(context.Background()) })
-	port := freePort(tb)
+	port := testutil.FreePort(tb)
 	return &remoteFixture{
 		redis:    srv,
 		redisURL: srv.URL,
@@ -165,14 +155,14 @@ func newRemoteFixture(tb testing.TB, mode string) *remoteFixture {
 		mode:     mode,
 		port:     port,
 		endpoint: fmt.Sprintf("tcp://127.0.0.1:%d", port),
-		cfg: Config{Mode: mode, Port: port, Workers: 2, HeartbeatInterval: fastBeat, HeartbeatTimeout: fastTimeout,
+		cfg: Config{Mode: protocol.Mode(mode), Port: port, Workers: 2, HeartbeatInterval: fastBeat, HeartbeatTimeout: fastTimeout,
 			DrainTimeout: 3 * time.Second},
 	}
 }
 
 func (f *remoteFixture) register(tb testing.TB, name string, wasm []byte) store.Function {
 	tb.Helper()
-	return f.registerLimits(tb, name, wasm, sandbox.Limits{})
+	return f.registerLimits(tb, name, wasm, task.Limits{})
 }
 
 func (f *remoteFixture) submit(tb testing.TB, fn store.Function, inputs [][]byte) []string {
@@ -256,8 +246,8 @@ func (f *remoteFixture) startWorker(t testing.TB, id string, slots int) (stop fu
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- worker.Run(ctx, sb, worker.Config{Mode: f.mode, Slots: slots, Endpoint: f.endpoint, ID: id,
-			Log: testLog(), HeartbeatInterval: fastBeat})
+		done <- worker.Run(ctx, sb, worker.Config{Mode: protocol.Mode(f.mode), Slots: slots, Endpoint: f.endpoint, ID: id,
+			HeartbeatInterval: fastBeat}, testLog())
 	}()
 	var once sync.Once
 	stop = func() {
@@ -312,7 +302,7 @@ func (f *remoteFixture) startDispatcherProcess(t *testing.T) *exec.Cmd {
 	return cmd
 }
 
-func (f *remoteFixture) registerLimits(t testing.TB, name string, wasm []byte, lim sandbox.Limits) store.Function {
+func (f *remoteFixture) registerLimits(t testing.TB, name string, wasm []byte, lim task.Limits) store.Function {
 	t.Helper()
 	ctx := context.Background()
 	info, err := f.sb.Validate(ctx, wasm, lim)
@@ -328,18 +318,6 @@ func (f *remoteFixture) registerLimits(t testing.TB, name string, wasm []byte, l
 		t.Fatal(err)
 	}
 	return fn
-}
-
-// waitFor polls cond every 10ms until it holds or within passes.
-func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", within, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // maxConcurrent is the most tasks of recs that overlapped in time, each taken to run from
@@ -534,7 +512,7 @@ func TestRemoteWorkerLost(t *testing.T) {
 					inputs[i] = []byte("100")
 				}
 				ids := f.submit(t, fn, inputs)
-				waitFor(t, 30*time.Second, "the victim to complete a task", func() bool {
+				testutil.WaitFor(t, 30*time.Second, "the victim to complete a task", func() bool {
 					recs, err := f.st.Tasks(context.Background(), ids)
 					if err != nil {
 						t.Fatal(err)
@@ -583,7 +561,7 @@ func TestRemoteDispatcherRestart(t *testing.T) {
 				inputs[i] = []byte("50")
 			}
 			ids := f.submit(t, fn, inputs)
-			waitFor(t, 30*time.Second, "some tasks to complete", func() bool {
+			testutil.WaitFor(t, 30*time.Second, "some tasks to complete", func() bool {
 				recs, err := f.st.Tasks(context.Background(), ids)
 				if err != nil {
 					t.Fatal(err)
@@ -626,7 +604,7 @@ func TestRemoteDispatcherKilled(t *testing.T) {
 				inputs[i] = []byte("100")
 			}
 			ids := f.submit(t, fn, inputs)
-			waitFor(t, 30*time.Second, "some tasks to complete", func() bool {
+			testutil.WaitFor(t, 30*time.Second, "some tasks to complete", func() bool {
 				recs, err := f.st.Tasks(context.Background(), ids)
 				if err != nil {
 					t.Fatal(err)
@@ -680,7 +658,7 @@ func TestRemoteBadMessages(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			if err := protocol.Send(d, 0, protocol.Delimiter, c.body); err != nil {
+			if err := zsock.Send(d, 0, protocol.Delimiter, c.body); err != nil {
 				t.Fatal(err)
 			}
 			frames, err := d.RecvMessageBytes(0)
@@ -697,7 +675,7 @@ func TestRemoteBadMessages(t *testing.T) {
 		})
 	}
 	// Still serving: a registration is acknowledged.
-	if err := protocol.Send(d, 0, protocol.Delimiter, protocol.Encode(protocol.Registration{Worker: "w", Mode: "push", Capacity: 1})); err != nil {
+	if err := zsock.Send(d, 0, protocol.Delimiter, protocol.Encode(protocol.Registration{Worker: "w", Mode: "push", Capacity: 1})); err != nil {
 		t.Fatal(err)
 	}
 	frames, err := d.RecvMessageBytes(0)
@@ -724,7 +702,7 @@ func TestRemoteWorkerStops(t *testing.T) {
 				inputs[i] = []byte("150")
 			}
 			ids := f.submit(t, fn, inputs)
-			waitFor(t, 30*time.Second, "the leaving worker to complete a task", func() bool {
+			testutil.WaitFor(t, 30*time.Second, "the leaving worker to complete a task", func() bool {
 				recs, err := f.st.Tasks(context.Background(), ids)
 				if err != nil {
 					t.Fatal(err)
@@ -754,11 +732,11 @@ func TestRemoteDispatcherStopsWithTaskRunning(t *testing.T) {
 	for _, mode := range remoteModes {
 		t.Run(mode, func(t *testing.T) {
 			f := newRemoteFixture(t, mode)
-			fn := f.registerLimits(t, "sleep", samples.Sleep, sandbox.Limits{TimeoutMs: 60_000})
+			fn := f.registerLimits(t, "sleep", samples.Sleep, task.Limits{TimeoutMs: 60_000})
 			stop := f.startDispatcher(t)
 			f.startWorker(t, "w1", 1)
 			id := f.submit(t, fn, [][]byte{[]byte("20000")})[0]
-			waitFor(t, 30*time.Second, "the task to run", func() bool {
+			testutil.WaitFor(t, 30*time.Second, "the task to run", func() bool {
 				recs, err := f.st.Tasks(context.Background(), []string{id})
 				if err != nil {
 					t.Fatal(err)
@@ -862,7 +840,7 @@ func TestRemoteRedisPause(t *testing.T) {
 				inputs[i] = []byte("40")
 			}
 			ids := f.submit(t, fn, inputs)
-			waitFor(t, 30*time.Second, "some tasks to complete", func() bool {
+			testutil.WaitFor(t, 30*time.Second, "some tasks to complete", func() bool {
 				recs, err := f.st.Tasks(context.Background(), ids)
 				if err != nil {
 					t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"faas/internal/testutil"
 	"faas/store"
 	"faas/task"
 )
@@ -131,7 +132,7 @@ func TestRedisOutage(t *testing.T) {
 			rs := p.waitAll(ids, 60*time.Second)
 			requireAllCompleted(t, rs, 1)
 			t.Logf("attempts: %v", attempts(rs))
-			waitFor(t, 10*time.Second, "the server answers again", func() (bool, string) {
+			testutil.WaitForProgress(t, 10*time.Second, "the server answers again", func() (bool, string) {
 				_, err := c.Status(context.Background(), ids[0])
 				return err == nil, fmt.Sprint(err)
 			})
@@ -362,7 +363,7 @@ func TestAttemptsRunOut(t *testing.T) {
 			_, ep := p.dispatcher("dispatcher", mode, "--max-attempts", "1")
 			w := p.worker("worker", mode, 4, ep)
 			ids := p.submit(4, 30_000)
-			waitFor(t, 20*time.Second, "all 4 tasks RUNNING", func() (bool, string) {
+			testutil.WaitForProgress(t, 20*time.Second, "all 4 tasks RUNNING", func() (bool, string) {
 				rs, err := p.records(ids)
 				if err != nil {
 					return false, err.Error()

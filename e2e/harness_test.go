@@ -7,7 +7,6 @@ package e2e
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -31,6 +30,7 @@ import (
 
 	"faas/client"
 	"faas/internal/redistest"
+	"faas/internal/testutil"
 	"faas/samples"
 	"faas/store"
 	"faas/task"
@@ -78,33 +78,16 @@ func testMain(m *testing.M) int {
 type proc struct {
 	name   string
 	cmd    *exec.Cmd
-	out    *syncBuffer
+	out    *testutil.SyncBuffer
 	exited chan struct{}
 	err    error // Wait's result, set before exited closes
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // startProc runs faasBin with args (plus --cache-dir). name labels its logs.
 func startProc(tb testing.TB, name string, args ...string) *proc {
 	tb.Helper()
 	args = append(args, "--cache-dir", cacheDir)
-	p := &proc{name: name, out: &syncBuffer{}, exited: make(chan struct{})}
+	p := &proc{name: name, out: &testutil.SyncBuffer{}, exited: make(chan struct{})}
 	p.cmd = exec.Command(faasBin, args...)
 	p.cmd.Stdout = p.out
 	p.cmd.Stderr = p.out
@@ -240,7 +223,7 @@ func (p *platform) dispatcher(name, mode string, extra ...string) (*proc, string
 		"--heartbeat", testHeartbeat, "--heartbeat-timeout", testHeartbeatTimeout}
 	endpoint := ""
 	if mode != "local" {
-		port := freePort(p.tb)
+		port := testutil.FreePort(p.tb)
 		args = append(args, "-p", strconv.Itoa(port))
 		endpoint = fmt.Sprintf("tcp://127.0.0.1:%d", port)
 	}
@@ -265,10 +248,10 @@ func (p *platform) worker(name, mode string, slots int, endpoint string) *proc {
 // server starts `faas server` and waits until it answers /healthz; it returns a client.
 func (p *platform) server(name string) (*proc, *client.Client) {
 	p.tb.Helper()
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort(p.tb))
+	addr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(p.tb))
 	sp := startProc(p.tb, name, "server", "--addr", addr, "--redis", p.redis.URL)
 	c := client.New("http://" + addr)
-	waitFor(p.tb, 20*time.Second, name+" answers /healthz", func() (bool, string) {
+	testutil.WaitForProgress(p.tb, 20*time.Second, name+" answers /healthz", func() (bool, string) {
 		if sp.done() {
 			p.tb.Fatalf("%s exited at start: %v", name, sp.err)
 		}
@@ -326,7 +309,7 @@ func terminal(s task.Status) bool { return s == task.Completed || s == task.Fail
 func (p *platform) waitTerminal(ids []string, n int, timeout time.Duration) []store.Record {
 	p.tb.Helper()
 	var last []store.Record
-	waitFor(p.tb, timeout, fmt.Sprintf("%d of %d tasks terminal", n, len(ids)), func() (bool, string) {
+	testutil.WaitForProgress(p.tb, timeout, fmt.Sprintf("%d of %d tasks terminal", n, len(ids)), func() (bool, string) {
 		rs, err := p.records(ids)
 		if err != nil {
 			return false, err.Error()
@@ -547,33 +530,6 @@ func first(s []string, n int) []string { return s[:min(n, len(s))] }
 
 // ---------------------------------------------------------------------------------------
 // Helpers
-
-// waitFor polls cond every 20 ms until it holds; after timeout the test fails with what,
-// and with the last progress report cond gave.
-func waitFor(tb testing.TB, timeout time.Duration, what string, cond func() (bool, string)) {
-	tb.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, progress := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out after %v waiting for %s; last: %s", timeout, what, progress)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func freePort(tb testing.TB) int {
-	tb.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
 
 // isUnavailable reports whether err is the server's 503 answer.
 func isUnavailable(err error) bool {

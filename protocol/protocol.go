@@ -21,7 +21,6 @@ import (
 	"fmt"
 	"time"
 
-	"faas/sandbox"
 	"faas/task"
 )
 
@@ -98,7 +97,7 @@ type Message interface {
 // tasks it still runs from before (after a dispatcher restart): they count against Capacity.
 type Registration struct {
 	Worker   string
-	Mode     string // "pull" or "push"
+	Mode     Mode // ModePull or ModePush
 	Capacity int
 	Running  int
 }
@@ -219,7 +218,7 @@ func appendRefs(dst [][]byte, refs []task.Ref) [][]byte {
 }
 
 func (m Registration) Append(dst [][]byte) [][]byte {
-	return append(head(dst, m.Type()), []byte(m.Worker), []byte(m.Mode), u32(m.Capacity), u32(m.Running))
+	return append(head(dst, m.Type()), []byte(m.Worker), []byte(string(m.Mode)), u32(m.Capacity), u32(m.Running))
 }
 
 func (m Ack) Append(dst [][]byte) [][]byte {
@@ -256,7 +255,7 @@ func (m ResultReady) Append(dst [][]byte) [][]byte {
 		if o.Failure != nil {
 			kind, msg = []byte(o.Failure.Kind), []byte(o.Failure.Message)
 			if len(kind) == 0 {
-				kind = []byte(sandbox.KindInternal)
+				kind = []byte(task.KindInternal)
 			}
 		}
 		dst = append(dst, []byte(o.ID), u32(o.Attempt), kind, msg, u64(int64(o.Duration)), o.Stdout, o.Stderr)
@@ -313,7 +312,7 @@ func Decode(frames [][]byte) (Message, error) {
 	switch t {
 	case TypeRegistration:
 		d.want(4)
-		m = Registration{Worker: d.str(0), Mode: d.str(1), Capacity: d.int32(2), Running: d.int32(3)}
+		m = Registration{Worker: d.str(0), Mode: Mode(d.str(1)), Capacity: d.int32(2), Running: d.int32(3)}
 	case TypeAck:
 		d.want(3)
 		m = Ack{Session: d.str(0),
@@ -448,7 +447,7 @@ func (d *decoder) tasks() []task.Task {
 		if d.err != nil {
 			return nil
 		}
-		l := sandbox.Limits{
+		l := task.Limits{
 			TimeoutMs:   int64(binary.BigEndian.Uint64(lim[0:])),
 			MemoryMB:    int64(binary.BigEndian.Uint64(lim[8:])),
 			StdoutBytes: int64(binary.BigEndian.Uint64(lim[16:])),
@@ -478,7 +477,7 @@ func (d *decoder) outcomes(from int) []task.Outcome {
 		o := &os[i]
 		o.ID, o.Attempt = d.str(b), d.int32(b+1)
 		if kind := d.bytes(b + 2); len(kind) > 0 {
-			o.Failure = &sandbox.Failure{Kind: sandbox.Kind(kind), Message: d.str(b + 3)}
+			o.Failure = &task.Failure{Kind: task.Kind(kind), Message: d.str(b + 3)}
 		}
 		o.Duration = time.Duration(d.int64(b + 4))
 		o.Stdout, o.Stderr = d.bytes(b+5), d.bytes(b+6)
@@ -508,3 +507,20 @@ func (d *decoder) refs(from int) []task.Ref {
 	}
 	return rs
 }
+
+// SplitEnvelope splits a message received on a ROUTER into its routing envelope (every
+// frame up to and including the first empty delimiter) and its body. Workers' REQ sockets
+// add the delimiter themselves (and a request id before it, with REQ_CORRELATE); DEALER
+// workers send an empty first frame so that both look alike. ok is false when there is no
+// delimiter.
+func SplitEnvelope(frames [][]byte) (env, body [][]byte, ok bool) {
+	for i, f := range frames {
+		if len(f) == 0 {
+			return frames[:i+1], frames[i+1:], i > 0
+		}
+	}
+	return nil, nil, false
+}
+
+// Delimiter is the empty frame DEALER workers put before a message body.
+var Delimiter = [][]byte{{}}

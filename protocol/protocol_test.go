@@ -6,12 +6,11 @@ import (
 	"testing"
 	"time"
 
-	"faas/sandbox"
 	"faas/task"
 )
 
 func sampleMessages() map[string]Message {
-	lim := sandbox.Limits{TimeoutMs: 10_000, MemoryMB: 64, StdoutBytes: 4 << 20, StdinBytes: 1 << 40}
+	lim := task.Limits{TimeoutMs: 10_000, MemoryMB: 64, StdoutBytes: 4 << 20, StdinBytes: 1 << 40}
 	return map[string]Message{
 		"registration": Registration{Worker: "host-1-abc", Mode: "pull", Capacity: 8, Running: 2},
 		"ack":          Ack{Session: "s1", HeartbeatInterval: time.Second, HeartbeatTimeout: 4 * time.Second},
@@ -25,7 +24,7 @@ func sampleMessages() map[string]Message {
 		"result": ResultReady{Worker: "w", Outcomes: []task.Outcome{
 			{Ref: task.Ref{ID: "t1", Attempt: 1}, Stdout: []byte("42"), Stderr: []byte{}, Duration: 1500 * time.Microsecond},
 			{Ref: task.Ref{ID: "t2", Attempt: 3}, Stdout: []byte{}, Stderr: []byte("oops\x00"),
-				Failure: &sandbox.Failure{Kind: sandbox.KindTrap, Message: "unreachable"}},
+				Failure: &task.Failure{Kind: task.KindTrap, Message: "unreachable"}},
 		}},
 		"heartbeat":      Heartbeat{Sender: "w", Held: []task.Ref{{ID: "t1", Attempt: 1}, {ID: "t2", Attempt: 2}}},
 		"heartbeat none": Heartbeat{Sender: "session"},

@@ -1,13 +1,14 @@
 // Package samples holds the example functions of faas as committed Wasm binaries, embedded so
 // that any package's tests and benchmarks can run them without a toolchain.
 //
-// Every sample is a WASI preview1 command module (the function ABI in ARCHITECTURE.md): it
+// Every sample is a WASI preview1 command module (the function ABI in docs/API.md): it
 // reads its input on stdin and writes its result on stdout. The sources sit beside each
 // .wasm; build.sh rebuilds them all. README.md says what each one reads and writes.
 package samples
 
 import (
 	_ "embed"
+	"faas/task"
 	"sort"
 )
 
@@ -90,18 +91,18 @@ var Hostile = map[string][]byte{
 // open_file and read_env try to read host files and the host environment; they print what
 // they got and exit 0 when anything worked, and exit 1 with "denied" / "no environment" on
 // stderr (stdout empty) when nothing did. So their required outcome is "exit" (code 1).
-var HostileKind = map[string]string{
-	"infinite_loop":  "timeout",
-	"start_loop":     "timeout",
-	"call_tree":      "timeout",
-	"memory_bomb":    "out_of_memory",
-	"deep_recursion": "trap",
-	"huge_output":    "output_too_large",
-	"unreachable":    "trap",
-	"exit_nonzero":   "exit", // code 3, after writing "bye" to stdout
-	"open_file":      "exit", // code 1, stderr "denied\n", stdout empty
-	"read_env":       "exit", // code 1, stderr "no environment\n", stdout empty
-	"bad_import":     "",     // refused: imports env.system
+var HostileKind = map[string]task.Kind{
+	"infinite_loop":  task.KindTimeout,
+	"start_loop":     task.KindTimeout,
+	"call_tree":      task.KindTimeout,
+	"memory_bomb":    task.KindOutOfMemory,
+	"deep_recursion": task.KindTrap,
+	"huge_output":    task.KindOutputTooLarge,
+	"unreachable":    task.KindTrap,
+	"exit_nonzero":   task.KindExit, // code 3, after writing "bye" to stdout
+	"open_file":      task.KindExit, // code 1, stderr "denied\n", stdout empty
+	"read_env":       task.KindExit, // code 1, stderr "no environment\n", stdout empty
+	"bad_import":     "",            // refused: imports env.system
 }
 
 // Good returns the well-behaved samples by name (double_wat, double_c, double_go, double_as,

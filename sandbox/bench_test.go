@@ -10,6 +10,7 @@ import (
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 
 	"faas/samples"
+	"faas/task"
 )
 
 // The benchmarks measure the per-task cost (instantiate + run _start + close) of a module
@@ -68,7 +69,7 @@ func benchSandbox(b *testing.B, opt options, wasm []byte, input, want string) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		res, err := s.Run(ctx, h, "bench", in, Limits{})
+		res, err := s.Run(ctx, h, "bench", in, task.Limits{})
 		if err != nil || res.Failure != nil || string(res.Stdout) != want {
 			b.Fatalf("%v %v %q", err, res.Failure, res.Stdout)
 		}
@@ -143,7 +144,7 @@ func BenchmarkOverhead(b *testing.B) {
 				in := []byte(c.input)
 				runS := func() time.Duration {
 					t0 := time.Now()
-					res, err := s.Run(ctx, h, "bench", in, Limits{})
+					res, err := s.Run(ctx, h, "bench", in, task.Limits{})
 					d := time.Since(t0)
 					if err != nil || string(res.Stdout) != c.want {
 						b.Fatalf("sandbox: %v %v %q", err, res.Failure, res.Stdout)

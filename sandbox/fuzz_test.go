@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"faas/samples"
+	"faas/task"
 )
 
 // FuzzValidate feeds random bytes and mutated modules to Validate: it must never panic, and
@@ -23,7 +24,7 @@ func FuzzValidate(f *testing.F) {
 	}
 	f.Cleanup(func() { _ = s.Close(ctx) })
 	f.Fuzz(func(t *testing.T, wasm []byte) {
-		info, err := s.Validate(ctx, wasm, Limits{MemoryMB: 16})
+		info, err := s.Validate(ctx, wasm, task.Limits{MemoryMB: 16})
 		if err != nil {
 			var ve *ValidationError
 			if !errors.As(err, &ve) || !errors.Is(err, ErrInvalidModule) || ve.Reason == "" {

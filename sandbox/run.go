@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"faas/task"
 	"fmt"
 	"strings"
 	"time"
@@ -19,7 +20,7 @@ type Result struct {
 	Stderr   []byte        // the last Config.StderrBytes bytes of stderr
 	ExitCode uint32        // the guest's exit code (0 when it returned from _start)
 	Duration time.Duration // instantiation + _start, the part under the deadline
-	Failure  *Failure      // nil: success (COMPLETED)
+	Failure  *task.Failure // nil: success (COMPLETED)
 }
 
 var (
@@ -28,13 +29,13 @@ var (
 )
 
 // Run instantiates the cached module hash afresh (anonymous), with stdin as its input and
-// argv [name], runs its _start under limits (zero fields: DefaultLimits) and closes it.
+// argv [name], runs its _start under limits (zero fields: task.DefaultLimits) and closes it.
 //
 // Everything the task did wrong is in Result.Failure. The error is only ErrNotLoaded (Load
 // the module and call again), ErrClosed, or ctx's error when ctx itself was cancelled before
 // the task ended; the task's own deadline comes from limits.TimeoutMs and is a Failure of
 // kind timeout.
-func (s *Sandbox) Run(ctx context.Context, hash, name string, stdin []byte, limits Limits) (Result, error) {
+func (s *Sandbox) Run(ctx context.Context, hash, name string, stdin []byte, limits task.Limits) (Result, error) {
 	limits = limits.WithDefaults()
 	e, err := s.acquire(hash)
 	if err != nil {
@@ -45,11 +46,11 @@ func (s *Sandbox) Run(ctx context.Context, hash, name string, stdin []byte, limi
 		return Result{}, err
 	}
 	if int64(len(stdin)) > limits.StdinBytes {
-		return Result{Failure: &Failure{Kind: KindInternal,
+		return Result{Failure: &task.Failure{Kind: task.KindInternal,
 			Message: fmt.Sprintf("input is %d bytes, above the stdin_bytes limit of %d", len(stdin), limits.StdinBytes)}}, nil
 	}
 	if min, lp := uint64(e.info.MemoryMinPages), limitPages(limits); min > lp {
-		return Result{Failure: &Failure{Kind: KindOutOfMemory,
+		return Result{Failure: &task.Failure{Kind: task.KindOutOfMemory,
 			Message: fmt.Sprintf("the module starts with %d pages of memory, limit is %d (memory_mb=%d)", min, lp, limits.MemoryMB)}}, nil
 	}
 
@@ -81,21 +82,21 @@ func (s *Sandbox) Run(ctx context.Context, hash, name string, stdin []byte, limi
 		// The caller gave up (shutdown): not the task's failure.
 		return res, ctx.Err()
 	case st.limit != "":
-		res.Failure = &Failure{Kind: st.limit, Message: st.limitMsg}
+		res.Failure = &task.Failure{Kind: st.limit, Message: st.limitMsg}
 	case errors.Is(tctx.Err(), context.DeadlineExceeded):
 		// Whatever the guest did after its deadline (an exit, a trap), the kind is timeout.
 		res.Failure = timeoutFailure(limits)
 	case exit != nil:
 		res.ExitCode = exit.ExitCode()
-		res.Failure = &Failure{Kind: KindExit, Message: fmt.Sprintf("exit code %d", exit.ExitCode())}
+		res.Failure = &task.Failure{Kind: task.KindExit, Message: fmt.Sprintf("exit code %d", exit.ExitCode())}
 	default:
-		res.Failure = &Failure{Kind: KindTrap, Message: trapMessage(runErr)}
+		res.Failure = &task.Failure{Kind: task.KindTrap, Message: trapMessage(runErr)}
 	}
 	return res, nil
 }
 
-func timeoutFailure(limits Limits) *Failure {
-	return &Failure{Kind: KindTimeout, Message: fmt.Sprintf("ran past its deadline of %d ms (timeout_ms)", limits.TimeoutMs)}
+func timeoutFailure(limits task.Limits) *task.Failure {
+	return &task.Failure{Kind: task.KindTimeout, Message: fmt.Sprintf("ran past its deadline of %d ms (timeout_ms)", limits.TimeoutMs)}
 }
 
 // trapMessage keeps the first line of wazero's error (the stack trace follows it).
@@ -116,14 +117,14 @@ type runState struct {
 	s      *Sandbox
 	ctx    context.Context // the task's: deadline and limit cancellation
 	cancel context.CancelFunc
-	limits Limits
+	limits task.Limits
 
 	stdin  bytes.Reader
 	stdout capWriter
 	stderr tailWriter
 	mem    linearMemory
 
-	limit    Kind // the first limit hit; decides the failure kind
+	limit    task.Kind // the first limit hit; decides the failure kind
 	limitMsg string
 	sleepCut bool // a sleep ended early for another reason than the deadline or a limit
 
@@ -152,7 +153,7 @@ func (st *runState) config(name string) wazero.ModuleConfig {
 	return st.cfg
 }
 
-func (st *runState) begin(ctx context.Context, cancel context.CancelFunc, stdin []byte, limits Limits) {
+func (st *runState) begin(ctx context.Context, cancel context.CancelFunc, stdin []byte, limits task.Limits) {
 	st.ctx, st.cancel, st.limits = ctx, cancel, limits
 	st.stdin.Reset(stdin)
 	st.stdout.buf, st.stdout.full = nil, false
@@ -176,12 +177,12 @@ func (st *runState) end() (stdout, stderr []byte) {
 
 // hit records the first limit the task reached and stops the guest (it is closed at its next
 // function entry or loop header). A deadline already past wins: the kind is then timeout.
-func (st *runState) hit(kind Kind, msg string) {
+func (st *runState) hit(kind task.Kind, msg string) {
 	if st.limit != "" {
 		return
 	}
 	if errors.Is(st.ctx.Err(), context.DeadlineExceeded) {
-		kind, msg = KindTimeout, timeoutFailure(st.limits).Message
+		kind, msg = task.KindTimeout, timeoutFailure(st.limits).Message
 	}
 	st.limit, st.limitMsg = kind, msg
 	st.cancel()
@@ -200,7 +201,7 @@ func (st *runState) nanosleep(ns int64) {
 	case <-st.ctx.Done():
 		t.Stop()
 		if errors.Is(st.ctx.Err(), context.DeadlineExceeded) {
-			st.hit(KindTimeout, "")
+			st.hit(task.KindTimeout, "")
 		} else if st.limit == "" {
 			st.sleepCut = true
 		}
@@ -226,7 +227,7 @@ func (w *capWriter) Write(p []byte) (int, error) {
 	}
 	w.buf = append(w.buf, p[:room]...)
 	w.full = true
-	w.st.hit(KindOutputTooLarge, fmt.Sprintf("wrote more than %d bytes to stdout (stdout_bytes)", w.st.limits.StdoutBytes))
+	w.st.hit(task.KindOutputTooLarge, fmt.Sprintf("wrote more than %d bytes to stdout (stdout_bytes)", w.st.limits.StdoutBytes))
 	return int(room), errOutputTooLarge
 }
 
@@ -291,7 +292,7 @@ const mmapAbove = 16 << 20
 
 func (m *linearMemory) Reallocate(size uint64) []byte {
 	if size > m.limit {
-		m.st.hit(KindOutOfMemory, fmt.Sprintf("asked for %d pages (%.1f MiB) of memory, limit is %d MiB (memory_mb)",
+		m.st.hit(task.KindOutOfMemory, fmt.Sprintf("asked for %d pages (%.1f MiB) of memory, limit is %d MiB (memory_mb)",
 			size>>16, float64(size)/(1<<20), m.limit>>20))
 		return nil
 	}

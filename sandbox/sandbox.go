@@ -7,7 +7,7 @@
 // stdout cap. Task failures come back as a Failure with a Kind from the REST contract; the
 // error of Run is kept for the caller's own problems (module not loaded, context cancelled).
 //
-// The function ABI (ARCHITECTURE.md): stdin is the input, stdout the result, stderr a capped
+// The function ABI (docs/API.md, "Writing a function"): stdin is the input, stdout the result, stderr a capped
 // log; argv is the function's name; no environment, no files, no network; real clocks,
 // cryptographic random bytes, and a sleep that really sleeps until the task's deadline.
 package sandbox
@@ -19,6 +19,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"faas/task"
 	"fmt"
 	"sync"
 
@@ -204,7 +205,7 @@ func (s *Sandbox) Load(ctx context.Context, wasm []byte) (string, error) {
 // with no more memory than limits.MemoryMB (zero: the default). It compiles and caches the
 // module on the way. A refusal is a *ValidationError (errors.Is ErrInvalidModule); other
 // errors are the sandbox's own (ErrClosed, ctx).
-func (s *Sandbox) Validate(ctx context.Context, wasm []byte, limits Limits) (ModuleInfo, error) {
+func (s *Sandbox) Validate(ctx context.Context, wasm []byte, limits task.Limits) (ModuleInfo, error) {
 	limits = limits.WithDefaults()
 	check := func(info *ModuleInfo) error { return checkMemory(info, limits) }
 	e, err := s.load(ctx, wasm, Hash(wasm), check)
@@ -218,7 +219,7 @@ func (s *Sandbox) Validate(ctx context.Context, wasm []byte, limits Limits) (Mod
 	return e.info, nil
 }
 
-func limitPages(limits Limits) uint64 {
+func limitPages(limits task.Limits) uint64 {
 	p := uint64(limits.MemoryMB) * 16 // 64 KiB pages per MiB
 	if p > 65536 {
 		p = 65536
@@ -226,7 +227,7 @@ func limitPages(limits Limits) uint64 {
 	return p
 }
 
-func checkMemory(info *ModuleInfo, limits Limits) error {
+func checkMemory(info *ModuleInfo, limits task.Limits) error {
 	if lp := limitPages(limits); uint64(info.MemoryMinPages) > lp {
 		return invalid("declares %d pages (%d MiB) of initial memory, limit is %d pages (memory_mb=%d)",
 			info.MemoryMinPages, uint64(info.MemoryMinPages)/16, lp, limits.MemoryMB)
@@ -345,7 +346,7 @@ func (s *Sandbox) compile(ctx context.Context, wasm []byte, hash string, pre fun
 		case im.module != wasiModule:
 			return nil, invalid("imports %s, which is not WASI preview1 (a function may import only %s functions)", full, wasiModule)
 		case im.kind != 0:
-			return nil, invalid("imports %s as a %s; WASI preview1 provides only functions", full, kindName(im.kind))
+			return nil, invalid("imports %s as a %s; WASI preview1 provides only functions", full, externName(im.kind))
 		case s.wasi[im.name] == nil:
 			return nil, invalid("imports %s, which WASI preview1 does not provide", full)
 		}
@@ -421,7 +422,7 @@ func sig(fn api.FunctionDefinition) string {
 	return str(fn.ParamTypes()) + " -> " + str(fn.ResultTypes())
 }
 
-func kindName(k byte) string {
+func externName(k byte) string {
 	switch k {
 	case 1:
 		return "table"

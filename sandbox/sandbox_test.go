@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"faas/samples"
+	"faas/task"
 )
 
 // The tests share one Sandbox so that each module (the Go one takes seconds to compile under
@@ -68,9 +69,9 @@ func testdata(tb testing.TB, name string) []byte {
 // outcome is what a test expects of a run: stdout, or a failure kind (and exit code).
 type outcome struct {
 	stdout string
-	kind   Kind   // "" = success
-	exit   uint32 // for KindExit
-	stderr string // substring of stderr, when set
+	kind   task.Kind // "" = success
+	exit   uint32    // for KindExit
+	stderr string    // substring of stderr, when set
 }
 
 func check(tb testing.TB, res Result, err error, want outcome) {
@@ -86,12 +87,12 @@ func check(tb testing.TB, res Result, err error, want outcome) {
 	case want.kind != "" && res.Failure.Kind != want.kind:
 		tb.Fatalf("failed %v, want kind %s", res.Failure, want.kind)
 	}
-	if want.kind == "" || want.kind == KindExit {
+	if want.kind == "" || want.kind == task.KindExit {
 		if string(res.Stdout) != want.stdout {
 			tb.Errorf("stdout %q, want %q", trunc(res.Stdout), want.stdout)
 		}
 	}
-	if want.kind == KindExit && res.ExitCode != want.exit {
+	if want.kind == task.KindExit && res.ExitCode != want.exit {
 		tb.Errorf("exit code %d, want %d", res.ExitCode, want.exit)
 	}
 	if want.stderr != "" && !strings.Contains(string(res.Stderr), want.stderr) {
@@ -120,8 +121,8 @@ func TestSamples(t *testing.T) {
 			tc{name, "21", outcome{stdout: "42"}},
 			tc{name, " -7\n", outcome{stdout: "-14"}},
 			tc{name, "4611686018427387903", outcome{stdout: "9223372036854775806"}},
-			tc{name, "twelve", outcome{kind: KindExit, exit: 2, stderr: "not an integer"}},
-			tc{name, "", outcome{kind: KindExit, exit: 2, stderr: "not an integer"}},
+			tc{name, "twelve", outcome{kind: task.KindExit, exit: 2, stderr: "not an integer"}},
+			tc{name, "", outcome{kind: task.KindExit, exit: 2, stderr: "not an integer"}},
 		)
 	}
 	binary := string([]byte{0, 1, 2, 255, '\n', 0})
@@ -134,14 +135,14 @@ func TestSamples(t *testing.T) {
 		tc{"wordcount", "the quick brown fox\njumps over\n\nthe lazy dog\n", outcome{stdout: `{"lines":4,"words":9,"bytes":45}`}},
 		tc{"wordcount", "", outcome{stdout: `{"lines":0,"words":0,"bytes":0}`}},
 		tc{"fib", "20", outcome{stdout: "6765"}},
-		tc{"fib", "90", outcome{kind: KindTimeout}}, // naive recursion: far past 1 s
-		tc{"fib", "x", outcome{kind: KindExit, exit: 2}},
+		tc{"fib", "90", outcome{kind: task.KindTimeout}}, // naive recursion: far past 1 s
+		tc{"fib", "x", outcome{kind: task.KindExit, exit: 2}},
 		tc{"sleep", "30", outcome{stdout: "slept 30 ms"}},
 	)
 	for _, c := range cases {
 		t.Run(c.sample+"/"+strings.ReplaceAll(fmt.Sprintf("%.12q", c.input), "/", "_"), func(t *testing.T) {
 			h := load(t, s, samples.Get(c.sample))
-			res, err := s.Run(context.Background(), h, c.sample, []byte(c.input), Limits{TimeoutMs: 1000})
+			res, err := s.Run(context.Background(), h, c.sample, []byte(c.input), task.Limits{TimeoutMs: 1000})
 			check(t, res, err, c.want)
 		})
 	}
@@ -151,7 +152,7 @@ func TestSleepIsReal(t *testing.T) {
 	s := sharedSandbox(t)
 	h := load(t, s, samples.Sleep)
 	start := time.Now()
-	res, err := s.Run(context.Background(), h, "sleep", []byte("120"), Limits{})
+	res, err := s.Run(context.Background(), h, "sleep", []byte("120"), task.Limits{})
 	check(t, res, err, outcome{stdout: "slept 120 ms"})
 	if d := time.Since(start); d < 120*time.Millisecond {
 		t.Errorf("slept %v, want at least 120ms", d)
@@ -162,8 +163,8 @@ func TestSleepEndsAtDeadline(t *testing.T) {
 	s := sharedSandbox(t)
 	h := load(t, s, samples.Sleep)
 	start := time.Now()
-	res, err := s.Run(context.Background(), h, "sleep", []byte("60000"), Limits{TimeoutMs: 150})
-	check(t, res, err, outcome{kind: KindTimeout})
+	res, err := s.Run(context.Background(), h, "sleep", []byte("60000"), task.Limits{TimeoutMs: 150})
+	check(t, res, err, outcome{kind: task.KindTimeout})
 	if d := time.Since(start); d > 2*time.Second {
 		t.Errorf("a 60 s sleep under a 150 ms deadline took %v", d)
 	}
@@ -178,7 +179,7 @@ func TestSleepInterruptedByCaller(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(50*time.Millisecond, cancel)
 	start := time.Now()
-	res, err := s.Run(ctx, h, "sleep", []byte("60000"), Limits{TimeoutMs: 120_000})
+	res, err := s.Run(ctx, h, "sleep", []byte("60000"), task.Limits{TimeoutMs: 120_000})
 	if !errors.Is(err, context.Canceled) || res.Failure != nil {
 		t.Errorf("sleep interrupted by the caller: err %v, failure %v, stdout %q; want context.Canceled and no failure",
 			err, res.Failure, res.Stdout)
@@ -192,9 +193,9 @@ func TestHostile(t *testing.T) {
 	s := sharedSandbox(t)
 	for name, wasm := range samples.Hostile {
 		t.Run(name, func(t *testing.T) {
-			kind := Kind(samples.HostileKind[name])
+			kind := task.Kind(samples.HostileKind[name])
 			if kind == "" {
-				_, err := s.Validate(context.Background(), wasm, Limits{})
+				_, err := s.Validate(context.Background(), wasm, task.Limits{})
 				var ve *ValidationError
 				if !errors.Is(err, ErrInvalidModule) || !errors.As(err, &ve) {
 					t.Fatalf("Validate: %v, want a *ValidationError", err)
@@ -204,7 +205,7 @@ func TestHostile(t *testing.T) {
 				}
 				return
 			}
-			if _, err := s.Validate(context.Background(), wasm, Limits{}); err != nil {
+			if _, err := s.Validate(context.Background(), wasm, task.Limits{}); err != nil {
 				t.Fatalf("Validate: %v", err)
 			}
 			want := outcome{kind: kind}
@@ -217,17 +218,17 @@ func TestHostile(t *testing.T) {
 				want.exit, want.stderr = 1, "no environment"
 			}
 			timeout := int64(300)
-			if kind != KindTimeout {
+			if kind != task.KindTimeout {
 				timeout = 10_000 // a stack overflow takes ~0.3 s to reach
 			}
 			start := time.Now()
-			res, err := s.Run(context.Background(), load(t, s, wasm), name, nil, Limits{TimeoutMs: timeout})
+			res, err := s.Run(context.Background(), load(t, s, wasm), name, nil, task.Limits{TimeoutMs: timeout})
 			check(t, res, err, want)
 			if d := time.Since(start); d > time.Duration(timeout)*time.Millisecond+2*time.Second {
 				t.Errorf("took %v under a %d ms deadline", d, timeout)
 			}
-			if kind == KindOutputTooLarge && int64(len(res.Stdout)) != DefaultLimits().StdoutBytes {
-				t.Errorf("kept %d bytes of stdout, want the limit %d", len(res.Stdout), DefaultLimits().StdoutBytes)
+			if kind == task.KindOutputTooLarge && int64(len(res.Stdout)) != task.DefaultLimits().StdoutBytes {
+				t.Errorf("kept %d bytes of stdout, want the limit %d", len(res.Stdout), task.DefaultLimits().StdoutBytes)
 			}
 		})
 	}
@@ -238,30 +239,30 @@ func TestLimits(t *testing.T) {
 	ctx := context.Background()
 	t.Run("memory is per task", func(t *testing.T) {
 		h := load(t, s, testdata(t, "max_memory.wasm")) // grows 2 MiB, exits 1 if refused
-		res, err := s.Run(ctx, h, "m", nil, Limits{MemoryMB: 2})
-		check(t, res, err, outcome{kind: KindOutOfMemory}) // refused, then exit 1: still out_of_memory
-		res, err = s.Run(ctx, h, "m", nil, Limits{MemoryMB: 3})
+		res, err := s.Run(ctx, h, "m", nil, task.Limits{MemoryMB: 2})
+		check(t, res, err, outcome{kind: task.KindOutOfMemory}) // refused, then exit 1: still out_of_memory
+		res, err = s.Run(ctx, h, "m", nil, task.Limits{MemoryMB: 3})
 		check(t, res, err, outcome{})
 	})
 	t.Run("memory bomb under a small limit", func(t *testing.T) {
-		res, err := s.Run(ctx, load(t, s, samples.Hostile["memory_bomb"]), "b", nil, Limits{MemoryMB: 1})
-		check(t, res, err, outcome{kind: KindOutOfMemory})
+		res, err := s.Run(ctx, load(t, s, samples.Hostile["memory_bomb"]), "b", nil, task.Limits{MemoryMB: 1})
+		check(t, res, err, outcome{kind: task.KindOutOfMemory})
 	})
 	t.Run("stdout limit", func(t *testing.T) {
 		h := load(t, s, samples.Echo)
-		res, err := s.Run(ctx, h, "e", []byte("0123456789"), Limits{StdoutBytes: 10})
+		res, err := s.Run(ctx, h, "e", []byte("0123456789"), task.Limits{StdoutBytes: 10})
 		check(t, res, err, outcome{stdout: "0123456789"})
-		res, err = s.Run(ctx, h, "e", []byte("0123456789!"), Limits{StdoutBytes: 10})
-		check(t, res, err, outcome{kind: KindOutputTooLarge})
+		res, err = s.Run(ctx, h, "e", []byte("0123456789!"), task.Limits{StdoutBytes: 10})
+		check(t, res, err, outcome{kind: task.KindOutputTooLarge})
 	})
 	t.Run("stdin limit", func(t *testing.T) {
-		res, err := s.Run(ctx, load(t, s, samples.Echo), "e", []byte("too long"), Limits{StdinBytes: 3})
-		check(t, res, err, outcome{kind: KindInternal})
+		res, err := s.Run(ctx, load(t, s, samples.Echo), "e", []byte("too long"), task.Limits{StdinBytes: 3})
+		check(t, res, err, outcome{kind: task.KindInternal})
 	})
 	t.Run("initial memory above the limit", func(t *testing.T) {
 		h := load(t, s, testdata(t, "big_memory.wasm")) // Load does not check memory; Run does
-		res, err := s.Run(ctx, h, "big", nil, Limits{})
-		check(t, res, err, outcome{kind: KindOutOfMemory})
+		res, err := s.Run(ctx, h, "big", nil, task.Limits{})
+		check(t, res, err, outcome{kind: task.KindOutOfMemory})
 	})
 	t.Run("stderr tail", func(t *testing.T) {
 		small, err := New(ctx, Config{StderrBytes: 8})
@@ -269,8 +270,8 @@ func TestLimits(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer small.Close(ctx)
-		res, err := small.Run(ctx, load(t, small, samples.DoubleC), "d", []byte("x"), Limits{})
-		check(t, res, err, outcome{kind: KindExit, exit: 2})
+		res, err := small.Run(ctx, load(t, small, samples.DoubleC), "d", []byte("x"), task.Limits{})
+		check(t, res, err, outcome{kind: task.KindExit, exit: 2})
 		if string(res.Stderr) != "integer\n" {
 			t.Errorf("stderr tail %q, want %q", res.Stderr, "integer\n")
 		}
@@ -281,7 +282,7 @@ func TestHostFacilities(t *testing.T) {
 	s := sharedSandbox(t)
 	h := load(t, s, testdata(t, "sys.wasm"))
 	before := time.Now()
-	res, err := s.Run(context.Background(), h, "my-function", nil, Limits{})
+	res, err := s.Run(context.Background(), h, "my-function", nil, task.Limits{})
 	check(t, res, err, outcome{stdout: string(res.Stdout)})
 	out := res.Stdout
 	if len(out) < 36 {
@@ -300,7 +301,7 @@ func TestHostFacilities(t *testing.T) {
 	if bytes.Equal(out[20:36], make([]byte, 16)) {
 		t.Error("random bytes are all zero")
 	}
-	res2, _ := s.Run(context.Background(), h, "my-function", nil, Limits{})
+	res2, _ := s.Run(context.Background(), h, "my-function", nil, task.Limits{})
 	if bytes.Equal(out[20:36], res2.Stdout[20:36]) {
 		t.Error("random bytes repeat between runs: not cryptographic")
 	}
@@ -313,7 +314,7 @@ func TestFreshInstancePerTask(t *testing.T) {
 	s := sharedSandbox(t)
 	h := load(t, s, testdata(t, "fresh.wasm"))
 	for i := 0; i < 3; i++ {
-		res, err := s.Run(context.Background(), h, "fresh", nil, Limits{})
+		res, err := s.Run(context.Background(), h, "fresh", nil, task.Limits{})
 		check(t, res, err, outcome{stdout: "aa"})
 	}
 }
@@ -325,29 +326,29 @@ func TestValidate(t *testing.T) {
 	for _, c := range []struct {
 		name   string
 		wasm   []byte
-		limits Limits
+		limits task.Limits
 		reason string // substring of the refusal; "" = accepted
 	}{
-		{"noop", noop, Limits{}, ""},
-		{"double_c", samples.DoubleC, Limits{}, ""},
-		{"double_as", samples.DoubleAS, Limits{}, ""},
-		{"grows past the limit but starts under it", testdata(t, "max_memory.wasm"), Limits{MemoryMB: 1}, ""},
-		{"empty", nil, Limits{}, "not a WebAssembly binary"},
-		{"text", []byte("(module)"), Limits{}, "not a WebAssembly binary"},
-		{"component", []byte("\x00asm\x0d\x00\x01\x00"), Limits{}, "only core modules"},
-		{"truncated", noop[:len(noop)-3], Limits{}, "not a valid WebAssembly module"},
-		{"bad import", samples.Hostile["bad_import"], Limits{}, "imports env.system, which is not WASI preview1"},
-		{"unknown WASI function", testdata(t, "unknown_wasi.wasm"), Limits{}, "sock_connect, which WASI preview1 does not provide"},
-		{"wrong WASI signature", testdata(t, "bad_signature.wasm"), Limits{}, "fd_write with type (i32) -> (i32)"},
-		{"imported memory", testdata(t, "import_memory.wasm"), Limits{}, "as a memory"},
-		{"no _start", testdata(t, "no_start.wasm"), Limits{}, "does not export a _start function"},
-		{"_start with params", testdata(t, "start_params.wasm"), Limits{}, "exports _start with type (i32) -> ()"},
-		{"memory above default", testdata(t, "big_memory.wasm"), Limits{}, "declares 40000 pages (2500 MiB) of initial memory, limit is 1024 pages"},
+		{"noop", noop, task.Limits{}, ""},
+		{"double_c", samples.DoubleC, task.Limits{}, ""},
+		{"double_as", samples.DoubleAS, task.Limits{}, ""},
+		{"grows past the limit but starts under it", testdata(t, "max_memory.wasm"), task.Limits{MemoryMB: 1}, ""},
+		{"empty", nil, task.Limits{}, "not a WebAssembly binary"},
+		{"text", []byte("(module)"), task.Limits{}, "not a WebAssembly binary"},
+		{"component", []byte("\x00asm\x0d\x00\x01\x00"), task.Limits{}, "only core modules"},
+		{"truncated", noop[:len(noop)-3], task.Limits{}, "not a valid WebAssembly module"},
+		{"bad import", samples.Hostile["bad_import"], task.Limits{}, "imports env.system, which is not WASI preview1"},
+		{"unknown WASI function", testdata(t, "unknown_wasi.wasm"), task.Limits{}, "sock_connect, which WASI preview1 does not provide"},
+		{"wrong WASI signature", testdata(t, "bad_signature.wasm"), task.Limits{}, "fd_write with type (i32) -> (i32)"},
+		{"imported memory", testdata(t, "import_memory.wasm"), task.Limits{}, "as a memory"},
+		{"no _start", testdata(t, "no_start.wasm"), task.Limits{}, "does not export a _start function"},
+		{"_start with params", testdata(t, "start_params.wasm"), task.Limits{}, "exports _start with type (i32) -> ()"},
+		{"memory above default", testdata(t, "big_memory.wasm"), task.Limits{}, "declares 40000 pages (2500 MiB) of initial memory, limit is 1024 pages"},
 		{"does not compile", []byte("\x00asm\x01\x00\x00\x00" +
 			"\x01\x04\x01\x60\x00\x00" + // type () -> ()
 			"\x03\x02\x01\x00" + // one function of that type
 			"\x07\x0a\x01\x06_start\x00\x00" + // exported as _start
-			"\x0a\x05\x01\x03\x00\x6a\x0b"), Limits{}, "does not compile"},
+			"\x0a\x05\x01\x03\x00\x6a\x0b"), task.Limits{}, "does not compile"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			info, err := s.Validate(ctx, c.wasm, c.limits)
@@ -369,7 +370,7 @@ func TestValidate(t *testing.T) {
 			}
 		})
 	}
-	info, err := s.Validate(ctx, samples.DoubleWAT, Limits{})
+	info, err := s.Validate(ctx, samples.DoubleWAT, task.Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -405,18 +406,18 @@ func TestInstrumentation(t *testing.T) {
 
 func TestRunErrors(t *testing.T) {
 	s := sharedSandbox(t)
-	if _, err := s.Run(context.Background(), Hash([]byte("nothing")), "x", nil, Limits{}); !errors.Is(err, ErrNotLoaded) {
+	if _, err := s.Run(context.Background(), Hash([]byte("nothing")), "x", nil, task.Limits{}); !errors.Is(err, ErrNotLoaded) {
 		t.Errorf("unknown hash: %v, want ErrNotLoaded", err)
 	}
 	// The caller's context (not the task deadline) ends a run with its error, not a Failure.
 	h := load(t, s, samples.Hostile["infinite_loop"])
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(50*time.Millisecond, cancel)
-	res, err := s.Run(ctx, h, "loop", nil, Limits{TimeoutMs: 60_000})
+	res, err := s.Run(ctx, h, "loop", nil, task.Limits{TimeoutMs: 60_000})
 	if !errors.Is(err, context.Canceled) || res.Failure != nil {
 		t.Errorf("cancelled run: %v, %v; want context.Canceled and no failure", err, res.Failure)
 	}
-	if _, err := s.Run(ctx, h, "loop", nil, Limits{}); !errors.Is(err, context.Canceled) {
+	if _, err := s.Run(ctx, h, "loop", nil, task.Limits{}); !errors.Is(err, context.Canceled) {
 		t.Errorf("run on a cancelled context: %v", err)
 	}
 }
@@ -432,20 +433,20 @@ func TestCacheEviction(t *testing.T) {
 	if s.Loaded(a) || !s.Loaded(b) || !s.Loaded(c) {
 		t.Fatalf("loaded: %v %v %v; want the oldest evicted", s.Loaded(a), s.Loaded(b), s.Loaded(c))
 	}
-	if _, err := s.Run(ctx, a, "noop", nil, Limits{}); !errors.Is(err, ErrNotLoaded) {
+	if _, err := s.Run(ctx, a, "noop", nil, task.Limits{}); !errors.Is(err, ErrNotLoaded) {
 		t.Fatalf("evicted: %v", err)
 	}
 	// A run holds its module: evicting it meanwhile does not break the run.
 	loop := load(t, s, samples.Hostile["infinite_loop"])
 	done := make(chan Result)
 	go func() {
-		res, _ := s.Run(ctx, loop, "loop", nil, Limits{TimeoutMs: 300})
+		res, _ := s.Run(ctx, loop, "loop", nil, task.Limits{TimeoutMs: 300})
 		done <- res
 	}()
 	time.Sleep(50 * time.Millisecond)
 	load(t, s, samples.Noop)
 	load(t, s, samples.Echo)
-	if res := <-done; res.Failure == nil || res.Failure.Kind != KindTimeout {
+	if res := <-done; res.Failure == nil || res.Failure.Kind != task.KindTimeout {
 		t.Errorf("run during eviction: %+v", res)
 	}
 	if err := s.Close(ctx); err != nil {
@@ -472,7 +473,7 @@ func TestConcurrent(t *testing.T) {
 	}
 	// Guest code is not preemptible by the Go scheduler: the 12 spinning jobs hold both cores
 	// of a small machine until their 300 ms deadline, so every other job gets a generous one.
-	spin := map[Kind]bool{KindTimeout: true}
+	spin := map[task.Kind]bool{task.KindTimeout: true}
 	jobs := []job{
 		{samples.DoubleWAT, "5", outcome{stdout: "10"}},
 		{samples.DoubleC, "6", outcome{stdout: "12"}},
@@ -481,12 +482,12 @@ func TestConcurrent(t *testing.T) {
 		{samples.Fib, "15", outcome{stdout: "610"}},
 		{samples.Sleep, "20", outcome{stdout: "slept 20 ms"}},
 		{samples.Noop, "", outcome{}},
-		{samples.Hostile["infinite_loop"], "", outcome{kind: KindTimeout}},
-		{samples.Hostile["call_tree"], "", outcome{kind: KindTimeout}},
-		{samples.Hostile["memory_bomb"], "", outcome{kind: KindOutOfMemory}},
-		{samples.Hostile["unreachable"], "", outcome{kind: KindTrap}},
-		{samples.Hostile["huge_output"], "", outcome{kind: KindOutputTooLarge}},
-		{samples.Hostile["exit_nonzero"], "", outcome{kind: KindExit, exit: 3, stdout: "bye"}},
+		{samples.Hostile["infinite_loop"], "", outcome{kind: task.KindTimeout}},
+		{samples.Hostile["call_tree"], "", outcome{kind: task.KindTimeout}},
+		{samples.Hostile["memory_bomb"], "", outcome{kind: task.KindOutOfMemory}},
+		{samples.Hostile["unreachable"], "", outcome{kind: task.KindTrap}},
+		{samples.Hostile["huge_output"], "", outcome{kind: task.KindOutputTooLarge}},
+		{samples.Hostile["exit_nonzero"], "", outcome{kind: task.KindExit, exit: 3, stdout: "bye"}},
 	}
 	var wg sync.WaitGroup
 	errs := make(chan string, 50)
@@ -504,7 +505,7 @@ func TestConcurrent(t *testing.T) {
 			if spin[j.want.kind] {
 				timeout = 300
 			}
-			res, err := s.Run(ctx, h, "c", []byte(j.input), Limits{TimeoutMs: timeout, StdoutBytes: 1 << 20})
+			res, err := s.Run(ctx, h, "c", []byte(j.input), task.Limits{TimeoutMs: timeout, StdoutBytes: 1 << 20})
 			rec := &recorder{}
 			check(rec, res, err, j.want)
 			if rec.failed {

@@ -5,13 +5,12 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"faas/task"
 	"fmt"
 	"io"
 	"net/http"
 	"reflect"
 	"strings"
-
-	"faas/sandbox"
 )
 
 // b64 is a JSON field holding base64 (standard encoding, with padding). It tells a missing
@@ -64,9 +63,9 @@ func (p *b64) field(name string) ([]byte, error) {
 
 // registerRequest is the JSON body of POST /register_function.
 type registerRequest struct {
-	Name    string          `json:"name"`
-	Payload b64             `json:"payload"`
-	Limits  *sandbox.Limits `json:"limits"`
+	Name    string       `json:"name"`
+	Payload b64          `json:"payload"`
+	Limits  *task.Limits `json:"limits"`
 }
 
 // executeRequest is the JSON body of POST /execute_function.
@@ -125,14 +124,14 @@ func jsonError(err error) error {
 		if typ.Field == "" {
 			return badRequest("request body must be a JSON object, not %s", typ.Value)
 		}
-		return badRequest("field %q must be %s, not %s", typ.Field, kindName(typ.Type), typ.Value)
+		return badRequest("field %q must be %s, not %s", typ.Field, jsonTypeName(typ.Type), typ.Value)
 	default:
 		// Unknown fields and the like: encoding/json's message names the field.
 		return badRequest("bad request body: %s", strings.TrimPrefix(err.Error(), "json: "))
 	}
 }
 
-func kindName(t reflect.Type) string {
+func jsonTypeName(t reflect.Type) string {
 	if t == nil {
 		return "another type"
 	}
@@ -147,7 +146,7 @@ func kindName(t reflect.Type) string {
 	case reflect.Struct, reflect.Map:
 		return "an object"
 	case reflect.Pointer:
-		return kindName(t.Elem())
+		return jsonTypeName(t.Elem())
 	}
 	return t.String()
 }

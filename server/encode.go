@@ -109,7 +109,7 @@ func appendTask(b []byte, rec *store.Record, withResult bool) []byte {
 			b = append(b, "null"...)
 		case rec.Error != nil:
 			b = append(b, '"')
-			b = base64.StdEncoding.AppendEncode(b, []byte(rec.Error.Kind+": "+rec.Error.Message))
+			b = base64.StdEncoding.AppendEncode(b, []byte(rec.Error.Error()))
 			b = append(b, '"')
 		default:
 			b = appendBase64(b, rec.Result)
@@ -117,7 +117,7 @@ func appendTask(b []byte, rec *store.Record, withResult bool) []byte {
 	}
 	if rec.Error != nil && terminal {
 		b = append(b, `,"error":{"kind":`...)
-		b = appendString(b, rec.Error.Kind)
+		b = appendString(b, string(rec.Error.Kind))
 		b = append(b, `,"message":`...)
 		b = appendString(b, rec.Error.Message)
 		b = append(b, '}')

@@ -9,6 +9,7 @@ import (
 
 	"faas/sandbox"
 	"faas/store"
+	"faas/task"
 )
 
 // The kinds of errors the server raises itself. Handlers wrap them with a message a person
@@ -63,7 +64,7 @@ var errorTable = []struct {
 	message string
 }{
 	{match: is(sandbox.ErrInvalidModule), status: http.StatusBadRequest, code: codeInvalidModule, public: true},
-	{match: isA[*sandbox.LimitError], status: http.StatusBadRequest, code: codeBadRequest, public: true},
+	{match: isA[*task.LimitError], status: http.StatusBadRequest, code: codeBadRequest, public: true},
 	{match: is(errBadRequest), status: http.StatusBadRequest, code: codeBadRequest, public: true},
 	{match: is(errNotFound), status: http.StatusNotFound, code: codeNotFound, public: true},
 	{match: is(store.ErrNotFound), status: http.StatusNotFound, code: codeNotFound, public: true},

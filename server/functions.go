@@ -15,8 +15,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/gorilla/mux"
 
-	"faas/sandbox"
 	"faas/store"
+	"faas/task"
 )
 
 // register handles POST /register_function: a JSON body {"name", "payload", "limits"?}, or
@@ -25,7 +25,7 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 	var (
 		name   string
 		wasm   []byte
-		limits sandbox.Limits
+		limits task.Limits
 		err    error
 	)
 	if isWasm(r.Header.Get("Content-Type")) {
@@ -92,8 +92,8 @@ func (s *Server) moduleTooLarge() error {
 	return tooLarge("the module is larger than the server's limit of %d bytes", s.cfg.MaxModuleBytes)
 }
 
-func (s *Server) readRawRegister(w http.ResponseWriter, r *http.Request) (string, []byte, sandbox.Limits, error) {
-	var limits sandbox.Limits
+func (s *Server) readRawRegister(w http.ResponseWriter, r *http.Request) (string, []byte, task.Limits, error) {
+	var limits task.Limits
 	q := r.URL.Query()
 	for _, p := range []struct {
 		name string
@@ -128,26 +128,26 @@ func (s *Server) readRawRegister(w http.ResponseWriter, r *http.Request) (string
 	return q.Get("name"), wasm, limits, nil
 }
 
-func (s *Server) readJSONRegister(w http.ResponseWriter, r *http.Request) (string, []byte, sandbox.Limits, error) {
+func (s *Server) readJSONRegister(w http.ResponseWriter, r *http.Request) (string, []byte, task.Limits, error) {
 	// base64 makes the module 4/3 larger; leave room for the name and the limits.
 	max := (s.cfg.MaxModuleBytes+2)/3*4 + 64<<10
 	var req registerRequest
 	body := bufio.NewReader(http.MaxBytesReader(w, r.Body, max))
 	if magic, _ := body.Peek(4); string(magic) == "\x00asm" {
-		return "", nil, sandbox.Limits{}, badRequest("the body is a raw Wasm module: send it with " +
+		return "", nil, task.Limits{}, badRequest("the body is a raw Wasm module: send it with " +
 			"Content-Type: application/wasm and ?name=NAME, or as base64 in a JSON body {\"name\", \"payload\"}")
 	}
 	if err := decodeJSON(body, &req); err != nil {
 		if isA[*http.MaxBytesError](err) {
-			return "", nil, sandbox.Limits{}, s.moduleTooLarge()
+			return "", nil, task.Limits{}, s.moduleTooLarge()
 		}
-		return "", nil, sandbox.Limits{}, err
+		return "", nil, task.Limits{}, err
 	}
 	wasm, err := req.Payload.field("payload")
 	if err != nil {
-		return "", nil, sandbox.Limits{}, err
+		return "", nil, task.Limits{}, err
 	}
-	var limits sandbox.Limits
+	var limits task.Limits
 	if req.Limits != nil {
 		limits = *req.Limits
 	}

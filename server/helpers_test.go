@@ -231,20 +231,8 @@ func echoOutcome(t task.Task) task.Outcome {
 }
 
 func failOutcome(t task.Task) task.Outcome {
-	return task.Outcome{Failure: &sandbox.Failure{Kind: sandbox.KindExit, Message: "exit code 2"},
+	return task.Outcome{Failure: &task.Failure{Kind: task.KindExit, Message: "exit code 2"},
 		Stderr: []byte("bad input\n"), Duration: time.Millisecond, Worker: "test"}
 }
 
-// eventually polls cond every 2ms until it holds or timeout passes.
-func eventually(tb testing.TB, timeout time.Duration, what string, cond func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
-func sandboxLimits(stdin int64) sandbox.Limits { return sandbox.Limits{StdinBytes: stdin} }
+func sandboxLimits(stdin int64) task.Limits { return task.Limits{StdinBytes: stdin} }

@@ -27,13 +27,14 @@ import (
 	"faas/internal/metrics"
 	"faas/sandbox"
 	"faas/store"
+	"faas/task"
 )
 
 // Config tunes the server. Every zero value means the documented default.
 type Config struct {
 	// MaxLimits caps what a registration may ask for; a zero field means that field of
-	// sandbox.MaxLimits() (300 s, 1024 MiB, 64 MiB, 64 MiB).
-	MaxLimits sandbox.Limits
+	// task.MaxLimits() (300 s, 1024 MiB, 64 MiB, 64 MiB).
+	MaxLimits task.Limits
 	// MaxModuleBytes is the largest module accepted (413 beyond). Default 32 MiB.
 	MaxModuleBytes int64
 	// MaxWait caps ?wait= of /result and "wait" of /wait. Default 30 s.
@@ -49,7 +50,7 @@ type Config struct {
 }
 
 func (c Config) withDefaults() Config {
-	m := sandbox.MaxLimits()
+	m := task.MaxLimits()
 	if c.MaxLimits.TimeoutMs <= 0 {
 		c.MaxLimits.TimeoutMs = m.TimeoutMs
 	}

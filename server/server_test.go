@@ -16,6 +16,7 @@ import (
 	"github.com/google/uuid"
 
 	"faas/client"
+	"faas/internal/testutil"
 	"faas/samples"
 	"faas/server"
 	"faas/task"
@@ -303,7 +304,7 @@ func TestResultWaitWokenAtOnce(t *testing.T) {
 		a := e.get(t, "/result/"+id+"?wait=1h") // capped at 20s
 		got <- res{a, time.Since(start)}
 	}()
-	eventually(t, 5*time.Second, "the request to watch its task", func() bool { return e.done.Watching() > 0 })
+	testutil.WaitFor(t, 5*time.Second, "the request to watch its task", func() bool { return e.done.Watching() > 0 })
 	finished := time.Now()
 	e.finish(t, echoOutcome)
 	select {
@@ -318,7 +319,7 @@ func TestResultWaitWokenAtOnce(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		t.Fatal("the long poll was not woken when its task ended")
 	}
-	eventually(t, 5*time.Second, "the watch to be dropped", func() bool { return e.done.Watching() == 0 })
+	testutil.WaitFor(t, 5*time.Second, "the watch to be dropped", func() bool { return e.done.Watching() == 0 })
 }
 
 func TestBatch(t *testing.T) {
@@ -406,7 +407,7 @@ func TestWait(t *testing.T) {
 	t.Run("woken by the first to end", func(t *testing.T) {
 		got := make(chan answer, 1)
 		go func() { got <- e.postJSON(t, "/wait", jsonBody(map[string]any{"task_ids": ids, "wait": "20s"})) }()
-		eventually(t, 5*time.Second, "the watch", func() bool { return e.done.Watching() == 3 })
+		testutil.WaitFor(t, 5*time.Second, "the watch", func() bool { return e.done.Watching() == 3 })
 		ctx := ctxT(t)
 		ts, err := e.st.Claim(ctx, "test", 1)
 		if err != nil || len(ts) != 1 {
@@ -527,13 +528,13 @@ func TestRedisDown(t *testing.T) {
 		defer e.redis.Resume()
 		check(t)
 	})
-	eventually(t, 10*time.Second, "health after resume", func() bool { return e.c.Health(ctxT(t)) == nil })
+	testutil.WaitFor(t, 10*time.Second, "health after resume", func() bool { return e.c.Health(ctxT(t)) == nil })
 	t.Run("stopped", func(t *testing.T) {
 		e.redis.Stop()
 		check(t)
 	})
 	e.redis.Restart(t)
-	eventually(t, 10*time.Second, "health after restart", func() bool { return e.c.Health(ctxT(t)) == nil })
+	testutil.WaitFor(t, 10*time.Second, "health after restart", func() bool { return e.c.Health(ctxT(t)) == nil })
 }
 
 // TestServeShutdown checks that Serve stops within its 10 s budget when its context ends,
@@ -563,7 +564,7 @@ func TestServeShutdown(t *testing.T) {
 		}
 		polled <- tk
 	}()
-	eventually(t, 5*time.Second, "the long poll", func() bool { return e.done.Watching() > 0 })
+	testutil.WaitFor(t, 5*time.Second, "the long poll", func() bool { return e.done.Watching() > 0 })
 	stopped := time.Now()
 	cancel()
 	select {

@@ -11,7 +11,6 @@ import (
 	"errors"
 	"time"
 
-	"faas/sandbox"
 	"faas/task"
 )
 
@@ -40,18 +39,12 @@ type Config struct {
 // Function is a registered function. Functions are immutable: registering a name again
 // makes a new function (the name then points at the newest).
 type Function struct {
-	ID         string         `json:"function_id"`
-	Name       string         `json:"name"`
-	ModuleHash string         `json:"module_sha256"`
-	ModuleSize int64          `json:"module_size"`
-	Limits     sandbox.Limits `json:"limits"` // with defaults applied
-	CreatedAt  time.Time      `json:"created_at"`
-}
-
-// TaskError is a failed task's reason.
-type TaskError struct {
-	Kind    string `json:"kind"`
-	Message string `json:"message"`
+	ID         string      `json:"function_id"`
+	Name       string      `json:"name"`
+	ModuleHash string      `json:"module_sha256"`
+	ModuleSize int64       `json:"module_size"`
+	Limits     task.Limits `json:"limits"` // with defaults applied
+	CreatedAt  time.Time   `json:"created_at"`
 }
 
 // Record is a task as stored.
@@ -59,8 +52,8 @@ type Record struct {
 	ID         string
 	FunctionID string
 	Status     task.Status
-	Result     []byte     // stdout when COMPLETED
-	Error      *TaskError // when FAILED
+	Result     []byte        // stdout when COMPLETED
+	Error      *task.Failure // when FAILED
 	Stderr     []byte
 	Attempts   int
 	Worker     string

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"faas/internal/testutil"
 	"faas/store"
 	"faas/task"
 )
@@ -98,7 +99,7 @@ func TestEveryTaskOneTerminalState(t *testing.T) {
 			}
 		}()
 	}
-	eventually(t, 50*time.Second, "every task terminal", func() bool {
+	testutil.WaitFor(t, 50*time.Second, "every task terminal", func() bool {
 		recs, err := s.Tasks(ctx, ids)
 		if err != nil {
 			t.Fatal(err)
@@ -131,7 +132,7 @@ func TestEveryTaskOneTerminalState(t *testing.T) {
 	if completed+lost != n {
 		t.Fatalf("%d completed + %d lost != %d", completed, lost, n)
 	}
-	eventually(t, 5*time.Second, "every end announced", func() bool {
+	testutil.WaitFor(t, 5*time.Second, "every end announced", func() bool {
 		c := 0
 		announced.Range(func(any, any) bool { c++; return true })
 		return c == n

@@ -8,6 +8,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"faas/internal/redistest"
+	"faas/internal/testutil"
 	"faas/store"
 )
 
@@ -20,7 +21,7 @@ func TestCoreFlowCluster(t *testing.T) {
 	if err := admin.Do(ctx, "CLUSTER", "ADDSLOTSRANGE", 0, 16383).Err(); err != nil {
 		t.Fatalf("CLUSTER ADDSLOTSRANGE: %v", err)
 	}
-	eventually(t, 10*time.Second, "cluster_state:ok", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "cluster_state:ok", func() bool {
 		return strings.Contains(admin.ClusterInfo(ctx).Val(), "cluster_state:ok")
 	})
 	c, err := store.Open(srv.Addr + "," + srv.Addr)

@@ -11,7 +11,6 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
-	"faas/sandbox"
 	"faas/store"
 	"faas/task"
 )
@@ -37,7 +36,7 @@ func coreFlow(t *testing.T, s *store.Store) {
 		t.Fatalf("Claim(2) = %+v; want %v in order", ts, ids[:2])
 	}
 	want := task.Task{ID: ids[0], FunctionID: f.ID, Name: "double", ModuleHash: f.ModuleHash,
-		Input: []byte("a"), Limits: sandbox.Limits{TimeoutMs: 1234}.WithDefaults(), Attempt: 1}
+		Input: []byte("a"), Limits: task.Limits{TimeoutMs: 1234}.WithDefaults(), Attempt: 1}
 	if got := ts[0]; got.ID != want.ID || got.FunctionID != want.FunctionID || got.Name != want.Name ||
 		got.ModuleHash != want.ModuleHash || !bytes.Equal(got.Input, want.Input) ||
 		got.Limits != want.Limits || got.Attempt != want.Attempt {
@@ -50,7 +49,7 @@ func coreFlow(t *testing.T, s *store.Store) {
 		t.Fatalf("running record = %+v", r)
 	}
 	fail := task.Outcome{Ref: ts[1].Ref(), Stderr: []byte("boom"),
-		Failure: &sandbox.Failure{Kind: sandbox.KindTrap, Message: "unreachable"}}
+		Failure: &task.Failure{Kind: task.KindTrap, Message: "unreachable"}}
 	n, err := s.Complete(ctx, []task.Outcome{ok(ids[0], 1, "aa"), fail})
 	if err != nil || n != 2 {
 		t.Fatalf("Complete = %d, %v; want 2", n, err)

@@ -13,7 +13,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"faas/internal/redistest"
-	"faas/sandbox"
 	"faas/store"
 	"faas/task"
 )
@@ -54,7 +53,7 @@ func mkFunction(tb testing.TB, s *store.Store, name string) store.Function {
 		tb.Fatalf("PutModule: %v", err)
 	}
 	f := store.Function{ID: uuid.NewString(), Name: name, ModuleHash: hash, ModuleSize: int64(len(wasm)),
-		Limits: sandbox.Limits{TimeoutMs: 1234}}
+		Limits: task.Limits{TimeoutMs: 1234}}
 	if err := s.CreateFunction(ctx, f); err != nil {
 		tb.Fatalf("CreateFunction: %v", err)
 	}
@@ -95,18 +94,6 @@ func mustTask(tb testing.TB, s *store.Store, id string) store.Record {
 func ok(id string, attempt int, out string) task.Outcome {
 	return task.Outcome{Ref: task.Ref{ID: id, Attempt: attempt}, Stdout: []byte(out),
 		Duration: 7 * time.Millisecond, Worker: "w1"}
-}
-
-// eventually polls cond every 5ms until it holds or timeout passes.
-func eventually(tb testing.TB, timeout time.Duration, what string, cond func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 func refs(ts []task.Task) []task.Ref {

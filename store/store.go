@@ -14,7 +14,6 @@ import (
 	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
 
-	"faas/sandbox"
 	"faas/task"
 )
 
@@ -190,8 +189,8 @@ func parseFunction(m map[string]string) (Function, error) {
 	return f, nil
 }
 
-func parseLimits(s string) (sandbox.Limits, error) {
-	var l sandbox.Limits
+func parseLimits(s string) (task.Limits, error) {
+	var l task.Limits
 	if s != "" {
 		if err := json.Unmarshal([]byte(s), &l); err != nil {
 			return l, fmt.Errorf("bad limits %q: %w", s, err)
@@ -310,7 +309,7 @@ func parseRecord(id string, v []any) Record {
 		r.Result = []byte(str(v[2]))
 	}
 	if r.Status == task.Failed {
-		r.Error = &TaskError{Kind: str(v[3]), Message: str(v[4])}
+		r.Error = &task.Failure{Kind: task.Kind(str(v[3])), Message: str(v[4])}
 	}
 	if v[5] != nil {
 		r.Stderr = []byte(str(v[5]))
@@ -345,7 +344,7 @@ func (s *Store) Claim(ctx context.Context, owner string, n int) ([]task.Task, er
 	fnFlat, _ := res[2].([]any)
 	type fnInfo struct {
 		name, module string
-		limits       sandbox.Limits
+		limits       task.Limits
 	}
 	fns := make(map[string]fnInfo, len(fnFlat)/4)
 	for i := 0; i+3 < len(fnFlat); i += 4 {
@@ -356,7 +355,7 @@ func (s *Store) Claim(ctx context.Context, owner string, n int) ([]task.Task, er
 		} else {
 			lim, err := parseLimits(str(fnFlat[i+3]))
 			if err != nil {
-				lim = sandbox.DefaultLimits() // never lose a claimed task over a bad record
+				lim = task.DefaultLimits() // never lose a claimed task over a bad record
 			}
 			info.limits = lim
 		}

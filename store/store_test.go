@@ -13,7 +13,7 @@ import (
 	"github.com/google/uuid"
 
 	"faas/internal/redistest"
-	"faas/sandbox"
+	"faas/internal/testutil"
 	"faas/store"
 	"faas/task"
 )
@@ -64,7 +64,7 @@ func TestModulesAndFunctions(t *testing.T) {
 				if err != nil || f.ID != tc.wantID {
 					t.Fatalf("Function(%q) = %+v, %v; want id %s", tc.key, f, err, tc.wantID)
 				}
-				if f.Limits != (sandbox.Limits{TimeoutMs: 1234}).WithDefaults() || f.ModuleHash == "" ||
+				if f.Limits != (task.Limits{TimeoutMs: 1234}).WithDefaults() || f.ModuleHash == "" ||
 					f.CreatedAt.IsZero() || f.ModuleSize == 0 {
 					t.Fatalf("function fields = %+v", f)
 				}
@@ -148,7 +148,7 @@ func TestFirstTerminalWins(t *testing.T) {
 			for _, tk := range ts {
 				o := ok(tk.ID, tk.Attempt, "winner-0")
 				if g == 1 {
-					o = task.Outcome{Ref: tk.Ref(), Failure: &sandbox.Failure{Kind: sandbox.KindExit, Message: "winner-1"}}
+					o = task.Outcome{Ref: tk.Ref(), Failure: &task.Failure{Kind: task.KindExit, Message: "winner-1"}}
 				}
 				k, err := s.Complete(ctx, []task.Outcome{o})
 				if err != nil {
@@ -333,14 +333,14 @@ func TestRenewAndRecoverExpired(t *testing.T) {
 		t.Fatalf("reclaimed %+v", again)
 	}
 	// Second expiry: attempts are used up → worker_lost.
-	eventually(t, 5*time.Second, "second recovery", func() bool {
+	testutil.WaitFor(t, 5*time.Second, "second recovery", func() bool {
 		n, err := s.RecoverExpired(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return n == 3 || (n > 0 && mustTask(t, s, ids[1]).Status == task.Failed)
 	})
-	eventually(t, 5*time.Second, "ids[0] recovered too", func() bool {
+	testutil.WaitFor(t, 5*time.Second, "ids[0] recovered too", func() bool {
 		_, _ = s.RecoverExpired(ctx)
 		return mustTask(t, s, ids[0]).Status == task.Queued
 	})
@@ -633,7 +633,7 @@ func TestUnavailable(t *testing.T) {
 	}
 
 	srv.Restart(t)
-	eventually(t, 10*time.Second, "redis back", func() bool { return s.Ping(ctx) == nil })
+	testutil.WaitFor(t, 10*time.Second, "redis back", func() bool { return s.Ping(ctx) == nil })
 	// The appendonly server kept the queue; the Done subscriber came back and woke its watcher.
 	select {
 	case <-ch:
@@ -660,7 +660,7 @@ func TestUnavailable(t *testing.T) {
 		if d := time.Since(start); d > 8*time.Second {
 			t.Fatalf("took %v to fail", d)
 		}
-		eventually(t, 10*time.Second, "redis resumed", func() bool { return s.Ping(ctx) == nil })
+		testutil.WaitFor(t, 10*time.Second, "redis resumed", func() bool { return s.Ping(ctx) == nil })
 	})
 	t.Run("caller cancel is not unavailable", func(t *testing.T) {
 		cctx, cancel := context.WithCancel(ctx)

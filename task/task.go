@@ -1,15 +1,12 @@
 // Package task holds the vocabulary every part of faas shares about a task: its status,
-// what a dispatcher hands to an executor (Task), and what comes back (Outcome).
+// its limits, what a dispatcher hands to an executor (Task), what comes back (Outcome),
+// and why a task failed (Failure, Kind).
 //
-// It is a leaf package on purpose: the store, the dispatcher, the wire protocol and the
-// workers all speak of tasks, and none of them should have to import another to do so.
+// It is a leaf package on purpose: it imports nothing of faas, so the store, the server,
+// the wire protocol and the workers speak of tasks without pulling in wazero or ZeroMQ.
 package task
 
-import (
-	"time"
-
-	"faas/sandbox"
-)
+import "time"
 
 // Status is a task's place in its life: QUEUED → RUNNING → COMPLETED | FAILED.
 // A task whose worker was lost goes from RUNNING back to QUEUED.
@@ -27,13 +24,13 @@ func (s Status) Terminal() bool { return s == Completed || s == Failed }
 
 // Task is one run of a function, as handed to an executor.
 type Task struct {
-	ID         string         // task id (uuid)
-	FunctionID string         // function id (uuid)
-	Name       string         // the function's name: argv[0] of the module
-	ModuleHash string         // hex sha256 of the module's bytes
-	Input      []byte         // stdin
-	Limits     sandbox.Limits // limits with defaults applied
-	Attempt    int            // 1 for the first run; fences late results of earlier attempts
+	ID         string // task id (uuid)
+	FunctionID string // function id (uuid)
+	Name       string // the function's name: argv[0] of the module
+	ModuleHash string // hex sha256 of the module's bytes
+	Input      []byte // stdin
+	Limits     Limits // limits with defaults applied
+	Attempt    int    // 1 for the first run; fences late results of earlier attempts
 }
 
 // Ref names one attempt of a task: enough to complete, re-queue or release it.
@@ -50,7 +47,7 @@ type Outcome struct {
 	Ref
 	Stdout   []byte
 	Stderr   []byte // tail, capped
-	Failure  *sandbox.Failure
+	Failure  *Failure
 	Duration time.Duration
 	Worker   string // who ran it (worker identity, or "local:<dispatcher>")
 }

@@ -13,6 +13,8 @@ import (
 
 	zmq "github.com/pebbe/zmq4"
 
+	"faas/executor"
+	"faas/internal/zsock"
 	"faas/protocol"
 	"faas/sandbox"
 	"faas/task"
@@ -20,17 +22,15 @@ import (
 
 // Config configures a remote worker. Every zero value means the documented default.
 type Config struct {
-	// Mode is "pull" (ask the dispatcher for work when a slot is free) or "push" (register a
+	// Mode is protocol.ModePull (ask the dispatcher for work when a slot is free) or ModePush (register a
 	// capacity; the dispatcher sends work). Required.
-	Mode string
+	Mode protocol.Mode
 	// Slots is how many tasks run at once; default 1.
 	Slots int
 	// Endpoint is the dispatcher's address, tcp://HOST:PORT. Required.
 	Endpoint string
 	// ID names the worker in task records; default "<hostname>-<pid>-<random>".
 	ID string
-	// Log receives the worker's logs; default slog.Default().
-	Log *slog.Logger
 	// HeartbeatInterval is how often the worker heartbeats before the dispatcher's ACK
 	// (which then sets both interval and timeout); default 1s.
 	HeartbeatInterval time.Duration
@@ -50,8 +50,8 @@ const closeLinger = 500 * time.Millisecond
 // lets running tasks finish for up to 7s, hands back those it interrupted, says BYE and
 // returns (within about 8s). A dispatcher that goes away (restart, crash) is waited for:
 // the worker registers again when it returns.
-func Run(ctx context.Context, sb *sandbox.Sandbox, cfg Config) error {
-	if cfg.Mode != "pull" && cfg.Mode != "push" {
+func Run(ctx context.Context, sb *sandbox.Sandbox, cfg Config, log *slog.Logger) error {
+	if !cfg.Mode.Remote() {
 		return fmt.Errorf("%w: mode %q is not pull or push", ErrBadConfig, cfg.Mode)
 	}
 	if cfg.Endpoint == "" {
@@ -69,22 +69,22 @@ func Run(ctx context.Context, sb *sandbox.Sandbox, cfg Config) error {
 		rand.Read(b[:])
 		cfg.ID = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b[:]))
 	}
-	if cfg.Log == nil {
-		cfg.Log = slog.Default()
+	if log == nil {
+		log = slog.Default()
 	}
 	if cfg.HeartbeatInterval <= 0 {
 		cfg.HeartbeatInterval = time.Second
 	}
 	w := &remote{
 		cfg:     cfg,
-		log:     cfg.Log.With("worker", cfg.ID, "mode", cfg.Mode),
+		log:     log.With("worker", cfg.ID, "mode", cfg.Mode),
 		running: make(map[string]task.Ref, cfg.Slots),
 		waiters: make(map[string][]chan moduleResult),
 		asked:   make(map[string]time.Time),
 		hbEvery: cfg.HeartbeatInterval,
 		hbDead:  3*cfg.HeartbeatInterval + time.Second,
 	}
-	w.ex = NewExecutor(sb, w, cfg.ID)
+	w.ex = executor.New(sb, w, cfg.ID)
 	return w.run(ctx)
 }
 
@@ -114,8 +114,8 @@ type moduleResult struct {
 type remote struct {
 	cfg Config
 	log *slog.Logger
-	ex  *Executor
-	box *protocol.Mailbox[event]
+	ex  *executor.Executor
+	box *zsock.Mailbox[event]
 
 	ctrl *zmq.Socket // DEALER: registration, results, heartbeats, modules (both modes), tasks (push)
 	req  *zmq.Socket // REQ: REQUEST_TASK ⇄ NEW_TASK/NO_TASK (pull mode only)
@@ -178,24 +178,24 @@ func newSocket(zctx *zmq.Context, t zmq.Type, endpoint string) (*zmq.Socket, err
 }
 
 func (w *remote) run(ctx context.Context) (err error) {
-	if w.box, err = protocol.NewMailbox[event](); err != nil {
-		return err
-	}
-	defer w.box.Close()
 	// A context of its own: terminating it at exit waits (up to closeLinger) until the last
 	// results, hand-backs and BYE have left, whatever else the process does with ZeroMQ.
 	zctx, err := zmq.NewContext()
 	if err != nil {
 		return err
 	}
-	defer protocol.Terminate(zctx, 2*closeLinger)
+	defer zsock.Terminate(zctx, 2*closeLinger)
+	if w.box, err = zsock.NewMailbox[event](zctx); err != nil {
+		return err
+	}
+	defer w.box.Close()
 	if w.ctrl, err = newSocket(zctx, zmq.DEALER, w.cfg.Endpoint); err != nil {
 		return err
 	}
 	poller := zmq.NewPoller()
 	poller.Add(w.ctrl, zmq.POLLIN)
 	poller.Add(w.box.Socket(), zmq.POLLIN)
-	if w.cfg.Mode == "pull" {
+	if w.cfg.Mode == protocol.ModePull {
 		if w.req, err = newSocket(zctx, zmq.REQ, w.cfg.Endpoint); err != nil {
 			w.ctrl.Close()
 			return err
@@ -225,7 +225,7 @@ func (w *remote) run(ctx context.Context) (err error) {
 			w.beat(now)
 			nextBeat = now.Add(w.hbEvery)
 		}
-		if w.cfg.Mode == "pull" && w.registered && !w.stopping && !w.asking && !now.Before(w.askAfter) {
+		if w.cfg.Mode == protocol.ModePull && w.registered && !w.stopping && !w.asking && !now.Before(w.askAfter) {
 			if free := w.cfg.Slots - len(w.running); free > 0 {
 				w.ask(free)
 			}
@@ -234,7 +234,7 @@ func (w *remote) run(ctx context.Context) (err error) {
 			// The dispatcher answers our BYE (push: with BYE on this connection, after any
 			// NEW_TASK it sent before reading ours, which we then hand back; pull: a held
 			// request gets NO_TASK). Wait for that briefly, unless the dispatcher is gone.
-			awaiting := (w.asking || w.cfg.Mode == "push" && !w.byeAcked) && w.registered && now.Before(stopStart.Add(time.Second))
+			awaiting := (w.asking || w.cfg.Mode == protocol.ModePush && !w.byeAcked) && w.registered && now.Before(stopStart.Add(time.Second))
 			if len(w.running) == 0 && !awaiting {
 				break
 			}
@@ -251,9 +251,9 @@ func (w *remote) run(ctx context.Context) (err error) {
 			}
 		}
 
-		wait := protocol.Until(nextBeat, time.Second)
+		wait := zsock.Until(nextBeat, time.Second)
 		if !w.askAfter.IsZero() && w.askAfter.After(now) {
-			wait = min(wait, protocol.Until(w.askAfter, time.Second))
+			wait = min(wait, zsock.Until(w.askAfter, time.Second))
 		}
 		if w.stopping {
 			wait = min(wait, 100*time.Millisecond)
@@ -322,8 +322,8 @@ func (w *remote) beat(now time.Time) {
 
 func (w *remote) ask(n int) {
 	w.frames = protocol.RequestTask{Worker: w.cfg.ID, Want: n}.Append(w.frames[:0])
-	if err := protocol.Send(w.req, zmq.DONTWAIT, nil, w.frames); err != nil {
-		if !protocol.IsAgain(err) {
+	if err := zsock.Send(w.req, zmq.DONTWAIT, nil, w.frames); err != nil {
+		if !zsock.IsAgain(err) {
 			w.log.Error("sending REQUEST_TASK failed", "err", err)
 		}
 		w.askAfter = time.Now().Add(w.hbEvery)
@@ -337,7 +337,7 @@ func (w *remote) ask(n int) {
 // dispatcher's failure detection (results of tasks it re-queues).
 func (w *remote) send(m protocol.Message) {
 	w.frames = m.Append(w.frames[:0])
-	if err := protocol.Send(w.ctrl, zmq.DONTWAIT, protocol.Delimiter, w.frames); err != nil && !protocol.IsAgain(err) {
+	if err := zsock.Send(w.ctrl, zmq.DONTWAIT, protocol.Delimiter, w.frames); err != nil && !zsock.IsAgain(err) {
 		w.log.Error("sending failed", "type", m.Type(), "err", err)
 	}
 }
@@ -352,7 +352,7 @@ func (w *remote) drain(s *zmq.Socket, ctrl bool, runCtx context.Context, tasks *
 	for i := 0; i < 1024; i++ {
 		frames, err := s.RecvMessageBytes(zmq.DONTWAIT)
 		if err != nil {
-			if !protocol.IsAgain(err) {
+			if !zsock.IsAgain(err) {
 				w.log.Error("receive failed", "err", err)
 			}
 			return

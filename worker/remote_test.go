@@ -12,6 +12,7 @@ import (
 
 	zmq "github.com/pebbe/zmq4"
 
+	"faas/internal/zsock"
 	"faas/protocol"
 	"faas/sandbox"
 	"faas/task"
@@ -33,7 +34,7 @@ func TestRunRefusesBadConfig(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			if err := Run(context.Background(), sb, c.cfg); !errors.Is(err, ErrBadConfig) {
+			if err := Run(context.Background(), sb, c.cfg, nil); !errors.Is(err, ErrBadConfig) {
 				t.Fatalf("Run = %v, want ErrBadConfig", err)
 			}
 		})
@@ -109,7 +110,7 @@ func (d *fakeDispatcher) expect(typ protocol.Type) ([][]byte, protocol.Message) 
 
 func (d *fakeDispatcher) sendRaw(env [][]byte, body [][]byte) {
 	d.t.Helper()
-	if err := protocol.Send(d.router, 0, env, body); err != nil {
+	if err := zsock.Send(d.router, 0, env, body); err != nil {
 		d.t.Fatal(err)
 	}
 }
@@ -127,7 +128,7 @@ func TestWorkerSurvivesGarbage(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- Run(ctx, sb, Config{Mode: "pull", Slots: 3, Endpoint: endpoint, ID: "w",
-			Log: slog.New(slog.NewTextHandler(io.Discard, nil)), HeartbeatInterval: 50 * time.Millisecond})
+			HeartbeatInterval: 50 * time.Millisecond}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	}()
 
 	env, m := d.expect(protocol.TypeRegistration)
@@ -174,7 +175,7 @@ func TestPushWorkerKeepsCapacity(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- Run(ctx, sb, Config{Mode: "push", Slots: 1, Endpoint: endpoint, ID: "w",
-			Log: slog.New(slog.NewTextHandler(io.Discard, nil)), HeartbeatInterval: 50 * time.Millisecond})
+			HeartbeatInterval: 50 * time.Millisecond}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	}()
 	defer func() {
 		cancel()
@@ -183,7 +184,7 @@ func TestPushWorkerKeepsCapacity(t *testing.T) {
 
 	env, _ := d.expect(protocol.TypeRegistration)
 	d.sendRaw(env, protocol.Encode(protocol.Ack{Session: "s", HeartbeatInterval: 50 * time.Millisecond, HeartbeatTimeout: time.Second}))
-	lim := sandbox.DefaultLimits()
+	lim := task.DefaultLimits()
 	d.sendRaw(env, protocol.Encode(protocol.NewTask{Tasks: []task.Task{
 		{ID: "t1", Attempt: 1, Name: "f", ModuleHash: "h", Limits: lim},
 		{ID: "t2", Attempt: 1, Name: "f", ModuleHash: "h", Limits: lim},
@@ -209,7 +210,7 @@ func TestPushWorkerKeepsCapacity(t *testing.T) {
 	}
 	_, m := d.expect(protocol.TypeResultReady)
 	outs := m.(protocol.ResultReady).Outcomes
-	if len(outs) != 1 || outs[0].ID != "t1" || outs[0].Failure == nil || outs[0].Failure.Kind != sandbox.KindInternal {
+	if len(outs) != 1 || outs[0].ID != "t1" || outs[0].Failure == nil || outs[0].Failure.Kind != task.KindInternal {
 		t.Fatalf("outcomes %+v, want t1 failed internal", outs)
 	}
 }

@@ -16,7 +16,6 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
-	cli.FlushZMQ() // sends what workers and dispatchers queued last
 	os.Exit(code)
 }
 

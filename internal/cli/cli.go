@@ -1,7 +1,7 @@
 // Package cli is the faas command line: every command of the one binary, built with cobra,
 // run in-process by Run so that tests drive it exactly as a user does.
 //
-// Exit codes (the command-line contract of ARCHITECTURE.md):
+// Exit codes (the command-line contract of docs/CLI.md):
 //
 //	0  success
 //	1  the task FAILED (its "kind: message" on stderr); for batch, any task FAILED;

@@ -1,35 +1,16 @@
 package cli
 
 import (
-	"bytes"
 	"context"
+	"faas/internal/testutil"
 	"strings"
-	"sync"
 	"testing"
 )
-
-// syncBuffer is a bytes.Buffer safe to read while a command writes to it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // runCLI runs the command line in-process and returns stdout, stderr and the exit code.
 func runCLI(tb testing.TB, ctx context.Context, stdin string, args ...string) (string, string, int) {
 	tb.Helper()
-	var out, errb syncBuffer
+	var out, errb testutil.SyncBuffer
 	code := Run(ctx, args, strings.NewReader(stdin), &out, &errb)
 	return out.String(), errb.String(), code
 }

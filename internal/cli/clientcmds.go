@@ -272,7 +272,7 @@ func (e *env) printResult(t client.Task, asJSON bool) error {
 	case client.StatusFailed:
 		msg := string(t.Result)
 		if t.Error != nil {
-			msg = t.Error.Kind + ": " + t.Error.Message
+			msg = t.Error.Error()
 		}
 		fmt.Fprintln(e.stderr, msg)
 		return silent(ExitFailed)

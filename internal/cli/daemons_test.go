@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"net"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -12,6 +11,7 @@ import (
 
 	"faas/internal/metrics/metricstest"
 	"faas/internal/redistest"
+	"faas/internal/testutil"
 	"faas/samples"
 )
 
@@ -20,14 +20,14 @@ type daemon struct {
 	name   string
 	cancel context.CancelFunc
 	exited chan int
-	stderr *syncBuffer
+	stderr *testutil.SyncBuffer
 }
 
 func startDaemon(tb testing.TB, args ...string) *daemon {
 	tb.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	d := &daemon{name: args[0], cancel: cancel, exited: make(chan int, 1), stderr: &syncBuffer{}}
-	go func() { d.exited <- Run(ctx, args, strings.NewReader(""), &syncBuffer{}, d.stderr) }()
+	d := &daemon{name: args[0], cancel: cancel, exited: make(chan int, 1), stderr: &testutil.SyncBuffer{}}
+	go func() { d.exited <- Run(ctx, args, strings.NewReader(""), &testutil.SyncBuffer{}, d.stderr) }()
 	tb.Cleanup(func() { d.stop(tb) })
 	return d
 }
@@ -67,16 +67,6 @@ func (d *daemon) stop(tb testing.TB) {
 	}
 }
 
-func freePort(tb testing.TB) int {
-	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 var (
 	listenRE  = regexp.MustCompile(`msg="server listening" addr=(127\.0\.0\.1:\d+)`)
 	metricsRE = regexp.MustCompile(`msg="metrics listening" addr=(127\.0\.0\.1:\d+)`)
@@ -112,7 +102,7 @@ func TestServerDispatcherWorkerCommands(t *testing.T) {
 	})
 	for _, mode := range []string{"pull", "push"} {
 		t.Run(mode, func(t *testing.T) {
-			port := strconv.Itoa(freePort(t))
+			port := strconv.Itoa(testutil.FreePort(t))
 			d := startDaemon(t, "dispatcher", "--redis", rs.URL, "-m", mode, "-p", port)
 			w := startDaemon(t, "worker", mode, "2", "tcp://127.0.0.1:"+port, "--cache-dir", "")
 			if out, _ := cliOK(t, url, "", 0, "exec", "double", "--input", "4", "--wait", "--timeout", "30s"); out != "8" {

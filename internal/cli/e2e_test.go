@@ -21,6 +21,7 @@ import (
 	"faas/internal/cli/batch"
 	"faas/internal/metrics/metricstest"
 	"faas/internal/redistest"
+	"faas/internal/testutil"
 	"faas/samples"
 	"faas/sandbox"
 	"faas/server"
@@ -325,7 +326,7 @@ func b64(s string) string { return base64Std([]byte(s)) }
 func TestDev(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var out, errs syncBuffer
+	var out, errs testutil.SyncBuffer
 	exited := make(chan int, 1)
 	go func() {
 		exited <- Run(ctx, []string{"dev", "--addr", "127.0.0.1:0", "-w", "2", "--cache-dir", ""}, strings.NewReader(""), &out, &errs)

@@ -15,16 +15,17 @@ import (
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
-	zmq "github.com/pebbe/zmq4"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"golang.org/x/sync/errgroup"
 
 	"faas/dispatch"
 	"faas/internal/metrics"
+	"faas/protocol"
 	"faas/sandbox"
 	"faas/server"
 	"faas/store"
+	"faas/task"
 	"faas/worker"
 )
 
@@ -159,7 +160,7 @@ func runAll(ctx context.Context, log *slog.Logger, comps map[string]func(context
 // serverConfigFlags binds the server's limits to flags.
 func serverConfigFlags(fs *pflag.FlagSet) *server.Config {
 	c := &server.Config{}
-	m := sandbox.MaxLimits()
+	m := task.MaxLimits()
 	fs.DurationVar(&c.MaxWait, "max-wait", 30*time.Second, "longest ?wait= a client may ask for")
 	fs.Int64Var(&c.MaxModuleBytes, "max-module-bytes", 32<<20, "largest module accepted")
 	fs.IntVar(&c.MaxBatch, "max-batch", 10_000, "most inputs (or task ids to wait on) per request")
@@ -359,7 +360,7 @@ With --metrics-addr it serves Prometheus metrics at http://ADDR/metrics (see doc
 			}
 			defer closeSandbox(sb, log)
 		}
-		cfg := dispatch.Config{Mode: mode, Workers: workers, Bind: bind, Port: port,
+		cfg := dispatch.Config{Mode: protocol.Mode(mode), Workers: workers, Bind: bind, Port: port,
 			HeartbeatInterval: hb, HeartbeatTimeout: hbT}
 		comps := map[string]func(context.Context) error{}
 		if metAddr != "" {
@@ -375,21 +376,6 @@ With --metrics-addr it serves Prometheus metrics at http://ADDR/metrics (see doc
 		return runAll(ctx, log, comps)
 	})
 	return cmd
-}
-
-// FlushZMQ terminates the process's ZeroMQ context; main calls it once, just before the
-// process exits (never in-process: it closes the context every socket of the process uses).
-// Closing a socket only queues its last messages (results, hand-backs, BYE) for the I/O
-// thread, and exiting at once drops them: a worker stopped cleanly then looked dead to its
-// dispatcher, and its finished tasks ran again. Terminating the context sends them, waiting
-// up to each socket's LINGER; bounded to 2 s in case a socket was left open.
-func FlushZMQ() {
-	done := make(chan struct{})
-	go func() { _ = zmq.Term(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(2 * time.Second):
-	}
 }
 
 // parseEndpoint checks a tcp://HOST:PORT endpoint.
@@ -448,9 +434,9 @@ SIGINT/SIGTERM it finishes or hands back its tasks and exits within 10 seconds.`
 			return err
 		}
 		defer closeSandbox(sb, log)
-		cfg := worker.Config{Mode: mode, Slots: n, Endpoint: args[2], Log: log, HeartbeatInterval: hb}
+		cfg := worker.Config{Mode: protocol.Mode(mode), Slots: n, Endpoint: args[2], HeartbeatInterval: hb}
 		err = runAll(ctx, log, map[string]func(context.Context) error{
-			"worker": func(ctx context.Context) error { return worker.Run(ctx, sb, cfg) },
+			"worker": func(ctx context.Context) error { return worker.Run(ctx, sb, cfg, log) },
 		})
 		return err
 	})
@@ -531,7 +517,7 @@ For anything that must last, run 'faas server' and 'faas dispatcher' on a real R
 		reg := metrics.NewRegistry() // the server's /metrics serves the dispatcher's too
 		scfg.Metrics = reg
 		srv := server.New(st, sb, done, *scfg, log)
-		dcfg := dispatch.Config{Mode: "local", Workers: workers, Metrics: reg}
+		dcfg := dispatch.Config{Mode: protocol.ModeLocal, Workers: workers, Metrics: reg}
 		log.Info("faas dev: serving the REST API; the embedded Redis keeps nothing on disk",
 			"url", "http://"+ln.Addr().String(), "redis", redisURL, "workers", workers)
 		return runAll(ctx, log, map[string]func(context.Context) error{

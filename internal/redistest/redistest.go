@@ -7,6 +7,7 @@ package redistest
 import (
 	"context"
 	"errors"
+	"faas/internal/testutil"
 	"fmt"
 	"net"
 	"os"
@@ -53,7 +54,7 @@ func Start(tb testing.TB, args ...string) *Server {
 	tb.Cleanup(s.Stop)
 	var lastErr error
 	for try := 0; try < 5; try++ { // the free port may be taken between probe and bind
-		port, err := freePort()
+		port, err := testutil.Port()
 		if err != nil {
 			tb.Fatalf("redistest: free port: %v", err)
 		}
@@ -66,15 +67,6 @@ func Start(tb testing.TB, args ...string) *Server {
 	}
 	tb.Fatalf("redistest: %v", lastErr)
 	return nil
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 func (s *Server) start() error {

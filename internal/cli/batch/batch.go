@@ -32,6 +32,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"faas/client"
+	"faas/task"
 )
 
 // Client is what a batch needs from the REST client (*client.Client has it).
@@ -119,18 +120,12 @@ type Summary struct {
 // Line is one output line. Result is the result bytes as a UTF-8 string when they are
 // valid UTF-8, else their standard base64; ResultEncoding says which.
 type Line struct {
-	Index          int        `json:"index"`
-	TaskID         string     `json:"task_id"`
-	Status         string     `json:"status"`
-	Result         string     `json:"result"`
-	ResultEncoding string     `json:"result_encoding"`
-	Error          *LineFault `json:"error,omitempty"`
-}
-
-// LineFault is a failed task's reason in an output line.
-type LineFault struct {
-	Kind    string `json:"kind"`
-	Message string `json:"message"`
+	Index          int           `json:"index"`
+	TaskID         string        `json:"task_id"`
+	Status         string        `json:"status"`
+	Result         string        `json:"result"`
+	ResultEncoding string        `json:"result_encoding"`
+	Error          *task.Failure `json:"error,omitempty"`
 }
 
 // NewLine builds the output line of input index from its terminal task.
@@ -138,9 +133,9 @@ func NewLine(index int, t client.Task) Line {
 	l := Line{Index: index, TaskID: t.TaskID, Status: t.Status}
 	res := t.Result
 	if t.Error != nil {
-		l.Error = &LineFault{Kind: t.Error.Kind, Message: t.Error.Message}
+		l.Error = t.Error
 		if len(res) == 0 {
-			res = []byte(t.Error.Kind + ": " + t.Error.Message)
+			res = []byte(t.Error.Error())
 		}
 	}
 	if utf8.Valid(res) {

@@ -100,7 +100,7 @@ func (f *fakeServer) ExecuteBatch(ctx context.Context, fn string, inputs [][]byt
 		t := &client.Task{TaskID: id}
 		if string(in) == "fail" {
 			t.Status = "FAILED"
-			t.Error = &client.TaskError{Kind: "exit", Message: "exit code 1"}
+			t.Error = &client.Failure{Kind: "exit", Message: "exit code 1"}
 		} else if string(in) == "bin" {
 			t.Status, t.Result = "COMPLETED", []byte{0xff, 0xfe}
 		} else {

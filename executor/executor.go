@@ -1,6 +1,9 @@
-// Package worker runs tasks: the Executor every mode shares (local pool, pull and push
-// workers), and the remote pull and push workers that speak the ZeroMQ protocol.
-package worker
+// Package executor runs one task in the sandbox: the Executor every mode shares (the
+// dispatcher's local pool, the remote pull and push workers). It fetches a module the first
+// time a task needs it, from wherever the caller's ModuleSource finds it.
+//
+// It sits below both dispatch and worker, so that local mode needs no ZeroMQ.
+package executor
 
 import (
 	"context"
@@ -25,8 +28,8 @@ type Executor struct {
 	id  string
 }
 
-// NewExecutor returns an executor that reports outcomes as run by id.
-func NewExecutor(sb *sandbox.Sandbox, src ModuleSource, id string) *Executor {
+// New returns an executor that reports outcomes as run by id.
+func New(sb *sandbox.Sandbox, src ModuleSource, id string) *Executor {
 	return &Executor{sb: sb, src: src, id: id}
 }
 
@@ -45,7 +48,7 @@ func (e *Executor) Execute(ctx context.Context, t task.Task) (task.Outcome, erro
 			if ctx.Err() != nil {
 				return out, fmt.Errorf("%w: %w", ErrStopped, ctx.Err())
 			}
-			out.Failure = &sandbox.Failure{Kind: sandbox.KindInternal, Message: lerr.Error()}
+			out.Failure = &task.Failure{Kind: task.KindInternal, Message: lerr.Error()}
 			return out, nil
 		}
 		res, err = e.sb.Run(ctx, t.ModuleHash, t.Name, t.Input, t.Limits)
@@ -54,7 +57,7 @@ func (e *Executor) Execute(ctx context.Context, t task.Task) (task.Outcome, erro
 		if ctx.Err() != nil {
 			return out, fmt.Errorf("%w: %w", ErrStopped, ctx.Err())
 		}
-		out.Failure = &sandbox.Failure{Kind: sandbox.KindInternal, Message: err.Error()}
+		out.Failure = &task.Failure{Kind: task.KindInternal, Message: err.Error()}
 		return out, nil
 	}
 	out.Stdout, out.Stderr, out.Failure, out.Duration = res.Stdout, res.Stderr, res.Failure, res.Duration

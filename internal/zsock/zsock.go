@@ -1,4 +1,13 @@
-package protocol
+// Package zsock is the ZeroMQ plumbing the dispatcher's hub and the remote workers share:
+// sending multipart frames without boxing them, errno tests, poll timeouts, a Mailbox that
+// lets any goroutine hand work to the goroutine that owns a socket, and the termination of a
+// component's context. The wire format itself is in package protocol, which is plain Go.
+//
+// Ownership: each component (a hub, a worker) creates one zmq.Context, makes every socket
+// of its own in it (its Mailbox included), closes them in its loop goroutine, and ends with
+// Terminate, which sends what the sockets still hold (results, hand-backs, BYE) before
+// the component returns. Nothing uses ZeroMQ's global context.
+package zsock
 
 import (
 	"errors"
@@ -11,29 +20,11 @@ import (
 	zmq "github.com/pebbe/zmq4"
 )
 
-// This file is the ZeroMQ plumbing dispatcher and workers share: envelopes, sending frames
-// without boxing them, and a Mailbox that lets any goroutine hand work to the goroutine
-// that owns a socket, waking its poller through an inproc socket.
-
-// SplitEnvelope splits a message received on a ROUTER into its routing envelope (every
-// frame up to and including the first empty delimiter) and its body. Workers' REQ sockets
-// add the delimiter themselves (and a request id before it, with REQ_CORRELATE); DEALER
-// workers send an empty first frame so that both look alike. ok is false when there is no
-// delimiter.
-func SplitEnvelope(frames [][]byte) (env, body [][]byte, ok bool) {
-	for i, f := range frames {
-		if len(f) == 0 {
-			return frames[:i+1], frames[i+1:], i > 0
-		}
-	}
-	return nil, nil, false
-}
-
 // Send sends env and then body as one multipart message.
 func Send(s *zmq.Socket, flags zmq.Flag, env, body [][]byte) error {
 	n := len(env) + len(body)
 	if n == 0 {
-		return errors.New("protocol: empty message")
+		return errors.New("zsock: empty message")
 	}
 	i := 0
 	for _, parts := range [2][][]byte{env, body} {
@@ -50,9 +41,6 @@ func Send(s *zmq.Socket, flags zmq.Flag, env, body [][]byte) error {
 	}
 	return nil
 }
-
-// Delimiter is the empty frame DEALER workers put before a message body.
-var Delimiter = [][]byte{{}}
 
 // IsAgain reports whether err means "would block" (a full pipe, or DONTWAIT with nothing
 // to read).
@@ -80,11 +68,12 @@ type Mailbox[T any] struct {
 	buf  [][]byte
 }
 
-// NewMailbox creates a mailbox and starts its waker goroutine. The caller (the loop's
-// goroutine) must Close it.
-func NewMailbox[T any]() (*Mailbox[T], error) {
+// NewMailbox creates a mailbox whose inproc sockets live in zctx (the owner's context, so
+// that terminating it accounts for them) and starts its waker goroutine. The caller (the
+// loop's goroutine) must Close it before terminating zctx.
+func NewMailbox[T any](zctx *zmq.Context) (*Mailbox[T], error) {
 	addr := fmt.Sprintf("inproc://faas-mailbox-%d", inprocSeq.Add(1))
-	pull, err := zmq.NewSocket(zmq.PULL)
+	pull, err := zctx.NewSocket(zmq.PULL)
 	if err != nil {
 		return nil, err
 	}
@@ -93,7 +82,7 @@ func NewMailbox[T any]() (*Mailbox[T], error) {
 		pull.Close()
 		return nil, err
 	}
-	push, err := zmq.NewSocket(zmq.PUSH)
+	push, err := zctx.NewSocket(zmq.PUSH)
 	if err != nil {
 		pull.Close()
 		return nil, err

@@ -1,30 +1,6 @@
-package sandbox
+package task
 
-import (
-	"fmt"
-)
-
-// Kind is the kind of a task's failure, as the REST contract names it.
-type Kind string
-
-const (
-	KindTimeout        Kind = "timeout"
-	KindOutOfMemory    Kind = "out_of_memory"
-	KindTrap           Kind = "trap"
-	KindExit           Kind = "exit"
-	KindOutputTooLarge Kind = "output_too_large"
-	KindWorkerLost     Kind = "worker_lost"
-	KindInternal       Kind = "internal"
-)
-
-// Failure is why a task failed. It is a result, not an error of the platform.
-type Failure struct {
-	Kind    Kind
-	Message string
-}
-
-// Error renders the failure as the contract's readable text "<kind>: <message>".
-func (f *Failure) Error() string { return string(f.Kind) + ": " + f.Message }
+import "fmt"
 
 // Limits bound one task. A zero field means "the default" (see DefaultLimits).
 type Limits struct {
