@@ -33,6 +33,7 @@ bench: deps ## run the benchmarks (sandbox, store, dispatch modes, end to end)
 	$(GO) run ./bench -mode latency -n 3000
 	$(GO) run ./bench -mode pull -n 20000 -slots 8
 	$(GO) run ./bench -mode push -n 20000 -slots 8
+	scripts/bench-asynq.sh 3 20000
 
 lint: ## go vet and gofmt
 	$(GO) vet $(PKGS)
