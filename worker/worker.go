@@ -37,8 +37,9 @@ type moduleResult struct {
 	err  error
 }
 
-// worker is one remote worker. The goroutine running its loop owns both sockets and every
-// field above mu; task goroutines and module fetches talk to it through the mailbox.
+// worker is one remote worker. The goroutine running its loop (serve, then stop) owns the
+// sockets and the connection state; task goroutines and module fetches talk to it through
+// the mailbox, and share only waiters (under mu) with it.
 type worker struct {
 	cfg Config
 	log *slog.Logger
