@@ -2,118 +2,15 @@ package worker
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"testing"
 	"time"
 
-	zmq "github.com/pebbe/zmq4"
-
-	"faas/internal/zsock"
 	"faas/protocol"
 	"faas/sandbox"
 	"faas/task"
 )
-
-func TestRunRefusesBadConfig(t *testing.T) {
-	sb, err := sandbox.New(context.Background(), sandbox.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sb.Close(context.Background())
-	cases := []struct {
-		name string
-		cfg  Config
-	}{
-		{"no mode", Config{Endpoint: "tcp://127.0.0.1:1"}},
-		{"bad mode", Config{Mode: "poll", Endpoint: "tcp://127.0.0.1:1"}},
-		{"no endpoint", Config{Mode: "pull"}},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			if err := Run(context.Background(), sb, c.cfg, nil); !errors.Is(err, ErrBadConfig) {
-				t.Fatalf("Run = %v, want ErrBadConfig", err)
-			}
-		})
-	}
-}
-
-// fakeDispatcher is a bare ROUTER the test drives by hand.
-type fakeDispatcher struct {
-	t      *testing.T
-	router *zmq.Socket
-}
-
-func newFakeDispatcher(t *testing.T) (*fakeDispatcher, string) {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	r, err := zmq.NewSocket(zmq.ROUTER)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.SetLinger(0)
-	endpoint := fmt.Sprintf("tcp://127.0.0.1:%d", port)
-	if err := r.Bind(endpoint); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { r.Close() })
-	return &fakeDispatcher{t: t, router: r}, endpoint
-}
-
-// recv returns the next message's envelope and decoded body, failing after 5s.
-func (d *fakeDispatcher) recv() ([][]byte, protocol.Message) {
-	d.t.Helper()
-	p := zmq.NewPoller()
-	p.Add(d.router, zmq.POLLIN)
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		polled, err := p.Poll(100 * time.Millisecond)
-		if err != nil || len(polled) == 0 {
-			continue
-		}
-		frames, err := d.router.RecvMessageBytes(0)
-		if err != nil {
-			d.t.Fatal(err)
-		}
-		env, body, ok := protocol.SplitEnvelope(frames)
-		if !ok {
-			d.t.Fatalf("message without envelope: %q", frames)
-		}
-		m, err := protocol.Decode(body)
-		if err != nil {
-			d.t.Fatalf("worker sent a bad message: %v", err)
-		}
-		return env, m
-	}
-	d.t.Fatal("no message from the worker within 5s")
-	return nil, nil
-}
-
-// expect skips messages until one of type typ arrives.
-func (d *fakeDispatcher) expect(typ protocol.Type) ([][]byte, protocol.Message) {
-	d.t.Helper()
-	for {
-		env, m := d.recv()
-		if m.Type() == typ {
-			return env, m
-		}
-	}
-}
-
-func (d *fakeDispatcher) sendRaw(env [][]byte, body [][]byte) {
-	d.t.Helper()
-	if err := zsock.Send(d.router, 0, env, body); err != nil {
-		d.t.Fatal(err)
-	}
-}
 
 // TestWorkerSurvivesGarbage: malformed and wrong-version messages from the dispatcher are
 // dropped; the worker then registers and asks for work as usual.

@@ -1,0 +1,91 @@
+// Package worker is the remote worker: it connects to a dispatcher (docs/PROTOCOL.md), runs
+// the tasks it is sent (push) or asks for (pull), and hands back what it cannot finish.
+package worker
+
+// This file: the configuration, its defaults and validation, and Run.
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"faas/executor"
+	"faas/protocol"
+	"faas/sandbox"
+	"faas/task"
+)
+
+// Config configures a remote worker. Every zero value means the documented default.
+type Config struct {
+	// Mode is protocol.ModePull (ask the dispatcher for work when a slot is free) or ModePush (register a
+	// capacity; the dispatcher sends work). Required.
+	Mode protocol.Mode
+	// Slots is how many tasks run at once; default 1.
+	Slots int
+	// Endpoint is the dispatcher's address, tcp://HOST:PORT. Required.
+	Endpoint string
+	// ID names the worker in task records; default "<hostname>-<pid>-<random>".
+	ID string
+	// HeartbeatInterval is how often the worker heartbeats before the dispatcher's ACK
+	// (which then sets both interval and timeout); default 1s.
+	HeartbeatInterval time.Duration
+}
+
+// ErrBadConfig is returned for a configuration that cannot run.
+var ErrBadConfig = errors.New("bad worker configuration")
+
+// Run connects to a dispatcher and runs tasks until ctx ends. Then it stops asking for work,
+// lets running tasks finish for up to 7s, hands back those it interrupted, says BYE and
+// returns (within about 8s). A dispatcher that goes away (restart, crash) is waited for:
+// the worker registers again when it returns.
+func Run(ctx context.Context, sb *sandbox.Sandbox, cfg Config, log *slog.Logger) error {
+	cfg, err := cfg.withDefaults(sb)
+	if err != nil {
+		return err
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	w := &worker{
+		cfg:     cfg,
+		log:     log.With("worker", cfg.ID, "mode", cfg.Mode),
+		running: make(map[string]task.Ref, cfg.Slots),
+		waiters: make(map[string][]chan moduleResult),
+		asked:   make(map[string]time.Time),
+		hbEvery: cfg.HeartbeatInterval,
+		hbDead:  3*cfg.HeartbeatInterval + time.Second,
+	}
+	w.ex = executor.New(sb, w, cfg.ID)
+	return w.run(ctx)
+}
+
+// withDefaults refuses a configuration that cannot run and fills in the defaults.
+func (cfg Config) withDefaults(sb *sandbox.Sandbox) (Config, error) {
+	if !cfg.Mode.Remote() {
+		return cfg, fmt.Errorf("%w: mode %q is not pull or push", ErrBadConfig, cfg.Mode)
+	}
+	if cfg.Endpoint == "" {
+		return cfg, fmt.Errorf("%w: no dispatcher endpoint", ErrBadConfig)
+	}
+	if sb == nil {
+		return cfg, fmt.Errorf("%w: no sandbox", ErrBadConfig)
+	}
+	if cfg.Slots <= 0 {
+		cfg.Slots = 1
+	}
+	if cfg.ID == "" {
+		host, _ := os.Hostname()
+		var b [4]byte
+		rand.Read(b[:])
+		cfg.ID = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b[:]))
+	}
+	if cfg.HeartbeatInterval <= 0 {
+		cfg.HeartbeatInterval = time.Second
+	}
+	return cfg, nil
+}

@@ -1,0 +1,191 @@
+package worker
+
+// This file: what the worker does with the dispatcher's messages and with the events of its
+// own task goroutines.
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	zmq "github.com/pebbe/zmq4"
+
+	"faas/internal/zsock"
+	"faas/protocol"
+	"faas/task"
+)
+
+// receiveAll reads and handles every message waiting on s (the control socket if ctrl, else
+// the REQ socket).
+func (w *worker) receiveAll(runCtx context.Context, s *zmq.Socket, ctrl bool) {
+	for i := 0; i < 1024; i++ {
+		frames, err := s.RecvMessageBytes(zmq.DONTWAIT)
+		if err != nil {
+			if !zsock.IsAgain(err) {
+				w.log.Error("receive failed", "err", err)
+			}
+			return
+		}
+		if ctrl {
+			if len(frames) == 0 || len(frames[0]) != 0 {
+				w.log.Warn("dropping a message without its delimiter", "frames", len(frames))
+				continue
+			}
+			frames = frames[1:]
+		}
+		m, err := protocol.Decode(frames)
+		if err != nil {
+			w.log.Warn("dropping a malformed message", "err", err)
+			if !ctrl {
+				w.asking = false
+			}
+			continue
+		}
+		w.lastHeard = time.Now()
+		w.handle(runCtx, m, ctrl)
+		if !ctrl {
+			return // a REQ socket holds one reply at a time
+		}
+	}
+}
+
+func (w *worker) handle(runCtx context.Context, m protocol.Message, ctrl bool) {
+	if !ctrl {
+		w.asking = false
+	}
+	switch m := m.(type) {
+	case protocol.Ack:
+		w.acked(m)
+	case protocol.NewTask:
+		w.start(runCtx, m.Tasks)
+	case protocol.NoTask:
+		w.askAfter = time.Now().Add(w.hbEvery)
+	case protocol.Heartbeat:
+	case protocol.Module:
+		w.moduleArrived(m)
+	case protocol.Bye:
+		if w.stopping {
+			// The answer to our BYE: nothing more is on its way. Stay registered, so
+			// heartbeats go on while running tasks finish.
+			w.byeAcked = true
+			return
+		}
+		w.log.Info("dispatcher is stopping; will register again when it returns")
+		w.registered = false
+	case protocol.Error:
+		switch m.Code {
+		case protocol.CodeUnknownWorker:
+			w.log.Info("dispatcher does not know this worker; registering again")
+			w.registered = false
+			w.register()
+		default:
+			w.log.Error("dispatcher refused a message", "code", m.Code, "text", m.Text)
+			w.askAfter = time.Now().Add(w.hbEvery)
+		}
+	default:
+		w.log.Warn("dropping an unexpected message", "type", m.Type())
+	}
+}
+
+// acked takes the dispatcher's ACK of our registration.
+func (w *worker) acked(m protocol.Ack) {
+	// A second ACK of the same session (we registered twice before the first came back)
+	// changes nothing: in particular a held request stays held.
+	fresh := !w.registered || m.Session != w.session
+	w.registered, w.session = true, m.Session
+	if m.HeartbeatInterval > 0 {
+		w.hbEvery = m.HeartbeatInterval
+	}
+	if m.HeartbeatTimeout > 0 {
+		w.hbDead = m.HeartbeatTimeout
+	}
+	if !fresh {
+		return
+	}
+	w.log.Info("registered", "session", m.Session)
+	w.askAfter = time.Time{}
+	// A request held by a dispatcher that went away gets no answer; ask again
+	// (REQ_RELAXED allows it; REQ_CORRELATE drops a stale reply to the old one).
+	w.asking = false
+	for hash := range w.asked {
+		w.askModule(hash)
+	}
+}
+
+// moduleArrived hands a module (or the dispatcher's reason for not having it) to every
+// executor waiting for it.
+func (w *worker) moduleArrived(m protocol.Module) {
+	delete(w.asked, m.Hash)
+	w.mu.Lock()
+	waiters := w.waiters[m.Hash]
+	delete(w.waiters, m.Hash)
+	w.mu.Unlock()
+	r := moduleResult{wasm: m.Wasm}
+	if m.Err != "" {
+		r = moduleResult{err: fmt.Errorf("dispatcher: %s", m.Err)}
+	}
+	for _, ch := range waiters {
+		ch <- r
+	}
+}
+
+// start runs tasks in their own goroutines; tasks beyond the free slots, or sent while
+// stopping, are handed back.
+func (w *worker) start(runCtx context.Context, ts []task.Task) {
+	var back []task.Ref
+	for _, t := range ts {
+		if _, dup := w.running[t.ID]; dup || w.stopping || len(w.running) >= w.cfg.Slots {
+			// dup: a new attempt of a task whose previous attempt still runs here (the
+			// dispatcher gave up on it); the old attempt's result will be fenced off.
+			back = append(back, t.Ref())
+			continue
+		}
+		w.running[t.ID] = t.Ref()
+		w.tasks.Add(1)
+		go func(t task.Task) {
+			defer w.tasks.Done()
+			out, err := w.ex.Execute(runCtx, t)
+			if err != nil {
+				w.box.Put(event{kind: evStopped, ref: t.Ref()})
+				return
+			}
+			w.box.Put(event{kind: evOutcome, outcome: out})
+		}(t)
+	}
+	if len(back) > 0 {
+		w.log.Warn("handing back tasks beyond capacity", "tasks", len(back))
+		w.send(protocol.Release{Worker: w.cfg.ID, Refs: back})
+	}
+}
+
+// handleEvents sends the outcomes and hand-backs of one batch of events; it reports whether
+// a stop was asked.
+func (w *worker) handleEvents(events []event) (stop bool) {
+	var outs []task.Outcome
+	var back []task.Ref
+	for _, e := range events {
+		switch e.kind {
+		case evOutcome:
+			if w.running[e.outcome.ID] == e.outcome.Ref {
+				delete(w.running, e.outcome.ID)
+			}
+			outs = append(outs, e.outcome)
+		case evStopped:
+			if w.running[e.ref.ID] == e.ref {
+				delete(w.running, e.ref.ID)
+			}
+			back = append(back, e.ref)
+		case evModule:
+			w.askModule(e.hash)
+		case evStop:
+			stop = true
+		}
+	}
+	if len(outs) > 0 {
+		w.send(protocol.ResultReady{Worker: w.cfg.ID, Outcomes: outs})
+	}
+	if len(back) > 0 {
+		w.send(protocol.Release{Worker: w.cfg.ID, Refs: back})
+	}
+	return stop
+}
