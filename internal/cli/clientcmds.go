@@ -42,7 +42,7 @@ Limit flags left out take the server's defaults.`,
 	fs.Int64Var(&lim.StdoutBytes, "stdout-bytes", 0, "largest result kept, in bytes (server default 4 MiB)")
 	fs.Int64Var(&lim.StdinBytes, "stdin-bytes", 0, "largest input accepted, in bytes (server default 4 MiB)")
 	fs.BoolVar(&asJSON, "json", false, "print the server's JSON answer")
-	cmd.RunE = wrap(func(cmd *cobra.Command, args []string) error {
+	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
 		name, file := args[0], args[1]
 		for _, f := range []struct {
 			flag string
@@ -175,7 +175,7 @@ while waiting, the task keeps running, its id and status go to stderr and the ex
 	fs.BoolVar(&wait, "wait", false, "wait for the task to end and print its result")
 	fs.DurationVar(&timeout, "timeout", 0, "give up after this long, e.g. 30s (default: no limit)")
 	fs.BoolVar(&asJSON, "json", false, "print the server's JSON answer")
-	cmd.RunE = wrap(func(cmd *cobra.Command, args []string) error {
+	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
 		if timeout < 0 {
 			return usagef("--timeout must not be negative, got %v", timeout)
 		}
@@ -295,7 +295,7 @@ It exits 0 whatever the status (a FAILED status is an answer, not an error); use
 	}
 	server := e.serverFlag(cmd.Flags())
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the server's JSON answer")
-	cmd.RunE = wrap(func(cmd *cobra.Command, args []string) error {
+	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
 		t, err := client.New(server()).Status(cmd.Context(), args[0])
 		if err != nil {
 			return notFoundTask(err, args[0])
@@ -338,7 +338,7 @@ waits up to that long for it to finish first.`,
 	server := e.serverFlag(cmd.Flags())
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the server's JSON answer")
 	cmd.Flags().DurationVar(&wait, "wait", 0, "wait up to this long for the task to finish, e.g. 10s")
-	cmd.RunE = wrap(func(cmd *cobra.Command, args []string) error {
+	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
 		if wait < 0 {
 			return usagef("--wait must not be negative, got %v", wait)
 		}
@@ -372,7 +372,7 @@ func (e *env) functionsCmd() *cobra.Command {
 	}
 	server := e.serverFlag(cmd.Flags())
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the list as JSON")
-	cmd.RunE = wrap(func(cmd *cobra.Command, args []string) error {
+	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
 		fns, err := client.New(server()).Functions(cmd.Context())
 		if err != nil {
 			return err
