@@ -49,12 +49,18 @@ type Config struct {
 	Metrics prometheus.Registerer
 }
 
+// Defaults of Config.
+const (
+	DefaultBind              = "127.0.0.1"
+	DefaultHeartbeatInterval = time.Second
+)
+
 func (c Config) withDefaults() Config {
 	if c.Workers <= 0 {
 		c.Workers = 1
 	}
 	if c.Bind == "" {
-		c.Bind = "127.0.0.1"
+		c.Bind = DefaultBind
 	}
 	if c.Owner == "" {
 		host, _ := os.Hostname()
@@ -67,7 +73,7 @@ func (c Config) withDefaults() Config {
 		c.Poll = 500 * time.Millisecond
 	}
 	if c.HeartbeatInterval <= 0 {
-		c.HeartbeatInterval = time.Second
+		c.HeartbeatInterval = DefaultHeartbeatInterval
 	}
 	if c.HeartbeatTimeout <= 0 {
 		c.HeartbeatTimeout = 3*c.HeartbeatInterval + time.Second
@@ -81,10 +87,40 @@ func (c Config) withDefaults() Config {
 // ErrBadConfig is returned for a configuration that cannot run.
 var ErrBadConfig = errors.New("bad dispatcher configuration")
 
+// ConfigError names the field of a Config that cannot run, so that a caller can point at
+// its own name for it (the command line at a flag). It matches ErrBadConfig.
+type ConfigError struct {
+	Field  string // the Config field, like "Port"
+	Value  any    // its value
+	Reason string // what a valid value is
+}
+
+func (e *ConfigError) Error() string {
+	return fmt.Sprintf("%v: %s %#v: %s", ErrBadConfig, e.Field, e.Value, e.Reason)
+}
+
+// Is makes errors.Is(err, ErrBadConfig) hold.
+func (e *ConfigError) Is(target error) bool { return target == ErrBadConfig }
+
+// Validate reports a Config that cannot run as a *ConfigError; zero values are defaults
+// and valid, except the port of a remote mode, which has none. Run calls it.
+func (c Config) Validate() error {
+	if _, err := protocol.ParseMode(string(c.Mode)); err != nil {
+		return &ConfigError{Field: "Mode", Value: c.Mode, Reason: "want local, pull or push"}
+	}
+	if c.Mode.Remote() && (c.Port < 1 || c.Port > 65535) {
+		return &ConfigError{Field: "Port", Value: c.Port, Reason: "want a TCP port, 1 to 65535"}
+	}
+	return nil
+}
+
 // Run runs a dispatcher until ctx ends, then stops taking work, lets running tasks finish
 // (or hands them back after DrainTimeout), writes every outcome it holds and returns.
 // sb is used by local mode only (nil is fine for pull and push).
 func Run(ctx context.Context, st *store.Store, sb *sandbox.Sandbox, cfg Config, log *slog.Logger) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
 	cfg = cfg.withDefaults()
 	if log == nil {
 		log = slog.Default()
@@ -98,17 +134,9 @@ func Run(ctx context.Context, st *store.Store, sb *sandbox.Sandbox, cfg Config, 
 		}
 		mode = func(ctx context.Context, c *core) error { return runLocal(ctx, c, sb, cfg, log) }
 	case protocol.ModePull:
-		if cfg.Port <= 0 || cfg.Port > 65535 {
-			return fmt.Errorf("%w: pull mode needs a port in 1..65535, got %d", ErrBadConfig, cfg.Port)
-		}
 		mode = func(ctx context.Context, c *core) error { return runPull(ctx, c, cfg, log) }
 	case protocol.ModePush:
-		if cfg.Port <= 0 || cfg.Port > 65535 {
-			return fmt.Errorf("%w: push mode needs a port in 1..65535, got %d", ErrBadConfig, cfg.Port)
-		}
 		mode = func(ctx context.Context, c *core) error { return runPush(ctx, c, cfg, log) }
-	default:
-		return fmt.Errorf("%w: mode %q is not local, pull or push", ErrBadConfig, cfg.Mode)
 	}
 
 	m, err := newDispatchMetrics(cfg.Metrics)

@@ -49,6 +49,14 @@ type Config struct {
 	Metrics *prometheus.Registry
 }
 
+// Defaults of Config.
+const (
+	DefaultMaxModuleBytes = 32 << 20
+	DefaultMaxWait        = 30 * time.Second
+	DefaultMaxBatch       = 10_000
+	DefaultMaxBatchBytes  = 64 << 20
+)
+
 func (c Config) withDefaults() Config {
 	m := task.MaxLimits()
 	if c.MaxLimits.TimeoutMs <= 0 {
@@ -64,16 +72,16 @@ func (c Config) withDefaults() Config {
 		c.MaxLimits.StdinBytes = m.StdinBytes
 	}
 	if c.MaxModuleBytes <= 0 {
-		c.MaxModuleBytes = 32 << 20
+		c.MaxModuleBytes = DefaultMaxModuleBytes
 	}
 	if c.MaxWait <= 0 {
-		c.MaxWait = 30 * time.Second
+		c.MaxWait = DefaultMaxWait
 	}
 	if c.MaxBatch <= 0 {
-		c.MaxBatch = 10_000
+		c.MaxBatch = DefaultMaxBatch
 	}
 	if c.MaxBatchBytes <= 0 {
-		c.MaxBatchBytes = 64 << 20
+		c.MaxBatchBytes = DefaultMaxBatchBytes
 	}
 	if c.Metrics == nil {
 		c.Metrics = prometheus.NewRegistry()

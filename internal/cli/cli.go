@@ -58,8 +58,9 @@ func usagef(format string, args ...any) error {
 // silent is an exit code whose message was already printed.
 func silent(code int) error { return &exitError{code: code} }
 
-// classify turns an error returned by a command into an exit code and a message.
-func classify(err error) (int, string) {
+// exitCode turns an error returned by a command into the process exit code and the message
+// for stderr.
+func exitCode(err error) (int, string) {
 	var ee *exitError
 	if errors.As(err, &ee) {
 		if ee.err == nil {
@@ -104,7 +105,7 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return ExitOK
 	}
 	var ee *exitError
-	code, msg := classify(err)
+	code, msg := exitCode(err)
 	if !errors.As(err, &ee) && !ranCommand(cmd) {
 		// Errors cobra raises before a command runs (unknown command or flag, wrong number
 		// of arguments) are usage errors.
@@ -120,7 +121,7 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	return code
 }
 
-// ranCommand reports whether cmd's RunE was entered (set by wrap).
+// ranCommand reports whether cmd's RunE was entered (set by runE).
 func ranCommand(cmd *cobra.Command) bool {
 	return cmd != nil && cmd.Annotations != nil && cmd.Annotations["ran"] == "yes"
 }
@@ -133,9 +134,9 @@ func oneLine(s string) string {
 	return s
 }
 
-// wrap marks a command as having run, so that its errors are classified by type rather than
-// taken for cobra's usage errors.
-func wrap(run func(cmd *cobra.Command, args []string) error) func(*cobra.Command, []string) error {
+// runE adapts a command's body to cobra's RunE, marking the command as having run, so that
+// its errors get their exit code by type rather than being taken for cobra's usage errors.
+func runE(run func(cmd *cobra.Command, args []string) error) func(*cobra.Command, []string) error {
 	return func(cmd *cobra.Command, args []string) error {
 		if cmd.Annotations == nil {
 			cmd.Annotations = map[string]string{}
@@ -222,6 +223,6 @@ func (e *env) redisFlag(fs *pflag.FlagSet) func() string {
 		if v := e.getenv("FAAS_REDIS_URL"); v != "" {
 			return v
 		}
-		return "redis://127.0.0.1:6379/0"
+		return defaultRedisURL
 	}
 }

@@ -42,6 +42,7 @@ func TestUsageErrors(t *testing.T) {
 		{"dispatcher zero workers", []string{"dispatcher", "-m", "local", "-w", "0"}, "-w must be at least 1"},
 		{"dispatcher pull without port", []string{"dispatcher", "-m", "pull"}, "needs -p PORT"},
 		{"dispatcher push bad port", []string{"dispatcher", "-m", "push", "-p", "70000"}, "-p 70000"},
+		{"dispatcher pull port zero", []string{"dispatcher", "-m", "pull", "-p", "0"}, "-p 0: want a TCP port, 1 to 65535"},
 		{"dispatcher bad metrics addr", []string{"dispatcher", "-m", "local", "--metrics-addr", "9100"}, "--metrics-addr"},
 		{"dispatcher bad log level", []string{"dispatcher", "-m", "local", "--log-level", "loud"}, "--log-level"},
 		{"worker bad mode", []string{"worker", "shove", "2", "tcp://127.0.0.1:5555"}, `mode "shove"`},

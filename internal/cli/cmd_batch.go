@@ -64,7 +64,7 @@ Exit 1 when any task FAILED.`,
 	fs.IntVar(&concurrency, "concurrency", 4, "submission requests in flight at once")
 	fs.IntVar(&chunk, "chunk", 500, "inputs per submission request (1 to 10000)")
 	fs.IntVar(&window, "window", 4096, "most inputs held between reading and printing (bounds memory)")
-	cmd.RunE = wrap(func(cmd *cobra.Command, args []string) error {
+	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
 		switch {
 		case concurrency < 1:
 			return usagef("--concurrency must be at least 1, got %d", concurrency)

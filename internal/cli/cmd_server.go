@@ -1,0 +1,100 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"net"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"faas/internal/metrics"
+	"faas/server"
+	"faas/store"
+	"faas/task"
+)
+
+// serverConfigFlags binds the server's limits to flags, defaulting to the server's own.
+func serverConfigFlags(fs *pflag.FlagSet) *server.Config {
+	c := &server.Config{}
+	m := task.MaxLimits()
+	fs.DurationVar(&c.MaxWait, "max-wait", server.DefaultMaxWait, "longest ?wait= a client may ask for")
+	fs.Int64Var(&c.MaxModuleBytes, "max-module-bytes", server.DefaultMaxModuleBytes, "largest module accepted")
+	fs.IntVar(&c.MaxBatch, "max-batch", server.DefaultMaxBatch, "most inputs (or task ids to wait on) per request")
+	fs.Int64Var(&c.MaxBatchBytes, "max-batch-bytes", server.DefaultMaxBatchBytes, "most input bytes per /execute_batch")
+	fs.Int64Var(&c.MaxLimits.TimeoutMs, "max-timeout-ms", m.TimeoutMs, "largest timeout_ms a function may ask for")
+	fs.Int64Var(&c.MaxLimits.MemoryMB, "max-memory-mb", m.MemoryMB, "largest memory_mb a function may ask for")
+	fs.Int64Var(&c.MaxLimits.StdoutBytes, "max-stdout-bytes", m.StdoutBytes, "largest stdout_bytes a function may ask for")
+	fs.Int64Var(&c.MaxLimits.StdinBytes, "max-stdin-bytes", m.StdinBytes, "largest stdin_bytes a function may ask for")
+	return c
+}
+
+// checkServerConfig rejects limits of zero or less: in server.Config they would mean "the
+// default", which is not what a user typing 0 asked for.
+func checkServerConfig(c *server.Config) error {
+	for _, f := range []struct {
+		flag string
+		v    int64
+	}{
+		{"max-module-bytes", c.MaxModuleBytes}, {"max-batch", int64(c.MaxBatch)}, {"max-batch-bytes", c.MaxBatchBytes},
+		{"max-timeout-ms", c.MaxLimits.TimeoutMs}, {"max-memory-mb", c.MaxLimits.MemoryMB},
+		{"max-stdout-bytes", c.MaxLimits.StdoutBytes}, {"max-stdin-bytes", c.MaxLimits.StdinBytes},
+	} {
+		if f.v <= 0 {
+			return usagef("--%s must be positive, got %d", f.flag, f.v)
+		}
+	}
+	if c.MaxWait <= 0 {
+		return usagef("--max-wait must be positive, got %v", c.MaxWait)
+	}
+	return nil
+}
+
+func (e *env) serverCmd() *cobra.Command {
+	var addr string
+	cmd := &cobra.Command{
+		Use:   "server [--addr 127.0.0.1:8000] [--redis URL]",
+		Short: "Serve the REST API",
+		Long: `Server serves the REST API on --addr, keeping functions and tasks in Redis. Tasks run
+when a dispatcher ('faas dispatcher') shares the same Redis. Stops cleanly on SIGINT/SIGTERM.`,
+		Example: `  faas server
+  faas server --addr 0.0.0.0:8000 --redis redis://redis.internal:6379/0 --log-format json
+  FAAS_REDIS_URL=redis://127.0.0.1:6380/0 faas server --max-wait 60s`,
+		Args: exactArgs(),
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&addr, "addr", defaultAddr, "address to listen on")
+	redisURL := e.redisFlag(fs)
+	scfg := serverConfigFlags(fs)
+	dopts := addDaemonFlags(fs)
+	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
+		return dopts.run(cmd.Context(), e, func(d *startup) (components, error) {
+			if err := checkServerConfig(scfg); err != nil {
+				return nil, err
+			}
+			if err := checkAddr("addr", addr); err != nil {
+				return nil, err
+			}
+			st, err := d.openStore(redisURL(), store.Config{})
+			if err != nil {
+				return nil, err
+			}
+			sb, err := d.sandbox()
+			if err != nil {
+				return nil, err
+			}
+			ln, err := net.Listen("tcp", addr)
+			if err != nil {
+				return nil, fmt.Errorf("listening on %s: %w", addr, err)
+			}
+			done := st.NewDone()
+			scfg.Metrics = metrics.NewRegistry()
+			srv := server.New(st, sb, done, *scfg, d.log)
+			return components{
+				"server": func(ctx context.Context) error { return srv.Serve(ctx, ln) },
+				"done":   done.Run,
+			}, nil
+		})
+	})
+	return cmd
+}

@@ -1,0 +1,77 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"faas/dispatch"
+	"faas/protocol"
+	"faas/worker"
+)
+
+// parseEndpoint checks a tcp://HOST:PORT endpoint.
+func parseEndpoint(s string) error {
+	rest, ok := strings.CutPrefix(s, "tcp://")
+	if !ok {
+		return fmt.Errorf("endpoint %q: want tcp://HOST:PORT", s)
+	}
+	host, port, err := net.SplitHostPort(rest)
+	if err != nil || host == "" {
+		return fmt.Errorf("endpoint %q: want tcp://HOST:PORT", s)
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
+		return fmt.Errorf("endpoint %q: port %q is not a TCP port", s, port)
+	}
+	return nil
+}
+
+func (e *env) workerCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "worker pull|push N tcp://HOST:PORT",
+		Short: "Run tasks for a pull or push dispatcher",
+		Long: `Worker connects to a dispatcher started with the same mode ('faas dispatcher -m pull' or
+'-m push') at tcp://HOST:PORT and runs up to N tasks at once, each in a fresh sandbox. On
+SIGINT/SIGTERM it finishes or hands back its tasks and exits within 10 seconds.`,
+		Example: `  faas worker pull 4 tcp://127.0.0.1:5555
+  faas worker push 2 tcp://dispatcher.internal:5556 --log-format json`,
+		Args:      exactArgs("pull|push", "N", "tcp://HOST:PORT"),
+		ValidArgs: protocol.RemoteModes,
+	}
+	var hb time.Duration
+	// Until the dispatcher's ACK sets the interval, the worker assumes the dispatcher's default.
+	cmd.Flags().DurationVar(&hb, "heartbeat", dispatch.DefaultHeartbeatInterval, "heartbeat interval until the dispatcher's ACK sets its own")
+	dopts := addDaemonFlags(cmd.Flags())
+	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
+		return dopts.run(cmd.Context(), e, func(d *startup) (components, error) {
+			if hb <= 0 {
+				return nil, usagef("--heartbeat must be positive, got %v", hb)
+			}
+			mode, err := protocol.ParseRemoteMode(args[0])
+			if err != nil {
+				return nil, usagef("mode %q: want pull or push", args[0])
+			}
+			n, err := strconv.Atoi(args[1])
+			if err != nil || n < 1 {
+				return nil, usagef("N %q: want the number of tasks to run at once, at least 1", args[1])
+			}
+			if err := parseEndpoint(args[2]); err != nil {
+				return nil, usagef("%v", err)
+			}
+			sb, err := d.sandbox()
+			if err != nil {
+				return nil, err
+			}
+			cfg := worker.Config{Mode: mode, Slots: n, Endpoint: args[2], HeartbeatInterval: hb}
+			return components{
+				"worker": func(ctx context.Context) error { return worker.Run(ctx, sb, cfg, d.log) },
+			}, nil
+		})
+	})
+	return cmd
+}

@@ -1,0 +1,201 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/pflag"
+	"golang.org/x/sync/errgroup"
+
+	"faas/sandbox"
+	"faas/store"
+)
+
+// stopWithin bounds a clean stop after SIGINT/SIGTERM (the contract's 10 seconds).
+const stopWithin = 10 * time.Second
+
+// The defaults of the long-running commands' flags that no package defines.
+const (
+	defaultAddr     = "127.0.0.1:8000"
+	defaultRedisURL = "redis://127.0.0.1:6379/0"
+)
+
+// daemonOpts are the flags every long-running command shares.
+type daemonOpts struct {
+	logLevel, logFormat string
+	cacheDir            string
+}
+
+func defaultCacheDir() string {
+	d, err := os.UserCacheDir()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(d, "faas")
+}
+
+func addDaemonFlags(fs *pflag.FlagSet) *daemonOpts {
+	o := &daemonOpts{}
+	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&o.logFormat, "log-format", "text", "log format on stderr: text or json")
+	fs.StringVar(&o.cacheDir, "cache-dir", defaultCacheDir(), `wazero compilation cache directory ("" keeps compiled code in memory only)`)
+	return o
+}
+
+func (o *daemonOpts) logger(e *env) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(o.logLevel)); err != nil {
+		return nil, usagef("--log-level %q: want debug, info, warn or error", o.logLevel)
+	}
+	hopts := &slog.HandlerOptions{Level: lvl}
+	switch o.logFormat {
+	case "text":
+		return slog.New(slog.NewTextHandler(e.stderr, hopts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(e.stderr, hopts)), nil
+	}
+	return nil, usagef("--log-format %q: want text or json", o.logFormat)
+}
+
+// components are what a daemon runs side by side, by name (the name is in its errors).
+type components map[string]func(context.Context) error
+
+// startup is a long-running command being set up: its logger, and what it opened, to be
+// closed in reverse order once its components have stopped.
+type startup struct {
+	ctx     context.Context
+	log     *slog.Logger
+	opts    *daemonOpts
+	closers []func()
+}
+
+// run is the start-up every long-running command shares: it makes the logger (a bad
+// --log-level is the first usage error), lets setup check the flags and open what the
+// command needs, runs the components it returns until ctx ends (SIGINT/SIGTERM), then
+// closes what setup opened.
+func (o *daemonOpts) run(ctx context.Context, e *env, setup func(d *startup) (components, error)) error {
+	log, err := o.logger(e)
+	if err != nil {
+		return err
+	}
+	d := &startup{ctx: ctx, log: log, opts: o}
+	defer d.close()
+	comps, err := setup(d)
+	if err != nil {
+		return err
+	}
+	return runAll(ctx, log, comps)
+}
+
+// onClose registers f to run when the daemon has stopped, before what was opened earlier.
+func (d *startup) onClose(f func()) { d.closers = append(d.closers, f) }
+
+func (d *startup) close() {
+	for i := len(d.closers) - 1; i >= 0; i-- {
+		d.closers[i]()
+	}
+}
+
+// sandbox starts the Wasm sandbox, with the --cache-dir compilation cache.
+func (d *startup) sandbox() (*sandbox.Sandbox, error) {
+	dir := d.opts.cacheDir
+	if dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("--cache-dir: %w", err)
+		}
+	}
+	sb, err := sandbox.New(d.ctx, sandbox.Config{CacheDir: dir})
+	if err != nil {
+		return nil, fmt.Errorf("starting the sandbox: %w", err)
+	}
+	d.onClose(func() {
+		// The daemon's context has ended by now: closing gets its own bound.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		start := time.Now()
+		if err := sb.Close(ctx); err != nil {
+			d.log.Warn("closing the sandbox", "err", err)
+		}
+		d.log.Debug("sandbox closed", "took", time.Since(start))
+	})
+	return sb, nil
+}
+
+// openStore connects to Redis. An unreachable Redis is only a warning: the server answers
+// 503 and the dispatcher retries until it comes back.
+func (d *startup) openStore(redisURL string, cfg store.Config) (*store.Store, error) {
+	rdb, err := store.Open(redisURL)
+	if err != nil {
+		return nil, usagef("--redis %q: %v", redisURL, err)
+	}
+	d.onClose(func() {
+		start := time.Now()
+		_ = rdb.Close()
+		d.log.Debug("Redis connections closed", "took", time.Since(start))
+	})
+	st := store.New(rdb, cfg)
+	pctx, cancel := context.WithTimeout(d.ctx, 2*time.Second)
+	defer cancel()
+	if err := st.Ping(pctx); err != nil {
+		d.log.Warn("Redis is not reachable yet; carrying on and retrying", "redis", redactURL(redisURL), "err", err)
+	}
+	return st, nil
+}
+
+// redactURL hides a password in a Redis URL for logs.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		return s
+	}
+	return u.Redacted()
+}
+
+// checkAddr checks a HOST:PORT flag before anything is opened, so that a typo is a usage
+// error rather than a failure to listen.
+func checkAddr(flag, addr string) error {
+	if _, port, err := net.SplitHostPort(addr); err != nil || port == "" {
+		return usagef("--%s %q: want HOST:PORT, like 127.0.0.1:8000", flag, addr)
+	}
+	return nil
+}
+
+// runAll runs components until ctx ends (or one fails, which stops the others). After ctx
+// ends, components get stopWithin to return; past that runAll gives up on them.
+func runAll(ctx context.Context, log *slog.Logger, comps components) error {
+	g, gctx := errgroup.WithContext(ctx)
+	for name, run := range comps {
+		g.Go(func() error {
+			err := run(gctx)
+			if err != nil && !errors.Is(err, context.Canceled) {
+				log.Error("component stopped", "component", name, "err", err)
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			return nil
+		})
+	}
+	done := make(chan error, 1)
+	go func() { done <- g.Wait() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("stopping", "within", stopWithin)
+	select {
+	case err := <-done:
+		if err == nil {
+			log.Info("stopped cleanly")
+		}
+		return err
+	case <-time.After(stopWithin):
+		return fmt.Errorf("did not stop within %v", stopWithin)
+	}
+}
