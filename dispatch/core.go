@@ -214,7 +214,7 @@ func (c *core) renew(ctx context.Context) {
 	if len(refs) == 0 {
 		return
 	}
-	if err := c.st.Renew(ctx, refs); err != nil && ctx.Err() == nil {
+	if _, err := c.st.Renew(ctx, refs); err != nil && ctx.Err() == nil {
 		c.log.Warn("renewing leases failed", "tasks", len(refs), "err", err)
 	}
 }
@@ -325,7 +325,7 @@ func (c *core) apply(ctx context.Context, outcomes []task.Outcome, lost, release
 		outcomes = nil
 	}
 	if len(lost) > 0 {
-		_, failed, err := c.st.RequeueCount(ctx, lost, "worker lost")
+		_, failed, err := c.st.Requeue(ctx, lost, "worker lost")
 		if err != nil {
 			return err
 		}

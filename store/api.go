@@ -1,10 +1,13 @@
 // Package store is the Redis data model of faas: modules stored once by sha256, functions,
 // task records, the durable queue, leases on running tasks, and the two pub/sub channels
 // ("tasks" wakes dispatchers; "faas:done" wakes waiters). Every key is built in keys.go;
-// every Lua script is in scripts.go, commented with its KEYS and ARGV.
+// every Lua script sits beside the method that runs it, commented with its KEYS and ARGV,
+// which a small args type builds in one place (see lua.go).
 //
-// This file holds the package's types and errors; store.go its methods, keys.go every key,
-// scripts.go every Lua script, done.go the shared subscribers.
+// This file holds the package's types and errors; store.go the Store itself, functions.go
+// modules and functions, tasks.go submitting and reading tasks, claim.go claiming and
+// completing them, leases.go lease renewal and recovery, lua.go what the scripts share,
+// keys.go every key, done.go the shared subscribers, open.go the Redis client.
 package store
 
 import (

@@ -79,7 +79,7 @@ func TestEveryTaskOneTerminalState(t *testing.T) {
 				}
 				k, err := st.Complete(work, complete)
 				applied.Add(int64(k))
-				_, failed, err2 := st.RequeueCount(work, requeue, "chaos")
+				_, failed, err2 := st.Requeue(work, requeue, "chaos")
 				terminalByLoss.Add(int64(failed))
 				err3 := st.Release(work, release)
 				if e := firstErr(err, err2, err3); e != nil && work.Err() == nil {

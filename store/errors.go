@@ -11,10 +11,10 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// wrap names the operation and, when err means Redis could not be reached or cannot serve
+// redisErr names the operation and, when err means Redis could not be reached or cannot serve
 // now, wraps ErrUnavailable too (errors.Is(err, ErrUnavailable) then holds, and so does
 // errors.Is on the original cause).
-func wrap(op string, err error) error {
+func redisErr(op string, err error) error {
 	if err == nil {
 		return nil
 	}
@@ -24,10 +24,8 @@ func wrap(op string, err error) error {
 	return fmt.Errorf("store: %s: %w", op, err)
 }
 
-// IsUnavailable reports whether err means Redis cannot be reached or cannot serve for now
-// (a retry later may succeed). Errors returned by Store already wrap ErrUnavailable.
-func IsUnavailable(err error) bool { return errors.Is(err, ErrUnavailable) || isUnavailable(err) }
-
+// isUnavailable reports whether err means Redis cannot be reached or cannot serve for now
+// (a retry later may succeed).
 func isUnavailable(err error) bool {
 	if errors.Is(err, context.Canceled) {
 		return false // the caller gave up: not Redis's fault

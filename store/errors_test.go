@@ -13,7 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-func TestWrapClassifies(t *testing.T) {
+func TestRedisErrClassifies(t *testing.T) {
 	for _, tc := range []struct {
 		name        string
 		err         error
@@ -30,17 +30,17 @@ func TestWrapClassifies(t *testing.T) {
 		{"script error", errors.New("ERR user_script:1: bad"), false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := wrap("op", tc.err)
+			err := redisErr("op", tc.err)
 			if got := errors.Is(err, ErrUnavailable); got != tc.unavailable {
-				t.Fatalf("wrap(%v) unavailable = %v; want %v", tc.err, got, tc.unavailable)
+				t.Fatalf("redisErr(%v) unavailable = %v; want %v", tc.err, got, tc.unavailable)
 			}
 			if !errors.Is(err, tc.err) {
-				t.Fatalf("wrap(%v) lost its cause: %v", tc.err, err)
+				t.Fatalf("redisErr(%v) lost its cause: %v", tc.err, err)
 			}
 		})
 	}
-	if wrap("op", nil) != nil {
-		t.Fatal("wrap(nil) != nil")
+	if redisErr("op", nil) != nil {
+		t.Fatal("redisErr(nil) != nil")
 	}
 }
 

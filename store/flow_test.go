@@ -76,7 +76,7 @@ func coreFlow(t *testing.T, s *store.Store) {
 	if len(ts) != 1 || ts[0].ID != ids[2] {
 		t.Fatalf("Claim = %+v; want %s", ts, ids[2])
 	}
-	if err := s.Requeue(ctx, refs(ts), "test"); err != nil {
+	if _, _, err := s.Requeue(ctx, refs(ts), "test"); err != nil {
 		t.Fatalf("Requeue: %v", err)
 	}
 	ts = claim(t, s, 10)

@@ -11,7 +11,7 @@ import (
 // Client timeouts set by Open. Reads and writes fail within about two seconds of Redis
 // going silent (a stopped or paused server), so that callers can answer 503 quickly
 // instead of hanging; go-redis retries once on a network error (every script is
-// idempotent, see scripts.go).
+// idempotent, see lua.go).
 const (
 	dialTimeout  = 2 * time.Second
 	readTimeout  = 2 * time.Second

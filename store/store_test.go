@@ -33,7 +33,7 @@ func TestModulesAndFunctions(t *testing.T) {
 		if err != nil || string(b) != "one" {
 			t.Fatalf("Module = %q, %v; want the first bytes", b, err)
 		}
-		if has, err := s.HasModule(ctx, "h1"); !has || err != nil {
+		if has, err := store.HasModule(ctx, s, "h1"); !has || err != nil {
 			t.Fatalf("HasModule = %v, %v", has, err)
 		}
 	})
@@ -48,7 +48,7 @@ func TestModulesAndFunctions(t *testing.T) {
 	newer := mkFunction(t, s, "fn")
 	time.Sleep(2 * time.Millisecond)
 	other := mkFunction(t, s, "other")
-	fresh := newStore(t, s.Client(), s.Config()) // no cache: reads Redis
+	fresh := newStore(t, store.ClientOf(s), s.Config()) // no cache: reads Redis
 
 	for _, tc := range []struct {
 		name, key, wantID string
@@ -185,7 +185,7 @@ func TestFirstTerminalWins(t *testing.T) {
 	t.Run("result of an earlier attempt after requeue", func(t *testing.T) {
 		id := submitN(t, s, f, 1)[0]
 		first := claim(t, s, 1)
-		if err := s.Requeue(ctx, refs(first), "lost"); err != nil {
+		if _, _, err := s.Requeue(ctx, refs(first), "lost"); err != nil {
 			t.Fatal(err)
 		}
 		second := claim(t, s, 1)
@@ -224,7 +224,7 @@ func TestRequeueMaxAttempts(t *testing.T) {
 				if len(ts) != 1 || ts[0].Attempt != attempt {
 					t.Fatalf("attempt %d: claimed %+v", attempt, ts)
 				}
-				q, failed, err := s.RequeueCount(ctx, refs(ts), "worker w9 stopped heart-beating")
+				q, failed, err := s.Requeue(ctx, refs(ts), "worker w9 stopped heart-beating")
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -236,7 +236,7 @@ func TestRequeueMaxAttempts(t *testing.T) {
 					t.Fatalf("attempt %d: requeued %d failed %d; want %d %d", attempt, q, failed, wantQ, wantF)
 				}
 				// A second requeue of the same ref is a no-op.
-				if q, failed, _ := s.RequeueCount(ctx, refs(ts), "again"); q+failed != 0 {
+				if q, failed, _ := s.Requeue(ctx, refs(ts), "again"); q+failed != 0 {
 					t.Fatalf("duplicate requeue moved %d", q+failed)
 				}
 			}
@@ -305,9 +305,9 @@ func TestRenewAndRecoverExpired(t *testing.T) {
 	deadline := time.Now().Add(3 * lease)
 	n := 0
 	for time.Now().Before(deadline) {
-		lost, err := s.RenewLost(ctx, refs(ts[:1]))
+		lost, err := s.Renew(ctx, refs(ts[:1]))
 		if err != nil || len(lost) != 0 {
-			t.Fatalf("RenewLost = %v, %v", lost, err)
+			t.Fatalf("Renew = %v, %v", lost, err)
 		}
 		k, err := s.RecoverExpired(ctx)
 		if err != nil {
@@ -319,7 +319,7 @@ func TestRenewAndRecoverExpired(t *testing.T) {
 	if n != 2 {
 		t.Fatalf("RecoverExpired recovered %d; want 2", n)
 	}
-	if lost, _ := s.RenewLost(ctx, refs(ts)); strings.Join(lost, ",") != ids[1]+","+ids[2] {
+	if lost, _ := s.Renew(ctx, refs(ts)); strings.Join(lost, ",") != ids[1]+","+ids[2] {
 		t.Fatalf("lost = %v; want %v", lost, ids[1:])
 	}
 	if r := mustTask(t, s, ids[0]); r.Status != task.Running {
@@ -477,7 +477,7 @@ func TestSetWorker(t *testing.T) {
 	f := mkFunction(t, s, "f")
 	submitN(t, s, f, 1)
 	ts := claim(t, s, 1)
-	if err := s.SetWorker(ctx, append(refs(ts), task.Ref{ID: "gone", Attempt: 1}), "w7"); err != nil {
+	if err := store.SetWorker(ctx, s, append(refs(ts), task.Ref{ID: "gone", Attempt: 1}), "w7"); err != nil {
 		t.Fatal(err)
 	}
 	if r := mustTask(t, s, ts[0].ID); r.Worker != "w7" {
@@ -718,7 +718,7 @@ func TestRequeueOwner(t *testing.T) {
 	if _, err := s.Complete(ctx, []task.Outcome{ok(mine[0].ID, 1, "")}); err != nil {
 		t.Fatal(err)
 	}
-	n, err := s.RequeueOwner(ctx, "d1", "")
+	n, err := store.RequeueOwner(ctx, s, "d1", "")
 	if err != nil || n != 2 {
 		t.Fatalf("RequeueOwner = %d, %v; want 2", n, err)
 	}
@@ -741,7 +741,7 @@ func TestRequeueOrder(t *testing.T) {
 	submitN(t, s, f, 6)
 	first := claim(t, s, 3)
 	submitN(t, s, f, 1) // behind the requeued ones
-	if err := s.Requeue(ctx, refs(first), "lost"); err != nil {
+	if _, _, err := s.Requeue(ctx, refs(first), "lost"); err != nil {
 		t.Fatal(err)
 	}
 	again := claim(t, s, 3)
