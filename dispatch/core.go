@@ -231,7 +231,7 @@ func (c *core) recover(ctx context.Context) {
 }
 
 // write is the single writer of outcomes and hand-backs. It batches whatever is waiting,
-// retries with backoff while Redis is unreachable, and after ctx ends drains what is left.
+// retries with backoff while Redis is unreachable, and after ctx ends writes what is left.
 // If Redis stays unreachable past shutdown, the tasks keep their (expiring) leases and
 // another dispatcher recovers them: nothing is lost, at worst it runs again.
 func (c *core) write(ctx context.Context) {
@@ -242,7 +242,7 @@ func (c *core) write(ctx context.Context) {
 		case o := <-c.ops:
 			batch = append(batch, o)
 		case <-ctx.Done():
-			// Drain what modes handed over before they returned.
+			// Take what modes handed over before they returned.
 			for {
 				select {
 				case o := <-c.ops:

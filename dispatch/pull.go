@@ -24,6 +24,13 @@ func runPull(ctx context.Context, c *core, cfg Config, log *slog.Logger) error {
 	return h.run(ctx)
 }
 
+// heldRequest is a pull worker's REQUEST_TASK that waits for tasks.
+type heldRequest struct {
+	w    *remoteWorker
+	env  [][]byte // REQ envelope to answer on
+	want int
+}
+
 type pullMode struct {
 	h       *hub
 	waiting []*heldRequest // FIFO: the first asked is the first served
@@ -36,7 +43,7 @@ func (p *pullMode) request(env [][]byte, m protocol.RequestTask) {
 	case w == nil:
 		h.reply(env, protocol.Error{Code: protocol.CodeUnknownWorker, Text: "register again"})
 		return
-	case h.stopping || w.draining:
+	case h.stopping || w.leaving:
 		h.reply(env, protocol.NoTask{})
 		return
 	}

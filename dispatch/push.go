@@ -34,7 +34,7 @@ func (p *pushMode) pick(extra map[*remoteWorker][]task.Task) *remoteWorker {
 	var best *remoteWorker
 	var bestLoad, bestCap int
 	for _, w := range p.h.workers {
-		if w.draining {
+		if w.leaving {
 			continue
 		}
 		load := w.load() + len(extra[w])
@@ -75,7 +75,7 @@ func (p *pushMode) rebalance() {
 	}
 	free := 0
 	for _, w := range h.workers {
-		if !w.draining {
+		if !w.leaving {
 			free += max(0, w.capacity-w.load())
 		}
 	}

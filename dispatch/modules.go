@@ -1,0 +1,69 @@
+package dispatch
+
+import (
+	"context"
+	"time"
+
+	"faas/protocol"
+)
+
+// This file holds how the hub serves modules to workers: from a small cache, or fetched
+// from the store once per hash however many workers wait for it.
+
+// moduleCacheSize and moduleCacheBytes bound the modules the hub keeps in memory.
+const (
+	moduleCacheSize  = 64
+	moduleCacheBytes = 128 << 20
+)
+
+// moduleFetchTimeout bounds one module fetch from the store.
+const moduleFetchTimeout = 10 * time.Second
+
+// moduleRequested answers from the cache or starts one fetch per hash.
+func (h *hub) moduleRequested(env [][]byte, m protocol.ModuleRequest) {
+	if wasm, ok := h.modules[m.Hash]; ok {
+		h.reply(env, protocol.Module{Hash: m.Hash, Wasm: wasm})
+		return
+	}
+	waiting, busy := h.fetching[m.Hash]
+	h.fetching[m.Hash] = append(waiting, append([]byte(nil), env[0]...))
+	if busy {
+		return
+	}
+	h.fetches.Add(1)
+	go func(hash string) {
+		defer h.fetches.Done()
+		ctx, cancel := context.WithTimeout(h.fetchCtx, moduleFetchTimeout)
+		defer cancel()
+		wasm, err := h.c.st.Module(ctx, hash)
+		mod := &protocol.Module{Hash: hash, Wasm: wasm}
+		if err != nil {
+			mod.Err = err.Error()
+		}
+		h.box.Put(hubEvent{module: mod})
+	}(m.Hash)
+}
+
+// moduleFetched caches a fetched module and answers every worker waiting for it.
+func (h *hub) moduleFetched(m protocol.Module) {
+	if m.Err == "" {
+		for k, b := range h.modules { // make room: drop any, until it fits
+			if len(h.modules) < moduleCacheSize && h.moduleBytes+len(m.Wasm) <= moduleCacheBytes {
+				break
+			}
+			delete(h.modules, k)
+			h.moduleBytes -= len(b)
+		}
+		if len(m.Wasm) <= moduleCacheBytes {
+			h.modules[m.Hash] = m.Wasm
+			h.moduleBytes += len(m.Wasm)
+		}
+	} else {
+		h.log.Error("fetching a module for workers failed", "hash", m.Hash, "err", m.Err)
+	}
+	for _, route := range h.fetching[m.Hash] {
+		h.env[0], h.env[1] = route, nil
+		h.reply(h.env, m)
+	}
+	delete(h.fetching, m.Hash)
+}

@@ -1,0 +1,137 @@
+package dispatch
+
+import (
+	"fmt"
+	"time"
+
+	"faas/protocol"
+	"faas/task"
+)
+
+// This file holds the hub's registry of workers: registration, what each one holds,
+// heartbeats and the detection of lost workers.
+
+// flight is a task a worker holds, as the dispatcher sent it.
+type flight struct {
+	ref    task.Ref
+	sentAt time.Time
+}
+
+// remoteWorker is the registry entry of one worker.
+type remoteWorker struct {
+	id        string
+	route     []byte // ROUTER identity of the worker's control (DEALER) socket
+	capacity  int
+	inflight  map[string]flight // task id → the attempt we sent it
+	foreign   int               // tasks it runs that we did not send (from before a restart)
+	lastHeard time.Time
+	leaving   bool         // said BYE: send it nothing more
+	held      *heldRequest // pull mode: its REQUEST_TASK awaiting tasks
+}
+
+func (w *remoteWorker) load() int { return len(w.inflight) + w.foreign }
+
+// inflight counts the tasks workers hold that we sent them.
+func (h *hub) inflight() int {
+	n := 0
+	for _, w := range h.workers {
+		n += len(w.inflight)
+	}
+	return n
+}
+
+func (h *hub) register(env [][]byte, m protocol.Registration, now time.Time) {
+	if m.Mode != h.mode {
+		h.log.Warn("refusing a worker of the other mode", "worker", m.Worker, "its_mode", m.Mode)
+		h.reply(env, protocol.Error{Code: protocol.CodeMalformed, Text: fmt.Sprintf("this dispatcher runs %s mode, not %s", h.mode, m.Mode)})
+		return
+	}
+	if m.Worker == "" || m.Capacity <= 0 {
+		h.reply(env, protocol.Error{Code: protocol.CodeMalformed, Text: "registration needs a worker id and a capacity"})
+		return
+	}
+	if h.stopping {
+		// A worker told BYE asks to register again until we are back: it is alive, so it
+		// must not be declared lost during the drain (that charged its tasks an attempt);
+		// what it still holds at the end is handed back uncharged by shutdown.
+		if w := h.workers[m.Worker]; w != nil {
+			w.lastHeard = now
+		}
+		h.reply(env, protocol.Bye{Sender: h.session})
+		return
+	}
+	w := h.workers[m.Worker]
+	if w == nil {
+		w = &remoteWorker{id: m.Worker, inflight: make(map[string]flight)}
+		h.workers[m.Worker] = w
+		h.log.Info("worker registered", "worker", m.Worker, "capacity", m.Capacity, "running", m.Running)
+	}
+	w.route = append(w.route[:0], env[0]...)
+	w.capacity = m.Capacity
+	w.foreign = max(0, m.Running-len(w.inflight))
+	w.lastHeard = now
+	w.leaving = false
+	h.reply(env, protocol.Ack{Session: h.session, HeartbeatInterval: h.cfg.HeartbeatInterval, HeartbeatTimeout: h.cfg.HeartbeatTimeout})
+}
+
+// known returns the registered worker id, refreshing when it was last heard and (for
+// messages on its control socket) its route.
+func (h *hub) known(env [][]byte, id string, now time.Time) *remoteWorker {
+	w := h.workers[id]
+	if w == nil {
+		return nil
+	}
+	w.lastHeard = now
+	if len(env) == 2 { // a DEALER's envelope: [identity][delimiter]
+		w.route = append(w.route[:0], env[0]...)
+	}
+	return w
+}
+
+// reconcile compares what a worker says it holds with what we sent it: a task sent long
+// enough ago that the worker does not hold was lost on the way (a reply dropped by a
+// reconnect); tasks it holds that we did not send count against its capacity.
+func (h *hub) reconcile(w *remoteWorker, held []task.Ref, now time.Time) {
+	holds := make(map[string]int, len(held))
+	for _, r := range held {
+		holds[r.ID] = r.Attempt
+	}
+	foreign := 0
+	for _, r := range held {
+		if f, ok := w.inflight[r.ID]; !ok || f.ref.Attempt != r.Attempt {
+			foreign++
+		}
+	}
+	w.foreign = foreign
+	for id, f := range w.inflight {
+		if a, ok := holds[id]; (!ok || a != f.ref.Attempt) && now.Sub(f.sentAt) > h.cfg.HeartbeatTimeout {
+			h.log.Warn("worker does not hold a task sent to it; re-queueing", "worker", w.id, "task_id", id)
+			delete(w.inflight, id)
+			h.c.lost(f.ref)
+		}
+	}
+}
+
+// checkWorkers declares dead the workers silent for HeartbeatTimeout, and hands back
+// claimed tasks nobody took.
+func (h *hub) checkWorkers(now time.Time) {
+	for _, w := range h.workers {
+		if now.Sub(w.lastHeard) > h.cfg.HeartbeatTimeout {
+			h.log.Warn("worker lost: no heartbeat", "worker", w.id, "silent", now.Sub(w.lastHeard).Round(time.Millisecond), "tasks", len(w.inflight))
+			for _, f := range w.inflight {
+				h.c.lost(f.ref)
+			}
+			w.inflight = nil
+			h.forget(w)
+		}
+	}
+	if len(h.ready) > 0 && now.Sub(h.readyAt) > readyHold {
+		h.releaseReady()
+	}
+}
+
+// forget removes a worker from the registry (its tasks already finished or handled).
+func (h *hub) forget(w *remoteWorker) {
+	h.hooks.forget(w)
+	delete(h.workers, w.id)
+}
