@@ -60,6 +60,19 @@ type faultRun struct {
 	w1             *exec.Cmd    // child-process w1
 }
 
+// stopDispatcherWithin stops the in-process dispatcher, which must return no error within
+// limit.
+func (r *faultRun) stopDispatcherWithin(t *testing.T, limit time.Duration) {
+	t.Helper()
+	start := time.Now()
+	if err := r.stopDispatcher(); err != nil {
+		t.Fatalf("dispatcher: %v", err)
+	}
+	if took := time.Since(start); took > limit {
+		t.Errorf("dispatcher took %v to stop, want within %v", took, limit)
+	}
+}
+
 func completed(r store.Record) bool { return r.Status == task.Completed }
 func ranOnW1(r store.Record) bool   { return r.Worker == "w1" }
 
@@ -122,13 +135,7 @@ func faultScenarios() []faultScenario {
 			cfg:   func(c *Config) { c.DrainTimeout = 2 * time.Second },
 			ready: completed, readyWhat: "some tasks to complete",
 			fault: func(t *testing.T, r *faultRun) {
-				t0 := time.Now()
-				if err := r.stopDispatcher(); err != nil {
-					t.Fatalf("first dispatcher: %v", err)
-				}
-				if took := time.Since(t0); took > 5*time.Second {
-					t.Errorf("stop took %v, want within the 2s drain timeout plus writing", took)
-				}
+				r.stopDispatcherWithin(t, 5*time.Second) // the 2s drain timeout plus writing
 				if n, err := r.f.st.LeaseCount(context.Background()); err != nil || n != 0 {
 					t.Errorf("%d leases held after a clean stop (err %v), want 0", n, err)
 				}
@@ -180,13 +187,7 @@ func faultScenarios() []faultScenario {
 			ready:     func(r store.Record) bool { return r.Status == task.Running },
 			readyWhat: "the task to run",
 			fault: func(t *testing.T, r *faultRun) {
-				start := time.Now()
-				if err := r.stopDispatcher(); err != nil {
-					t.Fatalf("dispatcher: %v", err)
-				}
-				if d := time.Since(start); d > 10*time.Second {
-					t.Errorf("dispatcher took %v to stop", d)
-				}
+				r.stopDispatcherWithin(t, 10*time.Second)
 			},
 			handedBack: true,
 		},

@@ -48,6 +48,19 @@ func maxConcurrent(recs []store.Record, tolerance time.Duration) int {
 	return most
 }
 
+// completedByWorker waits until every task is terminal, fails the test unless each is
+// COMPLETED, and returns the records by the worker that ran them.
+func (f *fixture) completedByWorker(t *testing.T, ids []string) map[string][]store.Record {
+	t.Helper()
+	recs := f.waitTerminal(t, ids, time.Minute)
+	for _, r := range recs {
+		if r.Status != task.Completed {
+			t.Fatalf("task %s: %s %+v", r.ID, r.Status, r.Error)
+		}
+	}
+	return byWorker(recs)
+}
+
 func byWorker(recs []store.Record) map[string][]store.Record {
 	m := make(map[string][]store.Record)
 	for _, r := range recs {
@@ -137,17 +150,7 @@ func TestPullSlotLimit(t *testing.T) {
 	f.startDispatcher(t)
 	f.startWorker(t, "one", 1)
 	f.startWorker(t, "three", 3)
-	inputs := make([][]byte, 40)
-	for i := range inputs {
-		inputs[i] = []byte("60")
-	}
-	recs := f.waitTerminal(t, f.submit(t, fn, inputs), time.Minute)
-	per := byWorker(recs)
-	for _, r := range recs {
-		if r.Status != task.Completed {
-			t.Fatalf("task %s: %s %+v", r.ID, r.Status, r.Error)
-		}
-	}
+	per := f.completedByWorker(t, f.submit(t, fn, repeat(40, "60")))
 	if got := maxConcurrent(per["one"], 2*time.Millisecond); got != 1 {
 		t.Errorf("worker with 1 slot ran %d tasks at once (%d tasks)", got, len(per["one"]))
 	}
@@ -167,17 +170,7 @@ func TestPushCapacitySplit(t *testing.T) {
 	f.startWorker(t, "cap3", 3)
 	// Both registered before any task exists, so the split measures the scheduler.
 	time.Sleep(3 * fastBeat)
-	inputs := make([][]byte, 80)
-	for i := range inputs {
-		inputs[i] = []byte("50")
-	}
-	recs := f.waitTerminal(t, f.submit(t, fn, inputs), time.Minute)
-	per := byWorker(recs)
-	for _, r := range recs {
-		if r.Status != task.Completed {
-			t.Fatalf("task %s: %s %+v", r.ID, r.Status, r.Error)
-		}
-	}
+	per := f.completedByWorker(t, f.submit(t, fn, repeat(80, "50")))
 	c1, c3 := maxConcurrent(per["cap1"], 2*time.Millisecond), maxConcurrent(per["cap3"], 2*time.Millisecond)
 	if c1 > 1 || c3 > 3 {
 		t.Errorf("ran at once: cap1=%d cap3=%d; capacities are 1 and 3", c1, c3)

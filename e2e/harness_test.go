@@ -152,9 +152,9 @@ func (p *proc) kill(tb testing.TB) {
 	<-p.exited
 }
 
-// stop sends SIGTERM and returns how long the process took to exit; the test fails if it
-// did not exit within limit, or exited with an error.
-func (p *proc) stop(tb testing.TB, limit time.Duration) time.Duration {
+// stop sends SIGTERM and logs how long the process took to exit; the test fails if it did
+// not exit within limit, or exited with an error.
+func (p *proc) stop(tb testing.TB, limit time.Duration) {
 	tb.Helper()
 	start := time.Now()
 	p.signal(tb, syscall.SIGTERM)
@@ -163,11 +163,10 @@ func (p *proc) stop(tb testing.TB, limit time.Duration) time.Duration {
 	case <-time.After(limit):
 		tb.Fatalf("%s did not exit within %v of SIGTERM", p.name, limit)
 	}
-	took := time.Since(start)
+	tb.Logf("%s stopped %v after SIGTERM", p.name, time.Since(start).Round(time.Millisecond))
 	if p.err != nil {
 		tb.Errorf("%s exited after SIGTERM with %v", p.name, p.err)
 	}
-	return took
 }
 
 // ---------------------------------------------------------------------------------------
@@ -219,23 +218,22 @@ const (
 // it picks a free port and returns the workers' endpoint.
 func (p *platform) dispatcher(name, mode string, extra ...string) (*proc, string) {
 	p.tb.Helper()
-	args := []string{"dispatcher", "-m", mode, "--redis", p.redis.URL, "--lease", testLease,
-		"--heartbeat", testHeartbeat, "--heartbeat-timeout", testHeartbeatTimeout}
 	endpoint := ""
 	if mode != "local" {
-		port := testutil.FreePort(p.tb)
-		args = append(args, "-p", strconv.Itoa(port))
-		endpoint = fmt.Sprintf("tcp://127.0.0.1:%d", port)
+		endpoint = fmt.Sprintf("tcp://127.0.0.1:%d", testutil.FreePort(p.tb))
 	}
-	return startProc(p.tb, name, append(args, extra...)...), endpoint
+	return p.dispatcherAt(name, mode, endpoint, extra...), endpoint
 }
 
-// dispatcherAt starts a remote-mode dispatcher on a given endpoint (to restart one).
+// dispatcherAt starts a dispatcher serving workers on endpoint ("" in local mode): a
+// restarted remote-mode dispatcher takes its predecessor's endpoint.
 func (p *platform) dispatcherAt(name, mode, endpoint string, extra ...string) *proc {
 	p.tb.Helper()
-	port := endpoint[strings.LastIndex(endpoint, ":")+1:]
 	args := []string{"dispatcher", "-m", mode, "--redis", p.redis.URL, "--lease", testLease,
-		"--heartbeat", testHeartbeat, "--heartbeat-timeout", testHeartbeatTimeout, "-p", port}
+		"--heartbeat", testHeartbeat, "--heartbeat-timeout", testHeartbeatTimeout}
+	if endpoint != "" {
+		args = append(args, "-p", endpoint[strings.LastIndex(endpoint, ":")+1:])
+	}
 	return startProc(p.tb, name, append(args, extra...)...)
 }
 
