@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"faas/internal/redistest"
 	"faas/protocol"
 	"faas/samples"
 	"faas/store"
@@ -20,7 +21,8 @@ import (
 // the platform (a dispatcher, in-process or as a child process; for pull and push two
 // workers, "w1" the one faults hit), submits the load, waits for the moment, applies the
 // fault, waits until every task is terminal (or, for a hand-back, reads them at once) and
-// checks each record; the scenario adds its own checks.
+// checks each record, and that each task was announced terminal exactly once (none, for a
+// hand-back); the scenario adds its own checks.
 
 // faultScenario is one fault and what must hold after it.
 type faultScenario struct {
@@ -222,6 +224,7 @@ func runFault(t *testing.T, mode protocol.Mode, sc faultScenario) {
 		sc.cfg(&f.cfg)
 	}
 	r := &faultRun{f: f, fn: f.registerLimits(t, "sleep", samples.Sleep, sc.limits)}
+	done := f.redis.Count(t, f.st.DoneChannel()) // before anything can become terminal
 	if sc.dispatcherProcess {
 		r.dispatcher = f.startDispatcherProcess(t)
 	} else {
@@ -248,6 +251,7 @@ func runFault(t *testing.T, mode protocol.Mode, sc faultScenario) {
 					rec.ID, rec.Status, rec.Attempts)
 			}
 		}
+		checkOnce(t, done, nil) // nothing became terminal
 		return
 	}
 	recs := f.waitTerminal(t, r.ids, time.Minute)
@@ -259,5 +263,16 @@ func runFault(t *testing.T, mode protocol.Mode, sc faultScenario) {
 	}
 	if sc.check != nil {
 		sc.check(t, r, recs)
+	}
+	checkOnce(t, done, r.ids)
+}
+
+// checkOnce fails the test unless each of ids was announced terminal exactly once, and no
+// other task was.
+func checkOnce(t *testing.T, done *redistest.Announcements, ids []string) {
+	t.Helper()
+	missing, twice, unknown := done.Once(ids, 5*time.Second)
+	if len(missing)+len(twice)+len(unknown) > 0 {
+		t.Fatalf("terminal announcements: never %v, more than once %v, of unknown tasks %v", missing, twice, unknown)
 	}
 }
