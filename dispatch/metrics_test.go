@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"faas/internal/metrics/metricstest"
+	"faas/protocol"
 	"faas/samples"
 	"faas/store"
 	"faas/task"
@@ -17,7 +18,7 @@ import (
 // TestMetricsCore drives the core by hand: each way a task leaves it is counted once, under
 // the right labels, and a lost task out of attempts is counted FAILED worker_lost.
 func TestMetricsCore(t *testing.T) {
-	f := newLocalFixture(t, store.Config{MaxAttempts: 1})
+	f := newFixtureStore(t, protocol.ModeLocal, store.Config{MaxAttempts: 1})
 	fn := f.register(t, "double", samples.DoubleWAT)
 	ids := f.submit(t, fn, [][]byte{[]byte("1"), []byte("2"), []byte("3"), []byte("4"), []byte("5")})
 	reg := prometheus.NewRegistry()
@@ -25,7 +26,7 @@ func TestMetricsCore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := newCore(f.st, Config{Mode: "local"}.withDefaults(), quietLog(), m)
+	c := newCore(f.st, Config{Mode: protocol.ModeLocal}.withDefaults(), quietLog(), m)
 	ctx := context.Background()
 	ts, err := c.claim(ctx, 10)
 	if err != nil || len(ts) != 5 {
@@ -107,11 +108,12 @@ func near(a, b float64) bool { return a-b < 1e-9 && b-a < 1e-9 }
 // TestMetricsLocal runs tasks in local mode: finished counts match the outcomes in Redis,
 // and every claimed task was counted in a claim.
 func TestMetricsLocal(t *testing.T) {
-	f := newLocalFixture(t, store.Config{})
+	f := newFixture(t, protocol.ModeLocal)
 	fn := f.register(t, "double", samples.DoubleWAT)
 	ids := f.submit(t, fn, [][]byte{[]byte("21"), []byte("x"), []byte("4"), []byte("y"), []byte("5")})
 	reg := prometheus.NewRegistry()
-	f.start(t, Config{Mode: "local", Workers: 2, Metrics: reg})
+	f.cfg.Metrics = reg
+	f.startDispatcher(t)
 	f.waitTerminal(t, ids, 30*time.Second)
 
 	// Counted when handed to the writer, before Redis records them: final once terminal.

@@ -56,15 +56,13 @@ func executorCases() []executorCase {
 	return cases
 }
 
-var allModes = []string{"local", "pull", "push"}
-
 // TestModesExecutor runs the same executor cases in local, pull and push mode: each task
 // ends with the right output or failure kind, counted once in the dispatcher's metrics,
 // and afterwards the workers still serve.
 func TestModesExecutor(t *testing.T) {
 	for _, mode := range allModes {
-		t.Run(mode, func(t *testing.T) {
-			f := newRemoteFixture(t, mode)
+		t.Run(string(mode), func(t *testing.T) {
+			f := newFixture(t, mode)
 			cases := executorCases()
 			ids := make([]string, len(cases))
 			fns := make(map[string]store.Function)
@@ -76,7 +74,7 @@ func TestModesExecutor(t *testing.T) {
 			reg := prometheus.NewRegistry()
 			f.cfg.Metrics = reg
 			f.startDispatcher(t)
-			if mode != "local" {
+			if mode.Remote() {
 				f.startWorker(t, "w1", 3)
 				f.startWorker(t, "w2", 3)
 			}
@@ -96,7 +94,7 @@ func TestModesExecutor(t *testing.T) {
 				want[i] = fmt.Sprint(2 * i)
 			}
 			after := f.waitTerminal(t, f.submit(t, fns["double_wat"], inputs), time.Minute)
-			if mode == "local" {
+			if !mode.Remote() {
 				checkResults(t, after, want)
 			} else {
 				checkResults(t, after, want, "w1", "w2")

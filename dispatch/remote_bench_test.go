@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"faas/protocol"
 	"faas/samples"
 	"faas/store"
 )
@@ -12,7 +13,7 @@ import (
 // benchRemote drains b.N noop tasks through a dispatcher of mode and two workers of
 // benchSlots each (all in this process, over tcp on loopback) and reports tasks/s. The tasks are
 // submitted before the clock starts, in batches, like a backlog.
-func benchRemote(b *testing.B, mode string) {
+func benchRemote(b *testing.B, mode protocol.Mode) {
 	f, fn := benchSetup(b, mode)
 	// Warm up: both workers registered and the module loaded.
 	f.waitTerminal(b, f.submit(b, fn, make([][]byte, 16)), time.Minute)
@@ -25,20 +26,20 @@ func benchRemote(b *testing.B, mode string) {
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "tasks/s")
 }
 
-func BenchmarkPull(b *testing.B) { benchRemote(b, "pull") }
-func BenchmarkPush(b *testing.B) { benchRemote(b, "push") }
+func BenchmarkPull(b *testing.B) { benchRemote(b, protocol.ModePull) }
+func BenchmarkPush(b *testing.B) { benchRemote(b, protocol.ModePush) }
 
 // BenchmarkLocalBaseline drains noop tasks in local mode (2 sandboxes in process), with the
 // same harness, for comparison.
-func BenchmarkLocalBaseline(b *testing.B) { benchRemote(b, "local") }
+func BenchmarkLocalBaseline(b *testing.B) { benchRemote(b, protocol.ModeLocal) }
 
 // benchSetup starts a dispatcher of mode (with two workers of benchSlots for pull and push;
 // 2 in-process slots for local) and registers noop.
-func benchSetup(b *testing.B, mode string) (*remoteFixture, store.Function) {
-	f := newRemoteFixture(b, mode)
+func benchSetup(b *testing.B, mode protocol.Mode) (*fixture, store.Function) {
+	f := newFixture(b, mode)
 	fn := f.register(b, "noop", samples.Noop)
 	f.start(b, f.cfg)
-	if mode != "local" {
+	if mode.Remote() {
 		f.startWorker(b, "w1", benchSlots)
 		f.startWorker(b, "w2", benchSlots)
 	}
@@ -47,7 +48,7 @@ func benchSetup(b *testing.B, mode string) (*remoteFixture, store.Function) {
 
 // benchLatency submits one noop task at a time and waits for its outcome through the
 // store's done channel (as GET /result?wait does): submit-to-result latency, idle system.
-func benchLatency(b *testing.B, mode string) {
+func benchLatency(b *testing.B, mode protocol.Mode) {
 	f, fn := benchSetup(b, mode)
 	f.waitTerminal(b, f.submit(b, fn, make([][]byte, 4)), time.Minute) // warm up
 	ctx, cancel := context.WithCancel(context.Background())
@@ -75,9 +76,9 @@ func benchLatency(b *testing.B, mode string) {
 	b.ReportMetric(float64(total.Microseconds())/float64(b.N), "µs/task")
 }
 
-func BenchmarkPullLatency(b *testing.B)          { benchLatency(b, "pull") }
-func BenchmarkPushLatency(b *testing.B)          { benchLatency(b, "push") }
-func BenchmarkLocalBaselineLatency(b *testing.B) { benchLatency(b, "local") }
+func BenchmarkPullLatency(b *testing.B)          { benchLatency(b, protocol.ModePull) }
+func BenchmarkPushLatency(b *testing.B)          { benchLatency(b, protocol.ModePush) }
+func BenchmarkLocalBaselineLatency(b *testing.B) { benchLatency(b, protocol.ModeLocal) }
 
 // benchSlots is each benchmark worker's slot count: with tasks as short as noop, slots are
 // pipeline depth more than parallelism.

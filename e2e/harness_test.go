@@ -6,22 +6,17 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -152,9 +147,9 @@ func (p *proc) kill(tb testing.TB) {
 	<-p.exited
 }
 
-// stop sends SIGTERM and returns how long the process took to exit; the test fails if it
-// did not exit within limit, or exited with an error.
-func (p *proc) stop(tb testing.TB, limit time.Duration) time.Duration {
+// stop sends SIGTERM and logs how long the process took to exit; the test fails if it did
+// not exit within limit, or exited with an error.
+func (p *proc) stop(tb testing.TB, limit time.Duration) {
 	tb.Helper()
 	start := time.Now()
 	p.signal(tb, syscall.SIGTERM)
@@ -163,11 +158,10 @@ func (p *proc) stop(tb testing.TB, limit time.Duration) time.Duration {
 	case <-time.After(limit):
 		tb.Fatalf("%s did not exit within %v of SIGTERM", p.name, limit)
 	}
-	took := time.Since(start)
+	tb.Logf("%s stopped %v after SIGTERM", p.name, time.Since(start).Round(time.Millisecond))
 	if p.err != nil {
 		tb.Errorf("%s exited after SIGTERM with %v", p.name, p.err)
 	}
-	return took
 }
 
 // ---------------------------------------------------------------------------------------
@@ -219,23 +213,22 @@ const (
 // it picks a free port and returns the workers' endpoint.
 func (p *platform) dispatcher(name, mode string, extra ...string) (*proc, string) {
 	p.tb.Helper()
-	args := []string{"dispatcher", "-m", mode, "--redis", p.redis.URL, "--lease", testLease,
-		"--heartbeat", testHeartbeat, "--heartbeat-timeout", testHeartbeatTimeout}
 	endpoint := ""
 	if mode != "local" {
-		port := testutil.FreePort(p.tb)
-		args = append(args, "-p", strconv.Itoa(port))
-		endpoint = fmt.Sprintf("tcp://127.0.0.1:%d", port)
+		endpoint = fmt.Sprintf("tcp://127.0.0.1:%d", testutil.FreePort(p.tb))
 	}
-	return startProc(p.tb, name, append(args, extra...)...), endpoint
+	return p.dispatcherAt(name, mode, endpoint, extra...), endpoint
 }
 
-// dispatcherAt starts a remote-mode dispatcher on a given endpoint (to restart one).
+// dispatcherAt starts a dispatcher serving workers on endpoint ("" in local mode): a
+// restarted remote-mode dispatcher takes its predecessor's endpoint.
 func (p *platform) dispatcherAt(name, mode, endpoint string, extra ...string) *proc {
 	p.tb.Helper()
-	port := endpoint[strings.LastIndex(endpoint, ":")+1:]
 	args := []string{"dispatcher", "-m", mode, "--redis", p.redis.URL, "--lease", testLease,
-		"--heartbeat", testHeartbeat, "--heartbeat-timeout", testHeartbeatTimeout, "-p", port}
+		"--heartbeat", testHeartbeat, "--heartbeat-timeout", testHeartbeatTimeout}
+	if endpoint != "" {
+		args = append(args, "-p", endpoint[strings.LastIndex(endpoint, ":")+1:])
+	}
 	return startProc(p.tb, name, append(args, extra...)...)
 }
 
@@ -383,137 +376,23 @@ func ranBy(worker string, pid int) bool {
 // Done notifications: how many times each task was announced terminal.
 
 type doneCounter struct {
-	p      *platform
-	mu     sync.Mutex
-	counts map[string]int
+	p *platform
+	a *redistest.Announcements
 }
 
 // countDone subscribes to the store's done channel (before tasks are submitted, so that no
 // announcement is missed) and counts the announcements of each id. Every applied terminal
 // transition is announced once, so a task announced twice became terminal twice.
-//
-// It speaks RESP on a plain connection rather than through go-redis: go-redis's PubSub
-// pings its connection and re-subscribes when a ping is late (under load, in a raced test
-// binary), and what is published meanwhile is lost; this reader only reads.
 func (p *platform) countDone() *doneCounter {
 	p.tb.Helper()
-	conn, err := net.Dial("tcp", p.redis.Addr)
-	if err != nil {
-		p.tb.Fatal(err)
-	}
-	ch := p.st.DoneChannel()
-	fmt.Fprintf(conn, "*2\r\n$9\r\nSUBSCRIBE\r\n$%d\r\n%s\r\n", len(ch), ch)
-	rd := bufio.NewReader(conn)
-	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-	if m, err := readRESP(rd); err != nil || len(m) != 3 || m[0] != "subscribe" {
-		p.tb.Fatalf("subscribing to %s: %q, %v", ch, m, err)
-	}
-	_ = conn.SetReadDeadline(time.Time{})
-	d := &doneCounter{p: p, counts: make(map[string]int)}
-	stopped := make(chan struct{})
-	go func() {
-		defer close(stopped)
-		for {
-			m, err := readRESP(rd)
-			if err != nil {
-				return
-			}
-			if len(m) != 3 || m[0] != "message" {
-				continue
-			}
-			d.mu.Lock()
-			for _, id := range strings.Fields(m[2]) {
-				d.counts[id]++
-			}
-			d.mu.Unlock()
-		}
-	}()
-	p.tb.Cleanup(func() { _ = conn.Close(); <-stopped })
-	return d
-}
-
-// readRESP reads one RESP array of bulk strings (all a subscriber receives).
-func readRESP(rd *bufio.Reader) ([]string, error) {
-	line, err := rd.ReadString('\n')
-	if err != nil {
-		return nil, err
-	}
-	if len(line) < 3 || line[0] != '*' {
-		return nil, fmt.Errorf("RESP: want an array, got %q", line)
-	}
-	n, err := strconv.Atoi(strings.TrimSpace(line[1:]))
-	if err != nil {
-		return nil, fmt.Errorf("RESP: %q: %w", line, err)
-	}
-	out := make([]string, 0, n)
-	for range n {
-		line, err := rd.ReadString('\n')
-		if err != nil {
-			return nil, err
-		}
-		switch {
-		case len(line) > 2 && line[0] == '$':
-			size, err := strconv.Atoi(strings.TrimSpace(line[1:]))
-			if err != nil {
-				return nil, fmt.Errorf("RESP: %q: %w", line, err)
-			}
-			buf := make([]byte, size+2)
-			if _, err := io.ReadFull(rd, buf); err != nil {
-				return nil, err
-			}
-			out = append(out, string(buf[:size]))
-		case len(line) > 2 && line[0] == ':':
-			out = append(out, strings.TrimSpace(line[1:]))
-		default:
-			return nil, fmt.Errorf("RESP: unexpected %q", line)
-		}
-	}
-	return out, nil
+	return &doneCounter{p: p, a: p.redis.Count(p.tb, p.st.DoneChannel())}
 }
 
 // check fails the test unless each id was announced exactly once, and nothing else was.
-//
-// An announcement is published in the same script that makes a task terminal, so it may
-// still be on its way when the test sees the record: check first waits for every id.
 func (d *doneCounter) check(tb testing.TB, ids []string) {
 	tb.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		d.mu.Lock()
-		all := true
-		for _, id := range ids {
-			if d.counts[id] == 0 {
-				all = false
-				break
-			}
-		}
-		d.mu.Unlock()
-		if all {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	want := make(map[string]bool, len(ids))
-	var missing, twice []string
-	for _, id := range ids {
-		want[id] = true
-		switch n := d.counts[id]; {
-		case n == 0:
-			missing = append(missing, id)
-		case n > 1:
-			twice = append(twice, fmt.Sprintf("%s×%d", id, n))
-		}
-	}
-	var unknown []string
-	for id := range d.counts {
-		if !want[id] {
-			unknown = append(unknown, id)
-		}
-	}
-	sort.Strings(unknown)
-	if len(missing) > 0 && d.p != nil {
+	missing, twice, unknown := d.a.Once(ids, 5*time.Second)
+	if len(missing) > 0 {
 		if rs, err := d.p.records(first(missing, 5)); err == nil {
 			for _, r := range rs {
 				tb.Logf("never announced: %+v", r)

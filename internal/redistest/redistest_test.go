@@ -2,6 +2,7 @@ package redistest_test
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -65,4 +66,25 @@ func TestServer(t *testing.T) {
 		srv.Stop()
 		srv.Stop()
 	})
+}
+
+// TestCount: every word published on the channel is counted, and Once sorts the words into
+// missing, announced twice and unknown.
+func TestCount(t *testing.T) {
+	s := redistest.Start(t)
+	a := s.Count(t, "done")
+	rdb := s.Client(t)
+	ctx := context.Background()
+	for _, m := range []string{"a b", "b", "x"} {
+		if err := rdb.Publish(ctx, "done", m).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := rdb.Publish(ctx, "other", "c").Err(); err != nil {
+		t.Fatal(err)
+	}
+	missing, twice, unknown := a.Once([]string{"a", "b", "c"}, 200*time.Millisecond)
+	if !slices.Equal(missing, []string{"c"}) || !slices.Equal(twice, []string{"b×2"}) || !slices.Equal(unknown, []string{"x"}) {
+		t.Errorf("missing %v, twice %v, unknown %v; want [c], [b×2], [x]", missing, twice, unknown)
+	}
 }
