@@ -3,8 +3,12 @@ package worker
 // This file: a fake dispatcher the tests drive by hand.
 
 import (
+	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
+	"sync"
 	"testing"
 	"time"
 
@@ -12,6 +16,7 @@ import (
 
 	"faas/internal/zsock"
 	"faas/protocol"
+	"faas/sandbox"
 )
 
 // fakeDispatcher is a bare ROUTER the test drives by hand.
@@ -86,4 +91,38 @@ func (d *fakeDispatcher) sendRaw(env [][]byte, body [][]byte) {
 	if err := zsock.Send(d.router, 0, env, body); err != nil {
 		d.t.Fatal(err)
 	}
+}
+
+// startWorker runs a worker of mode with slots against endpoint, heart-beating every 50 ms.
+// stop cancels it; wait (after stop) fails the test unless Run returns nil within the given
+// time. The test's cleanup stops and waits (10 s) for a worker the test left running.
+func startWorker(t *testing.T, mode protocol.Mode, slots int, endpoint string) (stop context.CancelFunc, wait func(within time.Duration)) {
+	t.Helper()
+	sb, err := sandbox.New(context.Background(), sandbox.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sb.Close(context.Background()) })
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, sb, Config{Mode: mode, Slots: slots, Endpoint: endpoint, ID: "w",
+			HeartbeatInterval: 50 * time.Millisecond}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	}()
+	var once sync.Once
+	wait = func(within time.Duration) {
+		t.Helper()
+		once.Do(func() {
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Error(err)
+				}
+			case <-time.After(within):
+				t.Errorf("worker did not stop within %v", within)
+			}
+		})
+	}
+	t.Cleanup(func() { cancel(); wait(10 * time.Second) })
+	return cancel, wait
 }

@@ -1,14 +1,10 @@
 package worker
 
 import (
-	"context"
-	"io"
-	"log/slog"
 	"testing"
 	"time"
 
 	"faas/protocol"
-	"faas/sandbox"
 	"faas/task"
 )
 
@@ -16,17 +12,7 @@ import (
 // dropped; the worker then registers and asks for work as usual.
 func TestWorkerSurvivesGarbage(t *testing.T) {
 	d, endpoint := newFakeDispatcher(t)
-	sb, err := sandbox.New(context.Background(), sandbox.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sb.Close(context.Background())
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- Run(ctx, sb, Config{Mode: "pull", Slots: 3, Endpoint: endpoint, ID: "w",
-			HeartbeatInterval: 50 * time.Millisecond}, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	}()
+	stop, wait := startWorker(t, protocol.ModePull, 3, endpoint)
 
 	env, m := d.expect(protocol.TypeRegistration)
 	if r := m.(protocol.Registration); r.Worker != "w" || r.Capacity != 3 || r.Mode != "pull" {
@@ -47,15 +33,8 @@ func TestWorkerSurvivesGarbage(t *testing.T) {
 	if r := m.(protocol.RequestTask); r.Want != 3 || r.Worker != "w" {
 		t.Fatalf("request = %+v, want 3 tasks for w", r)
 	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("worker did not stop")
-	}
+	stop()
+	wait(10 * time.Second)
 }
 
 // TestPushWorkerKeepsCapacity: a push worker sent more tasks than its slots runs what fits
@@ -63,21 +42,7 @@ func TestWorkerSurvivesGarbage(t *testing.T) {
 // module the dispatcher cannot provide as an internal failure.
 func TestPushWorkerKeepsCapacity(t *testing.T) {
 	d, endpoint := newFakeDispatcher(t)
-	sb, err := sandbox.New(context.Background(), sandbox.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sb.Close(context.Background())
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- Run(ctx, sb, Config{Mode: "push", Slots: 1, Endpoint: endpoint, ID: "w",
-			HeartbeatInterval: 50 * time.Millisecond}, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	}()
-	defer func() {
-		cancel()
-		<-done
-	}()
+	startWorker(t, protocol.ModePush, 1, endpoint) // stopped by the test's cleanup
 
 	env, _ := d.expect(protocol.TypeRegistration)
 	d.sendRaw(env, protocol.Encode(protocol.Ack{Session: "s", HeartbeatInterval: 50 * time.Millisecond, HeartbeatTimeout: time.Second}))

@@ -1,14 +1,10 @@
 package worker
 
 import (
-	"context"
-	"io"
-	"log/slog"
 	"testing"
 	"time"
 
 	"faas/protocol"
-	"faas/sandbox"
 	"faas/task"
 )
 
@@ -31,18 +27,7 @@ func TestStopHandsBackLateTasks(t *testing.T) {
 	for _, mode := range []protocol.Mode{protocol.ModePush, protocol.ModePull} {
 		t.Run(string(mode), func(t *testing.T) {
 			d, endpoint := newFakeDispatcher(t)
-			sb, err := sandbox.New(context.Background(), sandbox.Config{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer sb.Close(context.Background())
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			done := make(chan error, 1)
-			go func() {
-				done <- Run(ctx, sb, Config{Mode: mode, Slots: 2, Endpoint: endpoint, ID: "w",
-					HeartbeatInterval: 50 * time.Millisecond}, slog.New(slog.NewTextHandler(io.Discard, nil)))
-			}()
+			cancel, wait := startWorker(t, mode, 2, endpoint)
 
 			ctrl, _ := d.expect(protocol.TypeRegistration)
 			d.sendRaw(ctrl, protocol.Encode(protocol.Ack{Session: "s", HeartbeatInterval: 50 * time.Millisecond, HeartbeatTimeout: time.Second}))
@@ -71,14 +56,7 @@ func TestStopHandsBackLateTasks(t *testing.T) {
 			if _, m := d.next(); m.Type() != protocol.TypeBye {
 				t.Fatalf("last message = %+v, want BYE", m)
 			}
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Fatal(err)
-				}
-			case <-time.After(5 * time.Second):
-				t.Fatal("worker did not stop")
-			}
+			wait(5 * time.Second)
 		})
 	}
 }
