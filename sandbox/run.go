@@ -53,6 +53,11 @@ func (s *Sandbox) Run(ctx context.Context, hash, name string, stdin []byte, limi
 		return Result{Failure: &task.Failure{Kind: task.KindOutOfMemory,
 			Message: fmt.Sprintf("the module starts with %d pages of memory, limit is %d (memory_mb=%d)", min, lp, limits.MemoryMB)}}, nil
 	}
+	if b, lim := e.info.startBytes(), limitPages(limits)<<16; b > lim {
+		return Result{Failure: &task.Failure{Kind: task.KindOutOfMemory,
+			Message: fmt.Sprintf("the module starts with %d table elements and %d pages of memory, %.1f MiB in all; limit is %d MiB (memory_mb=%d)",
+				e.info.TableElements, e.info.MemoryMinPages, float64(b)/(1<<20), lim>>20, limits.MemoryMB)}}, nil
+	}
 
 	st := s.pool.Get().(*runState)
 	defer s.pool.Put(st)

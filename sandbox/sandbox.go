@@ -68,6 +68,15 @@ type ModuleInfo struct {
 	MemoryMinPages uint32   // 64 KiB pages the module starts with (0: no memory)
 	MemoryMaxPages uint32   // declared maximum; 0 when HasMemoryMax is false
 	HasMemoryMax   bool
+	// TableElements is the sum of the tables' minimum sizes. Each element costs 8 bytes of
+	// the task's memory_mb, like linear memory does.
+	TableElements uint64
+}
+
+// startBytes is what an instance of the module holds before it runs: its initial linear
+// memory and its tables.
+func (i *ModuleInfo) startBytes() uint64 {
+	return uint64(i.MemoryMinPages)<<16 + i.TableElements*tableElemBytes
 }
 
 // Hash returns the lowercase hex sha256 of wasm: the key of a module everywhere in faas.
@@ -232,6 +241,11 @@ func checkMemory(info *ModuleInfo, limits task.Limits) error {
 		return invalid("declares %d pages (%d MiB) of initial memory, limit is %d pages (memory_mb=%d)",
 			info.MemoryMinPages, uint64(info.MemoryMinPages)/16, lp, limits.MemoryMB)
 	}
+	if b, lim := info.startBytes(), limitPages(limits)<<16; b > lim {
+		return invalid("starts with %d table elements (%.1f MiB at %d bytes each) and %d pages of memory, %.1f MiB in all; limit is %d MiB (memory_mb=%d)",
+			info.TableElements, float64(info.TableElements*tableElemBytes)/(1<<20), tableElemBytes,
+			info.MemoryMinPages, float64(b)/(1<<20), lim>>20, limits.MemoryMB)
+	}
 	return nil
 }
 
@@ -333,12 +347,16 @@ func (s *Sandbox) compile(ctx context.Context, wasm []byte, hash string, pre fun
 	}()
 	f, instrumented, err := parseWasm(wasm, s.instrument)
 	if err != nil {
+		var le *limitError
+		if errors.As(err, &le) {
+			return nil, invalid("exceeds a structural limit: %v", err)
+		}
 		if errors.Is(err, errMalformed) {
 			return nil, invalid("is not a valid WebAssembly module: %v", err)
 		}
 		return nil, invalid("%v", err)
 	}
-	info := ModuleInfo{Hash: hash, Size: int64(len(wasm)), Functions: f.funcs}
+	info := ModuleInfo{Hash: hash, Size: int64(len(wasm)), Functions: f.funcs, TableElements: f.tableElems()}
 	for _, im := range f.imports {
 		full := im.module + "." + im.name
 		info.Imports = append(info.Imports, full)

@@ -12,11 +12,17 @@ import (
 // tree runs unchecked; with it every function entry is a check point. See docs/RATIONALE.md.
 
 const (
-	secCustom = 0
-	secImport = 2
-	secMemory = 5
-	secExport = 7
-	secCode   = 10
+	secCustom   = 0
+	secType     = 1
+	secImport   = 2
+	secFunction = 3
+	secTable    = 4
+	secMemory   = 5
+	secGlobal   = 6
+	secExport   = 7
+	secElement  = 9
+	secCode     = 10
+	secData     = 11
 )
 
 // entryCheck is `loop (empty block type) end`: a loop header with nothing in it.
@@ -39,6 +45,26 @@ type wasmFile struct {
 	// branch, so wazero already checks there.
 	loopAtEntry int
 	hasStart    bool // exports a function named _start
+	importFuncs int  // imported functions: the index of the first body
+	tables      []tableType
+}
+
+// tableType is a table's element type and limits, imported or defined.
+type tableType struct {
+	ref     byte
+	min     uint64
+	max     uint64
+	hasMax  bool
+	defined bool
+}
+
+// tableElems is the sum of the tables' minimum sizes.
+func (f *wasmFile) tableElems() uint64 {
+	var n uint64
+	for _, t := range f.tables {
+		n += t.min
+	}
+	return n
 }
 
 var errMalformed = errors.New("malformed")
@@ -169,6 +195,25 @@ func parseWasm(wasm []byte, instrument bool) (*wasmFile, []byte, error) {
 		}
 		sr := &reader{b: body}
 		switch id {
+		case secType:
+			err = readTypes(sr)
+		case secFunction:
+			err = readCount(sr, maxFunctions, "functions")
+		case secGlobal:
+			err = readCount(sr, maxGlobals, "globals")
+		case secElement:
+			err = readCount(sr, maxElemSegments, "element segments")
+		case secData:
+			err = readCount(sr, maxDataSegments, "data segments")
+		case secTable:
+			var tables []byte
+			tables, err = f.readTables(sr)
+			if err == nil && instrument {
+				out = append(out, secTable)
+				out = appendULEB(out, uint64(len(tables)))
+				out = append(out, tables...)
+				continue
+			}
 		case secImport:
 			err = f.readImports(sr)
 		case secMemory:
@@ -185,6 +230,10 @@ func parseWasm(wasm []byte, instrument bool) (*wasmFile, []byte, error) {
 				continue
 			}
 		}
+		var le *limitError
+		if errors.As(err, &le) {
+			return nil, nil, err // it names what it refuses; where does not help
+		}
 		if err != nil {
 			return nil, nil, fmt.Errorf("section %d at byte %d: %w", id, start, err)
 		}
@@ -198,6 +247,9 @@ func parseWasm(wasm []byte, instrument bool) (*wasmFile, []byte, error) {
 func (f *wasmFile) readImports(r *reader) error {
 	n, err := r.u32()
 	if err != nil {
+		return err
+	}
+	if err := checkCount(n, maxImports, "imports"); err != nil {
 		return err
 	}
 	for i := uint32(0); i < n; i++ {
@@ -214,10 +266,9 @@ func (f *wasmFile) readImports(r *reader) error {
 		switch im.kind {
 		case 0: // func: type index
 			_, err = r.u32()
+			f.importFuncs++
 		case 1: // table: reftype, limits
-			if _, err = r.byte(); err == nil {
-				_, _, _, err = r.limits()
-			}
+			err = f.readTable(r, false)
 		case 2: // memory: limits
 			_, _, _, err = r.limits()
 		case 3: // global: valtype, mutability
@@ -235,9 +286,6 @@ func (f *wasmFile) readImports(r *reader) error {
 			return err
 		}
 		f.imports = append(f.imports, im)
-		if len(f.imports) > 100_000 {
-			return r.fail("too many imports")
-		}
 	}
 	return nil
 }
@@ -261,6 +309,9 @@ func (f *wasmFile) readMemory(r *reader) error {
 func (f *wasmFile) readExports(r *reader) error {
 	n, err := r.u32()
 	if err != nil {
+		return err
+	}
+	if err := checkCount(n, maxExports, "exports"); err != nil {
 		return err
 	}
 	for i := uint32(0); i < n; i++ {
@@ -289,6 +340,9 @@ func (f *wasmFile) readCode(r *reader, instrument bool) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkCount(n, maxFunctions, "function bodies"); err != nil {
+		return nil, err
+	}
 	var out []byte
 	if instrument {
 		out = make([]byte, 0, len(r.b)+int(n)*4+8)
@@ -299,6 +353,10 @@ func (f *wasmFile) readCode(r *reader, instrument bool) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
+		fn := uint64(f.importFuncs) + uint64(i)
+		if size > maxBodySize {
+			return nil, overLimit("function %d has a body of %d bytes; at most %d (function body size limit)", fn, size, maxBodySize)
+		}
 		body, err := r.bytes(uint64(size))
 		if err != nil {
 			return nil, err
@@ -308,10 +366,13 @@ func (f *wasmFile) readCode(r *reader, instrument bool) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
+		var locals uint64
 		for g := uint32(0); g < groups; g++ {
-			if _, err := br.u32(); err != nil { // count
+			count, err := br.u32()
+			if err != nil {
 				return nil, err
 			}
+			locals += uint64(count)
 			t, err := br.byte()
 			if err != nil {
 				return nil, err
@@ -321,6 +382,12 @@ func (f *wasmFile) readCode(r *reader, instrument bool) ([]byte, error) {
 			default:
 				return nil, br.fail(fmt.Sprintf("unsupported local type %#x", t))
 			}
+		}
+		if locals > maxLocals {
+			return nil, overLimit("function %d declares %d locals; at most %d (locals per function limit)", fn, locals, maxLocals)
+		}
+		if err := scanCode(body[br.off:], fn); err != nil {
+			return nil, err
 		}
 		f.funcs++
 		if instrument && startsWithLoop(body[br.off:]) {
