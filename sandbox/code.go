@@ -9,108 +9,127 @@ package sandbox
 // scanCode walks code, a function body after its local declarations, and checks that it has
 // at most maxBlocks blocks, loops and ifs, nests at most maxNesting deep, that no br_table lists more than maxBrTable targets, and that
 // its last `end` is its last byte. fn is the function's index, for messages.
-func scanCode(code []byte, fn uint64) error {
+// It returns where the body uses table.grow.
+func scanCode(code []byte, fn uint64) ([]growAt, error) {
+	var grows []growAt
 	r := &reader{b: code}
 	depth := 1 // the function body is itself a block
 	blocks := 0
 	for r.off < len(r.b) {
 		op, err := r.byte()
 		if err != nil {
-			return err
+			return nil, err
 		}
 		switch {
 		case op == 0x02 || op == 0x03 || op == 0x04: // block loop if
 			if _, err := r.uleb(5); err != nil { // block type: s33
-				return err
+				return nil, err
 			}
 			if blocks++; blocks > maxBlocks {
-				return overLimit("function %d has more than %d blocks, loops and ifs (blocks per function limit)", fn, maxBlocks)
+				return nil, overLimit("function %d has more than %d blocks, loops and ifs (blocks per function limit)", fn, maxBlocks)
 			}
 			if depth++; depth > maxNesting {
-				return overLimit("function %d nests blocks more than %d deep (block nesting limit)", fn, maxNesting)
+				return nil, overLimit("function %d nests blocks more than %d deep (block nesting limit)", fn, maxNesting)
 			}
 		case op == 0x0b: // end
 			if depth--; depth == 0 {
 				if r.off != len(r.b) {
-					return r.fail("code after the function's final end")
+					return nil, r.fail("code after the function's final end")
 				}
-				return nil
+				return grows, nil
 			}
 		case op == 0x0e: // br_table: vec(label) label
 			n, err := r.u32()
 			if err != nil {
-				return err
+				return nil, err
 			}
 			if n > maxBrTable {
-				return overLimit("function %d has a br_table of %d targets; at most %d", fn, n, maxBrTable)
+				return nil, overLimit("function %d has a br_table of %d targets; at most %d", fn, n, maxBrTable)
 			}
 			for i := uint32(0); i <= n; i++ {
 				if _, err := r.u32(); err != nil {
-					return err
+					return nil, err
 				}
 			}
 		case op == 0x1c: // select t*: vec(valtype)
 			n, err := r.u32()
 			if err != nil {
-				return err
+				return nil, err
 			}
 			if _, err := r.bytes(uint64(n)); err != nil {
-				return err
+				return nil, err
 			}
 		case op == 0x11 || op == 0x13: // call_indirect, return_call_indirect: type, table
 			if err := r.skipU32s(2); err != nil {
-				return err
+				return nil, err
 			}
 		case op >= 0x28 && op <= 0x3e: // loads and stores
 			if err := r.memarg(); err != nil {
-				return err
+				return nil, err
 			}
 		case op == 0x41: // i32.const
 			if _, err := r.uleb(5); err != nil {
-				return err
+				return nil, err
 			}
 		case op == 0x42: // i64.const
 			if _, err := r.uleb(10); err != nil {
-				return err
+				return nil, err
 			}
 		case op == 0x43: // f32.const
 			if _, err := r.bytes(4); err != nil {
-				return err
+				return nil, err
 			}
 		case op == 0x44: // f64.const
 			if _, err := r.bytes(8); err != nil {
-				return err
+				return nil, err
 			}
 		case op == 0xd0: // ref.null: heap type
 			if _, err := r.uleb(5); err != nil {
-				return err
+				return nil, err
 			}
 		case op == 0xfc:
-			if err := r.skipFC(); err != nil {
-				return err
+			at := r.off - 1
+			sub, err := r.u32()
+			if err != nil {
+				return nil, err
+			}
+			if sub == 15 { // table.grow
+				t, err := r.u32()
+				if err != nil {
+					return nil, err
+				}
+				grows = append(grows, growAt{at: at, end: r.off, table: t})
+			} else if err := r.skipFC(sub); err != nil {
+				return nil, err
 			}
 		case op == 0xfd:
 			if err := r.skipSIMD(); err != nil {
-				return err
+				return nil, err
 			}
 		case op == 0xfe:
 			if err := r.skipAtomic(); err != nil {
-				return err
+				return nil, err
 			}
 		default:
 			switch immediates[op] {
 			case immNone:
 			case immIndex:
 				if _, err := r.u32(); err != nil {
-					return err
+					return nil, err
 				}
 			default:
 				r.off--
-				return r.fail("unknown opcode")
+				return nil, r.fail("unknown opcode")
 			}
 		}
 	}
-	return r.fail("function body without its final end")
+	return nil, r.fail("function body without its final end")
+}
+
+// growAt is one table.grow in a body: code[at:end], growing table.
+type growAt struct {
+	at, end int
+	table   uint32
 }
 
 const (
@@ -160,11 +179,7 @@ func (r *reader) memarg() error {
 }
 
 // skipFC skips a 0xfc-prefixed instruction: saturating truncations, bulk memory and tables.
-func (r *reader) skipFC() error {
-	sub, err := r.u32()
-	if err != nil {
-		return err
-	}
+func (r *reader) skipFC(sub uint32) error {
 	switch {
 	case sub <= 7: // trunc_sat
 		return nil

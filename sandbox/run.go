@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/sys"
 )
@@ -66,7 +67,13 @@ func (s *Sandbox) Run(ctx context.Context, hash, name string, stdin []byte, limi
 	cfg := st.config(name)
 
 	start := time.Now()
-	mod, runErr := s.rt.InstantiateModule(experimental.WithMemoryAllocator(tctx, st), e.compiled, cfg)
+	var mod api.Module
+	var runErr error
+	if e.budget {
+		mod, runErr = st.runBudgeted(experimental.WithMemoryAllocator(tctx, st), e, cfg)
+	} else {
+		mod, runErr = s.rt.InstantiateModule(experimental.WithMemoryAllocator(tctx, st), e.compiled, cfg)
+	}
 	res := Result{Duration: time.Since(start)}
 	if mod != nil {
 		_ = mod.Close(context.Background())
@@ -132,6 +139,9 @@ type runState struct {
 	limit    task.Kind // the first limit hit; decides the failure kind
 	limitMsg string
 	sleepCut bool // a sleep ended early for another reason than the deadline or a limit
+	// budget is the module's table budget global (tablegrow.go), nil when it has none: bytes
+	// of memory_mb left for table and memory growth alike.
+	budget api.MutableGlobal
 
 	cfg     wazero.ModuleConfig
 	cfgName string
@@ -166,6 +176,7 @@ func (st *runState) begin(ctx context.Context, cancel context.CancelFunc, stdin 
 	st.mem = linearMemory{st: st, limit: limitPages(limits) << 16}
 	st.limit, st.limitMsg = "", ""
 	st.sleepCut = false
+	st.budget = nil
 }
 
 // end returns the captured output and drops every reference to the task.
@@ -177,6 +188,7 @@ func (st *runState) end() (stdout, stderr []byte) {
 	st.mem.Free()
 	st.mem = linearMemory{st: st}
 	st.ctx, st.cancel = nil, nil
+	st.budget = nil
 	return stdout, stderr
 }
 
@@ -296,7 +308,7 @@ type linearMemory struct {
 const mmapAbove = 16 << 20
 
 func (m *linearMemory) Reallocate(size uint64) []byte {
-	if size > m.limit {
+	if size > m.limit || !m.charge(size) {
 		m.st.hit(task.KindOutOfMemory, fmt.Sprintf("asked for %d pages (%.1f MiB) of memory, limit is %d MiB (memory_mb)",
 			size>>16, float64(size)/(1<<20), m.limit>>20))
 		return nil

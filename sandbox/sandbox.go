@@ -112,6 +112,7 @@ type entry struct {
 	elem     *list.Element
 	refs     int
 	evicted  bool
+	budget   bool // table.grow was instrumented: Run must set the budget global (tablegrow.go)
 }
 
 // New creates a Sandbox: one wazero runtime (compiler, WithCloseOnContextDone) with WASI
@@ -369,6 +370,9 @@ func (s *Sandbox) compile(ctx context.Context, wasm []byte, hash string, pre fun
 			return nil, invalid("imports %s, which WASI preview1 does not provide", full)
 		}
 	}
+	if f.reserved {
+		return nil, invalid("exports %s, a name the sandbox reserves", budgetExport)
+	}
 	if !f.hasStart {
 		return nil, invalid("does not export a _start function: build it as a WASI command (a program with main), not a reactor or library")
 	}
@@ -398,7 +402,7 @@ func (s *Sandbox) compile(ctx context.Context, wasm []byte, hash string, pre fun
 		_ = compiled.Close(ctx)
 		return nil, err
 	}
-	return &entry{hash: hash, compiled: compiled, info: info}, nil
+	return &entry{hash: hash, compiled: compiled, info: info, budget: s.instrument && len(f.grows) > 0}, nil
 }
 
 // checkCompiled checks what needs types: _start's signature, imported signatures.

@@ -5,20 +5,24 @@ package sandbox
 
 // readCount reads a section's entry count and refuses more than max; the entries themselves
 // are wazero's to decode.
-func readCount(r *reader, max int, what string) error {
+func readCount(r *reader, max int, what string) (uint32, error) {
 	n, err := r.u32()
 	if err != nil {
-		return err
+		return 0, err
 	}
-	return checkCount(n, max, what)
+	return n, checkCount(n, max, what)
 }
 
 // readTypes checks the number of function types and the parameters and results of each.
-func readTypes(r *reader) error {
+func readTypes(r *reader) (uint32, error) {
 	n, err := r.u32()
 	if err != nil {
-		return err
+		return 0, err
 	}
+	return n, checkTypes(r, n)
+}
+
+func checkTypes(r *reader, n uint32) error {
 	if err := checkCount(n, maxTypes, "types"); err != nil {
 		return err
 	}
@@ -74,13 +78,15 @@ func (f *wasmFile) readTables(r *reader) ([]byte, error) {
 	}
 	share := (maxTableSize - f.tableElems()) / uint64(max(len(f.tables), 1))
 	out := appendULEB(nil, uint64(n))
-	for _, t := range f.tables {
+	for i, t := range f.tables {
 		if !t.defined {
 			continue
 		}
+		c := tableCap(t, share)
+		f.tables[i].imposed = !t.hasMax || c != t.max
 		out = append(out, t.ref, 0x01)
 		out = appendULEB(out, t.min)
-		out = appendULEB(out, tableCap(t, share))
+		out = appendULEB(out, c)
 	}
 	return out, nil
 }

@@ -47,6 +47,16 @@ type wasmFile struct {
 	hasStart    bool // exports a function named _start
 	importFuncs int  // imported functions: the index of the first body
 	tables      []tableType
+
+	types          uint32 // entries of each index space the helpers extend
+	definedFuncs   uint32
+	importGlobals  uint32
+	definedGlobals uint32
+	exports        uint32
+	// grows lists the tables some table.grow names, instrumented into a checked call (see
+	// tablegrow.go); reserved is set when the module exports budgetExport already.
+	grows    []uint32
+	reserved bool
 }
 
 // tableType is a table's element type and limits, imported or defined.
@@ -56,6 +66,7 @@ type tableType struct {
 	max     uint64
 	hasMax  bool
 	defined bool
+	imposed bool // its maximum is ours (tableCap), not the module's
 }
 
 // tableElems is the sum of the tables' minimum sizes.
@@ -174,11 +185,7 @@ func parseWasm(wasm []byte, instrument bool) (*wasmFile, []byte, error) {
 	}
 	f := &wasmFile{}
 	r := &reader{b: wasm, off: 8}
-	var out []byte
-	if instrument {
-		out = make([]byte, 0, len(wasm)+len(wasm)/16+64)
-		out = append(out, wasm[:8]...)
-	}
+	var secs []wasmSection // when instrumenting: the sections to write, in order
 	for r.off < len(wasm) {
 		start := r.off
 		id, err := r.byte()
@@ -194,26 +201,20 @@ func parseWasm(wasm []byte, instrument bool) (*wasmFile, []byte, error) {
 			return nil, nil, err
 		}
 		sr := &reader{b: body}
+		contents := body
 		switch id {
 		case secType:
-			err = readTypes(sr)
+			f.types, err = readTypes(sr)
 		case secFunction:
-			err = readCount(sr, maxFunctions, "functions")
+			f.definedFuncs, err = readCount(sr, maxFunctions, "functions")
 		case secGlobal:
-			err = readCount(sr, maxGlobals, "globals")
+			f.definedGlobals, err = readCount(sr, maxGlobals, "globals")
 		case secElement:
-			err = readCount(sr, maxElemSegments, "element segments")
+			_, err = readCount(sr, maxElemSegments, "element segments")
 		case secData:
-			err = readCount(sr, maxDataSegments, "data segments")
+			_, err = readCount(sr, maxDataSegments, "data segments")
 		case secTable:
-			var tables []byte
-			tables, err = f.readTables(sr)
-			if err == nil && instrument {
-				out = append(out, secTable)
-				out = appendULEB(out, uint64(len(tables)))
-				out = append(out, tables...)
-				continue
-			}
+			contents, err = f.readTables(sr)
 		case secImport:
 			err = f.readImports(sr)
 		case secMemory:
@@ -221,14 +222,7 @@ func parseWasm(wasm []byte, instrument bool) (*wasmFile, []byte, error) {
 		case secExport:
 			err = f.readExports(sr)
 		case secCode:
-			var code []byte
-			code, err = f.readCode(sr, instrument)
-			if err == nil && instrument {
-				out = append(out, secCode)
-				out = appendULEB(out, uint64(len(code)))
-				out = append(out, code...)
-				continue
-			}
+			contents, err = f.readCode(sr, instrument)
 		}
 		var le *limitError
 		if errors.As(err, &le) {
@@ -238,10 +232,26 @@ func parseWasm(wasm []byte, instrument bool) (*wasmFile, []byte, error) {
 			return nil, nil, fmt.Errorf("section %d at byte %d: %w", id, start, err)
 		}
 		if instrument {
-			out = append(out, wasm[start:r.off]...)
+			secs = append(secs, wasmSection{id: id, contents: contents})
 		}
 	}
+	if !instrument {
+		return f, nil, nil
+	}
+	secs = f.addGrowHelpers(secs)
+	out := make([]byte, 0, len(wasm)+len(wasm)/16+64)
+	out = append(out, wasm[:8]...)
+	for _, sec := range secs {
+		out = append(out, sec.id)
+		out = appendULEB(out, uint64(len(sec.contents)))
+		out = append(out, sec.contents...)
+	}
 	return f, out, nil
+}
+
+type wasmSection struct {
+	id       byte
+	contents []byte
 }
 
 func (f *wasmFile) readImports(r *reader) error {
@@ -275,6 +285,7 @@ func (f *wasmFile) readImports(r *reader) error {
 			if _, err = r.byte(); err == nil {
 				_, err = r.byte()
 			}
+			f.importGlobals++
 		case 4: // tag: attribute, type index
 			if _, err = r.byte(); err == nil {
 				_, err = r.u32()
@@ -314,6 +325,7 @@ func (f *wasmFile) readExports(r *reader) error {
 	if err := checkCount(n, maxExports, "exports"); err != nil {
 		return err
 	}
+	f.exports = n
 	for i := uint32(0); i < n; i++ {
 		name, err := r.name()
 		if err != nil {
@@ -328,6 +340,9 @@ func (f *wasmFile) readExports(r *reader) error {
 		}
 		if name == "_start" && kind == 0 {
 			f.hasStart = true
+		}
+		if name == budgetExport {
+			f.reserved = true
 		}
 	}
 	return nil
@@ -386,22 +401,28 @@ func (f *wasmFile) readCode(r *reader, instrument bool) ([]byte, error) {
 		if locals > maxLocals {
 			return nil, overLimit("function %d declares %d locals; at most %d (locals per function limit)", fn, locals, maxLocals)
 		}
-		if err := scanCode(body[br.off:], fn); err != nil {
+		grows, err := scanCode(body[br.off:], fn)
+		if err != nil {
 			return nil, err
 		}
 		f.funcs++
-		if instrument && startsWithLoop(body[br.off:]) {
-			f.loopAtEntry++
-			out = appendULEB(out, uint64(size))
-			out = append(out, body...)
+		if !instrument {
 			continue
 		}
-		if instrument {
-			out = appendULEB(out, uint64(size)+uint64(len(entryCheck)))
-			out = append(out, body[:br.off]...)
-			out = append(out, entryCheck...)
-			out = append(out, body[br.off:]...)
+		head, code := body[:br.off], body[br.off:]
+		if len(grows) > 0 && !f.reserved {
+			code = f.rewriteGrows(code, grows)
 		}
+		if startsWithLoop(code) {
+			f.loopAtEntry++
+			out = appendULEB(out, uint64(len(head)+len(code)))
+			out = append(append(out, head...), code...)
+			continue
+		}
+		out = appendULEB(out, uint64(len(head)+len(entryCheck)+len(code)))
+		out = append(out, head...)
+		out = append(out, entryCheck...)
+		out = append(out, code...)
 	}
 	if r.off != len(r.b) {
 		return nil, r.fail("bytes after the last function body")
