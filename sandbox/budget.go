@@ -26,7 +26,7 @@ func (st *runState) runBudgeted(ctx context.Context, e *entry, cfg wazero.Module
 	if !ok { // cannot happen: parseWasm exported it, and Validate refuses modules that do
 		return mod, errors.New("the table budget global is missing")
 	}
-	left := int64(st.mem.limit) - int64(len(st.mem.buf)) - int64(e.info.TableElements*tableElemBytes)
+	left := int64(st.mem.limit) - int64(len(st.mem.buf)) // the limit net of the initial tables
 	g.Set(uint64(max(left, 0)))
 	st.budget = g
 	_, err = mod.ExportedFunction("_start").Call(ctx)
@@ -50,7 +50,7 @@ func (st *runState) checkBudget(mod api.Module) {
 		return
 	}
 	st.hit(task.KindOutOfMemory, fmt.Sprintf("table.grow past the memory limit of %d MiB (memory_mb; each table element takes %d bytes) or past %d elements in all tables (table size limit)",
-		st.mem.limit>>20, tableElemBytes, maxTableSize))
+		st.limits.MemoryMB, tableElemBytes, maxTableSize))
 }
 
 // charge draws a memory growth to size bytes from the table budget, when the module has one,

@@ -64,6 +64,8 @@ func (s *Sandbox) Run(ctx context.Context, hash, name string, stdin []byte, limi
 	defer s.pool.Put(st)
 	tctx, cancel := context.WithTimeout(ctx, time.Duration(limits.TimeoutMs)*time.Millisecond)
 	st.begin(tctx, cancel, stdin, limits)
+	// The tables the module starts with take their part of memory_mb (checked above to fit).
+	st.mem.limit -= e.info.TableElements * tableElemBytes
 	cfg := st.config(name)
 
 	start := time.Now()
@@ -309,8 +311,8 @@ const mmapAbove = 16 << 20
 
 func (m *linearMemory) Reallocate(size uint64) []byte {
 	if size > m.limit || !m.charge(size) {
-		m.st.hit(task.KindOutOfMemory, fmt.Sprintf("asked for %d pages (%.1f MiB) of memory, limit is %d MiB (memory_mb)",
-			size>>16, float64(size)/(1<<20), m.limit>>20))
+		m.st.hit(task.KindOutOfMemory, fmt.Sprintf("asked for %d pages (%.1f MiB) of memory, limit is %d MiB (memory_mb, tables included)",
+			size>>16, float64(size)/(1<<20), m.st.limits.MemoryMB))
 		return nil
 	}
 	if size <= uint64(cap(m.buf)) {
