@@ -1,6 +1,9 @@
 package sandbox
 
-import "fmt"
+import (
+	"faas/task"
+	"fmt"
+)
 
 // Structural limits, checked by parseWasm in its one pass over the binary, before wazero's
 // decoder or compiler sees the module. wazero itself bounds almost nothing (a function index
@@ -49,6 +52,27 @@ func overLimit(format string, args ...any) error {
 func checkCount(n uint32, max int, what string) error {
 	if uint64(n) > uint64(max) {
 		return overLimit("declares %d %s; at most %d", n, what, max)
+	}
+	return nil
+}
+
+func limitPages(limits task.Limits) uint64 {
+	p := uint64(limits.MemoryMB) * 16 // 64 KiB pages per MiB
+	if p > 65536 {
+		p = 65536
+	}
+	return p
+}
+
+func checkMemory(info *ModuleInfo, limits task.Limits) error {
+	if lp := limitPages(limits); uint64(info.MemoryMinPages) > lp {
+		return invalid("declares %d pages (%d MiB) of initial memory, limit is %d pages (memory_mb=%d)",
+			info.MemoryMinPages, uint64(info.MemoryMinPages)/16, lp, limits.MemoryMB)
+	}
+	if b, lim := info.startBytes(), limitPages(limits)<<16; b > lim {
+		return invalid("starts with %d table elements (%.1f MiB at %d bytes each) and %d pages of memory, %.1f MiB in all; limit is %d MiB (memory_mb=%d)",
+			info.TableElements, float64(info.TableElements*tableElemBytes)/(1<<20), tableElemBytes,
+			info.MemoryMinPages, float64(b)/(1<<20), lim>>20, limits.MemoryMB)
 	}
 	return nil
 }

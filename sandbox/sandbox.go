@@ -229,27 +229,6 @@ func (s *Sandbox) Validate(ctx context.Context, wasm []byte, limits task.Limits)
 	return e.info, nil
 }
 
-func limitPages(limits task.Limits) uint64 {
-	p := uint64(limits.MemoryMB) * 16 // 64 KiB pages per MiB
-	if p > 65536 {
-		p = 65536
-	}
-	return p
-}
-
-func checkMemory(info *ModuleInfo, limits task.Limits) error {
-	if lp := limitPages(limits); uint64(info.MemoryMinPages) > lp {
-		return invalid("declares %d pages (%d MiB) of initial memory, limit is %d pages (memory_mb=%d)",
-			info.MemoryMinPages, uint64(info.MemoryMinPages)/16, lp, limits.MemoryMB)
-	}
-	if b, lim := info.startBytes(), limitPages(limits)<<16; b > lim {
-		return invalid("starts with %d table elements (%.1f MiB at %d bytes each) and %d pages of memory, %.1f MiB in all; limit is %d MiB (memory_mb=%d)",
-			info.TableElements, float64(info.TableElements*tableElemBytes)/(1<<20), tableElemBytes,
-			info.MemoryMinPages, float64(b)/(1<<20), lim>>20, limits.MemoryMB)
-	}
-	return nil
-}
-
 // load returns the cache entry for hash, compiling wasm if needed, with a reference the
 // caller must release. pre, when set, runs on a fresh module's info before it is compiled, so
 // a cheap refusal does not pay for a compilation.

@@ -1,7 +1,8 @@
 package sandbox
 
-// Readers for the sections parseWasm checks against the structural limits (limits.go) but
-// otherwise leaves to wazero's decoder.
+// Readers for the sections parseWasm reads: those it needs (imports, memory, exports, tables)
+// and those it only checks against the structural limits (limits.go), leaving the rest of
+// them to wazero's decoder.
 
 // readCount reads a section's entry count and refuses more than max; the entries themselves
 // are wazero's to decode.
@@ -130,4 +131,98 @@ func tableCap(t tableType, share uint64) uint64 {
 		return t.max
 	}
 	return t.min + share
+}
+
+func (f *wasmFile) readImports(r *reader) error {
+	n, err := r.u32()
+	if err != nil {
+		return err
+	}
+	if err := checkCount(n, maxImports, "imports"); err != nil {
+		return err
+	}
+	for i := uint32(0); i < n; i++ {
+		var im wasmImport
+		if im.module, err = r.name(); err != nil {
+			return err
+		}
+		if im.name, err = r.name(); err != nil {
+			return err
+		}
+		if im.kind, err = r.byte(); err != nil {
+			return err
+		}
+		switch im.kind {
+		case 0: // func: type index
+			_, err = r.u32()
+			f.importFuncs++
+		case 1: // table: reftype, limits
+			err = f.readTable(r, false)
+		case 2: // memory: limits
+			_, _, _, err = r.limits()
+		case 3: // global: valtype, mutability
+			if _, err = r.byte(); err == nil {
+				_, err = r.byte()
+			}
+			f.importGlobals++
+		case 4: // tag: attribute, type index
+			if _, err = r.byte(); err == nil {
+				_, err = r.u32()
+			}
+		default:
+			return r.fail("unknown import kind")
+		}
+		if err != nil {
+			return err
+		}
+		f.imports = append(f.imports, im)
+	}
+	return nil
+}
+
+func (f *wasmFile) readMemory(r *reader) error {
+	n, err := r.u32()
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return nil
+	}
+	min, max, hasMax, err := r.limits()
+	if err != nil {
+		return err
+	}
+	f.hasMemory, f.memMin, f.memMax, f.memHasMax = true, min, max, hasMax
+	return nil
+}
+
+func (f *wasmFile) readExports(r *reader) error {
+	n, err := r.u32()
+	if err != nil {
+		return err
+	}
+	if err := checkCount(n, maxExports, "exports"); err != nil {
+		return err
+	}
+	f.exports = n
+	for i := uint32(0); i < n; i++ {
+		name, err := r.name()
+		if err != nil {
+			return err
+		}
+		kind, err := r.byte()
+		if err != nil {
+			return err
+		}
+		if _, err := r.u32(); err != nil {
+			return err
+		}
+		if name == "_start" && kind == 0 {
+			f.hasStart = true
+		}
+		if name == budgetExport {
+			f.reserved = true
+		}
+	}
+	return nil
 }
