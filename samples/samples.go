@@ -67,21 +67,33 @@ var (
 	readEnv []byte
 	//go:embed hostile/bad_import.wasm
 	badImport []byte
+	//go:embed hostile/table_grow_max.wasm
+	tableGrowMax []byte
+	//go:embed hostile/table_grow_loop.wasm
+	tableGrowLoop []byte
+	//go:embed hostile/table_2gib.wasm
+	table2GiB []byte
+	//go:embed hostile/tables_1gib.wasm
+	tables1GiB []byte
 )
 
 // Hostile holds the modules that misbehave, by name. HostileKind says what each must get.
 var Hostile = map[string][]byte{
-	"infinite_loop":  infiniteLoop,
-	"start_loop":     startLoop,
-	"call_tree":      callTree,
-	"memory_bomb":    memoryBomb,
-	"deep_recursion": deepRecursion,
-	"huge_output":    hugeOutput,
-	"unreachable":    unreachable,
-	"exit_nonzero":   exitNonzero,
-	"open_file":      openFile,
-	"read_env":       readEnv,
-	"bad_import":     badImport,
+	"infinite_loop":   infiniteLoop,
+	"start_loop":      startLoop,
+	"call_tree":       callTree,
+	"memory_bomb":     memoryBomb,
+	"deep_recursion":  deepRecursion,
+	"huge_output":     hugeOutput,
+	"unreachable":     unreachable,
+	"exit_nonzero":    exitNonzero,
+	"open_file":       openFile,
+	"read_env":        readEnv,
+	"bad_import":      badImport,
+	"table_grow_max":  tableGrowMax,
+	"table_grow_loop": tableGrowLoop,
+	"table_2gib":      table2GiB,
+	"tables_1gib":     tables1GiB,
 }
 
 // HostileKind is the failure kind (as in the REST contract) each hostile module must end
@@ -92,17 +104,21 @@ var Hostile = map[string][]byte{
 // they got and exit 0 when anything worked, and exit 1 with "denied" / "no environment" on
 // stderr (stdout empty) when nothing did. So their required outcome is "exit" (code 1).
 var HostileKind = map[string]task.Kind{
-	"infinite_loop":  task.KindTimeout,
-	"start_loop":     task.KindTimeout,
-	"call_tree":      task.KindTimeout,
-	"memory_bomb":    task.KindOutOfMemory,
-	"deep_recursion": task.KindTrap,
-	"huge_output":    task.KindOutputTooLarge,
-	"unreachable":    task.KindTrap,
-	"exit_nonzero":   task.KindExit, // code 3, after writing "bye" to stdout
-	"open_file":      task.KindExit, // code 1, stderr "denied\n", stdout empty
-	"read_env":       task.KindExit, // code 1, stderr "no environment\n", stdout empty
-	"bad_import":     "",            // refused: imports env.system
+	"infinite_loop":   task.KindTimeout,
+	"start_loop":      task.KindTimeout,
+	"call_tree":       task.KindTimeout,
+	"memory_bomb":     task.KindOutOfMemory,
+	"deep_recursion":  task.KindTrap,
+	"huge_output":     task.KindOutputTooLarge,
+	"unreachable":     task.KindTrap,
+	"exit_nonzero":    task.KindExit, // code 3, after writing "bye" to stdout
+	"open_file":       task.KindExit, // code 1, stderr "denied\n", stdout empty
+	"read_env":        task.KindExit, // code 1, stderr "no environment\n", stdout empty
+	"bad_import":      "",            // refused: imports env.system
+	"table_grow_max":  task.KindOutOfMemory,
+	"table_grow_loop": task.KindOutOfMemory,
+	"table_2gib":      "", // refused: a table of 2^28 elements
+	"tables_1gib":     "", // refused: tables of 2^27 elements
 }
 
 // Good returns the well-behaved samples by name (double_wat, double_c, double_go, double_as,

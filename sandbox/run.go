@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/sys"
 )
@@ -53,15 +54,28 @@ func (s *Sandbox) Run(ctx context.Context, hash, name string, stdin []byte, limi
 		return Result{Failure: &task.Failure{Kind: task.KindOutOfMemory,
 			Message: fmt.Sprintf("the module starts with %d pages of memory, limit is %d (memory_mb=%d)", min, lp, limits.MemoryMB)}}, nil
 	}
+	if b, lim := e.info.startBytes(), limitPages(limits)<<16; b > lim {
+		return Result{Failure: &task.Failure{Kind: task.KindOutOfMemory,
+			Message: fmt.Sprintf("the module starts with %d table elements and %d pages of memory, %.1f MiB in all; limit is %d MiB (memory_mb=%d)",
+				e.info.TableElements, e.info.MemoryMinPages, float64(b)/(1<<20), lim>>20, limits.MemoryMB)}}, nil
+	}
 
 	st := s.pool.Get().(*runState)
 	defer s.pool.Put(st)
 	tctx, cancel := context.WithTimeout(ctx, time.Duration(limits.TimeoutMs)*time.Millisecond)
 	st.begin(tctx, cancel, stdin, limits)
+	// The tables the module starts with take their part of memory_mb (checked above to fit).
+	st.mem.limit -= e.info.TableElements * tableElemBytes
 	cfg := st.config(name)
 
 	start := time.Now()
-	mod, runErr := s.rt.InstantiateModule(experimental.WithMemoryAllocator(tctx, st), e.compiled, cfg)
+	var mod api.Module
+	var runErr error
+	if e.budget {
+		mod, runErr = st.runBudgeted(experimental.WithMemoryAllocator(tctx, st), e, cfg)
+	} else {
+		mod, runErr = s.rt.InstantiateModule(experimental.WithMemoryAllocator(tctx, st), e.compiled, cfg)
+	}
 	res := Result{Duration: time.Since(start)}
 	if mod != nil {
 		_ = mod.Close(context.Background())
@@ -127,6 +141,9 @@ type runState struct {
 	limit    task.Kind // the first limit hit; decides the failure kind
 	limitMsg string
 	sleepCut bool // a sleep ended early for another reason than the deadline or a limit
+	// budget is the module's table budget global (tablegrow.go), nil when it has none: bytes
+	// of memory_mb left for table and memory growth alike.
+	budget api.MutableGlobal
 
 	cfg     wazero.ModuleConfig
 	cfgName string
@@ -161,6 +178,7 @@ func (st *runState) begin(ctx context.Context, cancel context.CancelFunc, stdin 
 	st.mem = linearMemory{st: st, limit: limitPages(limits) << 16}
 	st.limit, st.limitMsg = "", ""
 	st.sleepCut = false
+	st.budget = nil
 }
 
 // end returns the captured output and drops every reference to the task.
@@ -172,6 +190,7 @@ func (st *runState) end() (stdout, stderr []byte) {
 	st.mem.Free()
 	st.mem = linearMemory{st: st}
 	st.ctx, st.cancel = nil, nil
+	st.budget = nil
 	return stdout, stderr
 }
 
@@ -291,9 +310,9 @@ type linearMemory struct {
 const mmapAbove = 16 << 20
 
 func (m *linearMemory) Reallocate(size uint64) []byte {
-	if size > m.limit {
-		m.st.hit(task.KindOutOfMemory, fmt.Sprintf("asked for %d pages (%.1f MiB) of memory, limit is %d MiB (memory_mb)",
-			size>>16, float64(size)/(1<<20), m.limit>>20))
+	if size > m.limit || !m.charge(size) {
+		m.st.hit(task.KindOutOfMemory, fmt.Sprintf("asked for %d pages (%.1f MiB) of memory, limit is %d MiB (memory_mb, tables included)",
+			size>>16, float64(size)/(1<<20), m.st.limits.MemoryMB))
 		return nil
 	}
 	if size <= uint64(cap(m.buf)) {

@@ -68,6 +68,15 @@ type ModuleInfo struct {
 	MemoryMinPages uint32   // 64 KiB pages the module starts with (0: no memory)
 	MemoryMaxPages uint32   // declared maximum; 0 when HasMemoryMax is false
 	HasMemoryMax   bool
+	// TableElements is the sum of the tables' minimum sizes. Each element costs 8 bytes of
+	// the task's memory_mb, like linear memory does.
+	TableElements uint64
+}
+
+// startBytes is what an instance of the module holds before it runs: its initial linear
+// memory and its tables.
+func (i *ModuleInfo) startBytes() uint64 {
+	return uint64(i.MemoryMinPages)<<16 + i.TableElements*tableElemBytes
 }
 
 // Hash returns the lowercase hex sha256 of wasm: the key of a module everywhere in faas.
@@ -103,6 +112,7 @@ type entry struct {
 	elem     *list.Element
 	refs     int
 	evicted  bool
+	budget   bool // table.grow was instrumented: Run must set the budget global (tablegrow.go)
 }
 
 // New creates a Sandbox: one wazero runtime (compiler, WithCloseOnContextDone) with WASI
@@ -219,22 +229,6 @@ func (s *Sandbox) Validate(ctx context.Context, wasm []byte, limits task.Limits)
 	return e.info, nil
 }
 
-func limitPages(limits task.Limits) uint64 {
-	p := uint64(limits.MemoryMB) * 16 // 64 KiB pages per MiB
-	if p > 65536 {
-		p = 65536
-	}
-	return p
-}
-
-func checkMemory(info *ModuleInfo, limits task.Limits) error {
-	if lp := limitPages(limits); uint64(info.MemoryMinPages) > lp {
-		return invalid("declares %d pages (%d MiB) of initial memory, limit is %d pages (memory_mb=%d)",
-			info.MemoryMinPages, uint64(info.MemoryMinPages)/16, lp, limits.MemoryMB)
-	}
-	return nil
-}
-
 // load returns the cache entry for hash, compiling wasm if needed, with a reference the
 // caller must release. pre, when set, runs on a fresh module's info before it is compiled, so
 // a cheap refusal does not pay for a compilation.
@@ -333,12 +327,16 @@ func (s *Sandbox) compile(ctx context.Context, wasm []byte, hash string, pre fun
 	}()
 	f, instrumented, err := parseWasm(wasm, s.instrument)
 	if err != nil {
+		var le *limitError
+		if errors.As(err, &le) {
+			return nil, invalid("exceeds a structural limit: %v", err)
+		}
 		if errors.Is(err, errMalformed) {
 			return nil, invalid("is not a valid WebAssembly module: %v", err)
 		}
 		return nil, invalid("%v", err)
 	}
-	info := ModuleInfo{Hash: hash, Size: int64(len(wasm)), Functions: f.funcs}
+	info := ModuleInfo{Hash: hash, Size: int64(len(wasm)), Functions: f.funcs, TableElements: f.tableElems()}
 	for _, im := range f.imports {
 		full := im.module + "." + im.name
 		info.Imports = append(info.Imports, full)
@@ -350,6 +348,9 @@ func (s *Sandbox) compile(ctx context.Context, wasm []byte, hash string, pre fun
 		case s.wasi[im.name] == nil:
 			return nil, invalid("imports %s, which WASI preview1 does not provide", full)
 		}
+	}
+	if f.reserved {
+		return nil, invalid("exports %s, a name the sandbox reserves", budgetExport)
 	}
 	if !f.hasStart {
 		return nil, invalid("does not export a _start function: build it as a WASI command (a program with main), not a reactor or library")
@@ -380,7 +381,7 @@ func (s *Sandbox) compile(ctx context.Context, wasm []byte, hash string, pre fun
 		_ = compiled.Close(ctx)
 		return nil, err
 	}
-	return &entry{hash: hash, compiled: compiled, info: info}, nil
+	return &entry{hash: hash, compiled: compiled, info: info, budget: s.instrument && len(f.grows) > 0}, nil
 }
 
 // checkCompiled checks what needs types: _start's signature, imported signatures.

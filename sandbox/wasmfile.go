@@ -12,11 +12,17 @@ import (
 // tree runs unchecked; with it every function entry is a check point. See docs/RATIONALE.md.
 
 const (
-	secCustom = 0
-	secImport = 2
-	secMemory = 5
-	secExport = 7
-	secCode   = 10
+	secCustom   = 0
+	secType     = 1
+	secImport   = 2
+	secFunction = 3
+	secTable    = 4
+	secMemory   = 5
+	secGlobal   = 6
+	secExport   = 7
+	secElement  = 9
+	secCode     = 10
+	secData     = 11
 )
 
 // entryCheck is `loop (empty block type) end`: a loop header with nothing in it.
@@ -39,6 +45,37 @@ type wasmFile struct {
 	// branch, so wazero already checks there.
 	loopAtEntry int
 	hasStart    bool // exports a function named _start
+	importFuncs int  // imported functions: the index of the first body
+	tables      []tableType
+
+	types          uint32 // entries of each index space the helpers extend
+	definedFuncs   uint32
+	importGlobals  uint32
+	definedGlobals uint32
+	exports        uint32
+	// grows lists the tables some table.grow names, instrumented into a checked call (see
+	// tablegrow.go); reserved is set when the module exports budgetExport already.
+	grows    []uint32
+	reserved bool
+}
+
+// tableType is a table's element type and limits, imported or defined.
+type tableType struct {
+	ref     byte
+	min     uint64
+	max     uint64
+	hasMax  bool
+	defined bool
+	imposed bool // its maximum is ours (tableCap), not the module's
+}
+
+// tableElems is the sum of the tables' minimum sizes.
+func (f *wasmFile) tableElems() uint64 {
+	var n uint64
+	for _, t := range f.tables {
+		n += t.min
+	}
+	return n
 }
 
 var errMalformed = errors.New("malformed")
@@ -148,11 +185,7 @@ func parseWasm(wasm []byte, instrument bool) (*wasmFile, []byte, error) {
 	}
 	f := &wasmFile{}
 	r := &reader{b: wasm, off: 8}
-	var out []byte
-	if instrument {
-		out = make([]byte, 0, len(wasm)+len(wasm)/16+64)
-		out = append(out, wasm[:8]...)
-	}
+	var secs []wasmSection // when instrumenting: the sections to write, in order
 	for r.off < len(wasm) {
 		start := r.off
 		id, err := r.byte()
@@ -168,7 +201,20 @@ func parseWasm(wasm []byte, instrument bool) (*wasmFile, []byte, error) {
 			return nil, nil, err
 		}
 		sr := &reader{b: body}
+		contents := body
 		switch id {
+		case secType:
+			f.types, err = readTypes(sr)
+		case secFunction:
+			f.definedFuncs, err = readCount(sr, maxFunctions, "functions")
+		case secGlobal:
+			f.definedGlobals, err = readCount(sr, maxGlobals, "globals")
+		case secElement:
+			_, err = readCount(sr, maxElemSegments, "element segments")
+		case secData:
+			_, err = readCount(sr, maxDataSegments, "data segments")
+		case secTable:
+			contents, err = f.readTables(sr)
 		case secImport:
 			err = f.readImports(sr)
 		case secMemory:
@@ -176,110 +222,36 @@ func parseWasm(wasm []byte, instrument bool) (*wasmFile, []byte, error) {
 		case secExport:
 			err = f.readExports(sr)
 		case secCode:
-			var code []byte
-			code, err = f.readCode(sr, instrument)
-			if err == nil && instrument {
-				out = append(out, secCode)
-				out = appendULEB(out, uint64(len(code)))
-				out = append(out, code...)
-				continue
-			}
+			contents, err = f.readCode(sr, instrument)
+		}
+		var le *limitError
+		if errors.As(err, &le) {
+			return nil, nil, err // it names what it refuses; where does not help
 		}
 		if err != nil {
 			return nil, nil, fmt.Errorf("section %d at byte %d: %w", id, start, err)
 		}
 		if instrument {
-			out = append(out, wasm[start:r.off]...)
+			secs = append(secs, wasmSection{id: id, contents: contents})
 		}
+	}
+	if !instrument {
+		return f, nil, nil
+	}
+	secs = f.addGrowHelpers(secs)
+	out := make([]byte, 0, len(wasm)+len(wasm)/16+64)
+	out = append(out, wasm[:8]...)
+	for _, sec := range secs {
+		out = append(out, sec.id)
+		out = appendULEB(out, uint64(len(sec.contents)))
+		out = append(out, sec.contents...)
 	}
 	return f, out, nil
 }
 
-func (f *wasmFile) readImports(r *reader) error {
-	n, err := r.u32()
-	if err != nil {
-		return err
-	}
-	for i := uint32(0); i < n; i++ {
-		var im wasmImport
-		if im.module, err = r.name(); err != nil {
-			return err
-		}
-		if im.name, err = r.name(); err != nil {
-			return err
-		}
-		if im.kind, err = r.byte(); err != nil {
-			return err
-		}
-		switch im.kind {
-		case 0: // func: type index
-			_, err = r.u32()
-		case 1: // table: reftype, limits
-			if _, err = r.byte(); err == nil {
-				_, _, _, err = r.limits()
-			}
-		case 2: // memory: limits
-			_, _, _, err = r.limits()
-		case 3: // global: valtype, mutability
-			if _, err = r.byte(); err == nil {
-				_, err = r.byte()
-			}
-		case 4: // tag: attribute, type index
-			if _, err = r.byte(); err == nil {
-				_, err = r.u32()
-			}
-		default:
-			return r.fail("unknown import kind")
-		}
-		if err != nil {
-			return err
-		}
-		f.imports = append(f.imports, im)
-		if len(f.imports) > 100_000 {
-			return r.fail("too many imports")
-		}
-	}
-	return nil
-}
-
-func (f *wasmFile) readMemory(r *reader) error {
-	n, err := r.u32()
-	if err != nil {
-		return err
-	}
-	if n == 0 {
-		return nil
-	}
-	min, max, hasMax, err := r.limits()
-	if err != nil {
-		return err
-	}
-	f.hasMemory, f.memMin, f.memMax, f.memHasMax = true, min, max, hasMax
-	return nil
-}
-
-func (f *wasmFile) readExports(r *reader) error {
-	n, err := r.u32()
-	if err != nil {
-		return err
-	}
-	for i := uint32(0); i < n; i++ {
-		name, err := r.name()
-		if err != nil {
-			return err
-		}
-		kind, err := r.byte()
-		if err != nil {
-			return err
-		}
-		if _, err := r.u32(); err != nil {
-			return err
-		}
-		if name == "_start" && kind == 0 {
-			f.hasStart = true
-		}
-	}
-	return nil
+type wasmSection struct {
+	id       byte
+	contents []byte
 }
 
 // readCode walks the function bodies and, when instrument is true, returns the section's new
@@ -287,6 +259,9 @@ func (f *wasmFile) readExports(r *reader) error {
 func (f *wasmFile) readCode(r *reader, instrument bool) ([]byte, error) {
 	n, err := r.u32()
 	if err != nil {
+		return nil, err
+	}
+	if err := checkCount(n, maxFunctions, "function bodies"); err != nil {
 		return nil, err
 	}
 	var out []byte
@@ -299,6 +274,10 @@ func (f *wasmFile) readCode(r *reader, instrument bool) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
+		fn := uint64(f.importFuncs) + uint64(i)
+		if size > maxBodySize {
+			return nil, overLimit("function %d has a body of %d bytes; at most %d (function body size limit)", fn, size, maxBodySize)
+		}
 		body, err := r.bytes(uint64(size))
 		if err != nil {
 			return nil, err
@@ -308,10 +287,13 @@ func (f *wasmFile) readCode(r *reader, instrument bool) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
+		var locals uint64
 		for g := uint32(0); g < groups; g++ {
-			if _, err := br.u32(); err != nil { // count
+			count, err := br.u32()
+			if err != nil {
 				return nil, err
 			}
+			locals += uint64(count)
 			t, err := br.byte()
 			if err != nil {
 				return nil, err
@@ -322,19 +304,31 @@ func (f *wasmFile) readCode(r *reader, instrument bool) ([]byte, error) {
 				return nil, br.fail(fmt.Sprintf("unsupported local type %#x", t))
 			}
 		}
+		if locals > maxLocals {
+			return nil, overLimit("function %d declares %d locals; at most %d (locals per function limit)", fn, locals, maxLocals)
+		}
+		grows, err := scanCode(body[br.off:], fn)
+		if err != nil {
+			return nil, err
+		}
 		f.funcs++
-		if instrument && startsWithLoop(body[br.off:]) {
-			f.loopAtEntry++
-			out = appendULEB(out, uint64(size))
-			out = append(out, body...)
+		if !instrument {
 			continue
 		}
-		if instrument {
-			out = appendULEB(out, uint64(size)+uint64(len(entryCheck)))
-			out = append(out, body[:br.off]...)
-			out = append(out, entryCheck...)
-			out = append(out, body[br.off:]...)
+		head, code := body[:br.off], body[br.off:]
+		if len(grows) > 0 && !f.reserved {
+			code = f.rewriteGrows(code, grows)
 		}
+		if startsWithLoop(code) {
+			f.loopAtEntry++
+			out = appendULEB(out, uint64(len(head)+len(code)))
+			out = append(append(out, head...), code...)
+			continue
+		}
+		out = appendULEB(out, uint64(len(head)+len(entryCheck)+len(code)))
+		out = append(out, head...)
+		out = append(out, entryCheck...)
+		out = append(out, code...)
 	}
 	if r.off != len(r.b) {
 		return nil, r.fail("bytes after the last function body")
