@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,6 +9,10 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"faas/client"
 )
@@ -83,4 +88,24 @@ func looksLikeUUID(s string) bool {
 		}
 	}
 	return true
+}
+
+// printable renders a function's stderr for a terminal: valid UTF-8 as it is (control
+// characters other than newline and tab escaped, so a hostile function cannot drive the
+// user's terminal), anything else as a quoted Go string. A trailing newline is dropped.
+func printable(b []byte) string {
+	b = bytes.TrimRight(b, "\n")
+	if !utf8.Valid(b) {
+		return strconv.Quote(string(b))
+	}
+	var sb strings.Builder
+	for _, r := range string(b) {
+		if r == '\n' || r == '\t' || !unicode.IsControl(r) {
+			sb.WriteRune(r)
+			continue
+		}
+		q := strconv.QuoteRune(r)
+		sb.WriteString(q[1 : len(q)-1])
+	}
+	return sb.String()
 }

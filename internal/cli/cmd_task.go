@@ -62,6 +62,9 @@ func (e *env) printResult(t client.Task, asJSON bool) error {
 			msg = t.Error.Error()
 		}
 		fmt.Fprintln(e.stderr, msg)
+		if !asJSON && len(t.Stderr) > 0 {
+			fmt.Fprintf(e.stderr, "stderr of the function (last %d bytes):\n%s\n", len(t.Stderr), printable(t.Stderr))
+		}
 		return silent(ExitFailed)
 	default:
 		return &exitError{code: ExitNotFinished, err: fmt.Errorf("task %s is %s, not finished yet; ask again, or use --wait DURATION", t.TaskID, t.Status)}

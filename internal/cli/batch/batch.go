@@ -120,6 +120,9 @@ type Line struct {
 	Result         string        `json:"result"`
 	ResultEncoding string        `json:"result_encoding"`
 	Error          *task.Failure `json:"error,omitempty"`
+	// Stderr is the function's stderr tail, when it wrote any, encoded like Result.
+	Stderr         string `json:"stderr,omitempty"`
+	StderrEncoding string `json:"stderr_encoding,omitempty"`
 }
 
 // NewLine builds the output line of input index from its terminal task.
@@ -132,12 +135,20 @@ func NewLine(index int, t client.Task) Line {
 			res = []byte(t.Error.Error())
 		}
 	}
-	if utf8.Valid(res) {
-		l.Result, l.ResultEncoding = string(res), "utf-8"
-	} else {
-		l.Result, l.ResultEncoding = base64.StdEncoding.EncodeToString(res), "base64"
+	l.Result, l.ResultEncoding = encodeBytes(res)
+	if len(t.Stderr) > 0 {
+		l.Stderr, l.StderrEncoding = encodeBytes(t.Stderr)
 	}
 	return l
+}
+
+// encodeBytes gives b as a string for a JSON line: the text itself when it is valid UTF-8,
+// else its standard base64, with the encoding's name.
+func encodeBytes(b []byte) (string, string) {
+	if utf8.Valid(b) {
+		return string(b), "utf-8"
+	}
+	return base64.StdEncoding.EncodeToString(b), "base64"
 }
 
 // Run reads inputs from in (one per line, see ParseLine), runs each through functionID and

@@ -35,6 +35,7 @@ func TestParseLine(t *testing.T) {
 		{name: "crlf", line: "\"x\"\r\n", want: "x"},
 		{name: "blank", line: " \t\r\n", skip: true},
 		{name: "not json", line: `hello`, err: "not valid JSON"},
+		{name: "bare word says what a line may be", line: `hello`, err: "quote a bare word"},
 		{name: "two values", line: `1 2`, err: "not valid JSON"},
 		{name: "payload not base64", line: `{"payload": "!!"}`, err: "base64"},
 		{name: "payload not string", line: `{"payload": 3}`, err: "base64 string"},
@@ -309,5 +310,31 @@ func TestRunChunkBytes(t *testing.T) {
 	}
 	if total != 50 {
 		t.Fatalf("%d inputs submitted", total)
+	}
+}
+
+func TestNewLineStderr(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		task     client.Task
+		wantJSON string
+	}{
+		{"none", client.Task{TaskID: "a", Status: "COMPLETED", Result: []byte("2")},
+			`{"index":0,"task_id":"a","status":"COMPLETED","result":"2","result_encoding":"utf-8"}`},
+		{"text", client.Task{TaskID: "b", Status: "FAILED", Error: &client.Failure{Kind: "exit", Message: "exit code 2"},
+			Stderr: []byte("double: not an integer\n")},
+			`{"index":0,"task_id":"b","status":"FAILED","result":"exit: exit code 2","result_encoding":"utf-8","error":{"kind":"exit","message":"exit code 2"},"stderr":"double: not an integer\n","stderr_encoding":"utf-8"}`},
+		{"binary", client.Task{TaskID: "c", Status: "COMPLETED", Result: []byte("ok"), Stderr: []byte{0xff, 0x00}},
+			`{"index":0,"task_id":"c","status":"COMPLETED","result":"ok","result_encoding":"utf-8","stderr":"/wA=","stderr_encoding":"base64"}`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got, err := json.Marshal(NewLine(0, c.task))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(got) != c.wantJSON {
+				t.Errorf("line\n got %s\nwant %s", got, c.wantJSON)
+			}
+		})
 	}
 }

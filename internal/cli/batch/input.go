@@ -40,12 +40,7 @@ func ParseLine(line []byte) (input []byte, ok bool, err error) {
 		return nil, false, nil
 	}
 	if !json.Valid(line) {
-		// Find the precise reason (json.Valid does not say).
-		var v any
-		if err := json.Unmarshal(line, &v); err != nil {
-			return nil, false, fmt.Errorf("not valid JSON: %v", err)
-		}
-		return nil, false, errors.New("not valid JSON")
+		return nil, false, fmt.Errorf("not valid JSON (%s); %s", jsonReason(line), lineForms)
 	}
 	switch line[0] {
 	case '"':
@@ -84,6 +79,23 @@ func ParseLine(line []byte) (input []byte, ok bool, err error) {
 	default:
 		return bytes.Clone(line), true, nil
 	}
+}
+
+// lineForms says what an input line may be, for the error of a line that is none of them.
+const lineForms = `a line is a JSON string ("text"), an object {"payload": "<base64>"}, or any other JSON value (42, [1,2]); quote a bare word`
+
+// jsonReason is why line is not one JSON value (json.Valid does not say), shortened.
+func jsonReason(line []byte) string {
+	var v any
+	err := json.Unmarshal(line, &v)
+	if err == nil {
+		return "more than one value"
+	}
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return fmt.Sprintf("%v at byte %d", se, se.Offset)
+	}
+	return err.Error()
 }
 
 // lineReader reads lines of any length up to MaxLineBytes, counting them.
