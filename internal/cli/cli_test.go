@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"faas/internal/testutil"
+	"runtime/debug"
 	"strings"
 	"testing"
 )
@@ -109,6 +110,40 @@ func TestCompletion(t *testing.T) {
 		if code != 0 || len(out) < 100 {
 			t.Errorf("completion %s: exit %d, %d bytes, stderr %q", sh, code, len(out), errs)
 		}
+	}
+}
+
+func TestVersion(t *testing.T) {
+	for _, args := range [][]string{{"version"}, {"--version"}} {
+		out, errs, code := runCLI(t, t.Context(), "", args...)
+		if code != 0 || out != version()+"\n" || !strings.HasPrefix(out, "faas ") || !strings.Contains(out, "go1.") {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q; want %q", args, code, out, errs, version())
+		}
+	}
+	bi := &debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Path: "faas", Version: "v1.2.3"},
+		Deps: []*debug.Module{{Path: "github.com/tetratelabs/wazero", Version: "v1.12.0"}},
+		Settings: []debug.BuildSetting{{Key: "vcs.revision", Value: "0123456789abcdef0123"},
+			{Key: "vcs.modified", Value: "true"}, {Key: "vcs.time", Value: "2026-11-28T04:00:00Z"}}}
+	if got, want := describeBuild(bi), "faas v1.2.3, commit 0123456789ab (modified) of 2026-11-28T04:00:00Z, go1.26.8, wazero v1.12.0"; got != want {
+		t.Errorf("describeBuild = %q, want %q", got, want)
+	}
+}
+
+func TestServerAddress(t *testing.T) {
+	// HOST:PORT means http://HOST:PORT: the command gets as far as the (dead) server.
+	_, errs, code := runCLI(t, t.Context(), "", "status", "0f8fad5b-d9cb-469f-a165-70867728950e", "--server", "127.0.0.1:1")
+	if code != ExitServer || !strings.Contains(errs, "http://127.0.0.1:1/") {
+		t.Errorf("--server 127.0.0.1:1: exit %d, stderr %q; want exit 3 from http://127.0.0.1:1", code, errs)
+	}
+	for _, bad := range []string{"ftp://h:1", "http://", "http://h:1/?x=1", "http://u:p@h:1", ":::"} {
+		_, errs, code := runCLI(t, t.Context(), "", "status", "x", "--server", bad)
+		if code != ExitUsage || !strings.Contains(errs, "use http://HOST:PORT") {
+			t.Errorf("--server %q: exit %d, stderr %q; want a usage error saying which form to use", bad, code, errs)
+		}
+	}
+	t.Setenv("FAAS_SERVER", "ftp://h:1")
+	if _, errs, code := runCLI(t, t.Context(), "", "status", "x"); code != ExitUsage || !strings.Contains(errs, "FAAS_SERVER") {
+		t.Errorf("bad FAAS_SERVER: exit %d, stderr %q", code, errs)
 	}
 }
 

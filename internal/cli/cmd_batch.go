@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -102,13 +103,23 @@ Exit 1 when any task FAILED.`,
 		}
 		cfg := batch.Config{Chunk: chunk, Concurrency: concurrency, Window: window, JSON: asJSON}
 		var bar *progressbar.ProgressBar
+		out := e.stdout
 		if !quiet && isTerminal(e.stderr) {
 			bar = newBar(e.stderr, total)
 			cfg.Progress = bar
+			if isTerminal(e.stdout) {
+				// Both on one terminal: the bar's line is erased before each write of
+				// result lines, and drawn again under them at its next update.
+				out = &barClearing{w: e.stdout, bar: bar}
+			}
 		}
-		sum, err := batch.Run(ctx, c, fnID, in, e.stdout, cfg)
+		sum, err := batch.Run(ctx, c, fnID, in, out, cfg)
 		if bar != nil {
-			_ = bar.Finish()
+			if err == nil {
+				_ = bar.Finish()
+			} else {
+				_ = bar.Exit() // shows where the batch really stopped, not 100%
+			}
 			fmt.Fprintln(e.stderr)
 		}
 		if err != nil {
@@ -137,8 +148,44 @@ func isTerminal(w io.Writer) bool {
 	return ok && (isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd()))
 }
 
+// barClearing writes result lines to a terminal that also shows the progress bar: it
+// erases the bar's line, then writes whole lines only (a buffered writer may flush mid-line;
+// the rest waits for its newline), so the bar, drawn again at its next update, always starts
+// on a line of its own. The batch printer calls Write and the bar's Add from one goroutine,
+// and the bar draws only from Add (newBar starts no spinner goroutine): they never interleave.
+type barClearing struct {
+	w       io.Writer
+	bar     *progressbar.ProgressBar
+	pending []byte // the start of a line not yet ended
+}
+
+func (b *barClearing) Write(p []byte) (int, error) {
+	end := bytes.LastIndexByte(p, '\n')
+	if end < 0 {
+		b.pending = append(b.pending, p...)
+		return len(p), nil
+	}
+	_ = b.bar.Clear()
+	if len(b.pending) > 0 {
+		if _, err := b.w.Write(b.pending); err != nil {
+			return 0, err
+		}
+		b.pending = b.pending[:0]
+	}
+	if _, err := b.w.Write(p[:end+1]); err != nil {
+		return 0, err
+	}
+	b.pending = append(b.pending, p[end+1:]...)
+	return len(p), nil
+}
+
+// newBar draws on w. Its clock starts now, before any task is submitted, so the first
+// rate shown is tasks done over time really spent (started at the first finished task, it
+// showed hundreds of thousands of tasks/s). It draws only when told of progress.
 func newBar(w io.Writer, total int) *progressbar.ProgressBar {
 	return progressbar.NewOptions64(int64(total),
+		progressbar.OptionSetRenderBlankState(true),
+		progressbar.OptionSetSpinnerChangeInterval(0),
 		progressbar.OptionSetWriter(w),
 		progressbar.OptionSetDescription("tasks"),
 		progressbar.OptionShowCount(),

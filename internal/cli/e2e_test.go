@@ -166,6 +166,19 @@ func TestEndToEnd(t *testing.T) {
 			t.Fatalf("--json %q", raw)
 		}
 	})
+	t.Run("failed task shows the function's stderr", func(t *testing.T) {
+		cliOK(t, url, "", 0, "register", "double_c", writeFile(t, "double_c.wasm", samples.DoubleC))
+		for _, args := range [][]string{{"exec", "double_c", "--input", "abc", "--wait"}} {
+			out, errs := cliOK(t, url, "", 1, args...)
+			if out != "" || !strings.HasPrefix(errs, "exit: exit code 2\n") || !strings.Contains(errs, "double: not an integer") {
+				t.Fatalf("%v: stdout %q, stderr %q; want the kind, then the function's stderr", args, out, errs)
+			}
+		}
+		lines, _ := cliOK(t, url, "\"abc\"\n\"4\"\n", 1, "batch", "double_c", "--quiet")
+		if !strings.Contains(lines, `"stderr":"double: not an integer\n","stderr_encoding":"utf-8"`) {
+			t.Fatalf("batch lines %q carry no stderr", lines)
+		}
+	})
 	t.Run("refused requests exit 3", func(t *testing.T) {
 		_, errs := cliOK(t, url, "", 3, "exec", "no-such-function", "--input", "1")
 		if !strings.Contains(errs, "no-such-function") {

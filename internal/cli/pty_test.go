@@ -1,0 +1,91 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/creack/pty"
+
+	"faas/samples"
+)
+
+// TestBatchOnTerminal runs faas batch with stdout and stderr both on one pseudo-terminal,
+// as a user at a shell does: the progress bar is drawn there too, and every JSON line must
+// still come out whole and in order (the bar is erased before lines are written, and drawn
+// only under them).
+func TestBatchOnTerminal(t *testing.T) {
+	url := startPlatform(t)
+	cliOK(t, url, "", 0, "register", "double", writeFile(t, "double.wasm", samples.DoubleWAT))
+	const n = 3000
+	var in strings.Builder
+	for i := range n {
+		fmt.Fprintf(&in, "%d\n", i)
+	}
+	inputs := writeFile(t, "inputs.jsonl", []byte(in.String()))
+
+	ptmx, tty, err := pty.Open()
+	if err != nil {
+		t.Skipf("no pseudo-terminal: %v", err)
+	}
+	defer ptmx.Close()
+	if err := pty.Setsize(ptmx, &pty.Winsize{Rows: 40, Cols: 120}); err != nil {
+		t.Fatal(err)
+	}
+	var raw bytes.Buffer
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); _, _ = io.Copy(&raw, ptmx) }() // ends when ptmx closes (EIO)
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	code := Run(ctx, []string{"batch", "double", "--inputs", inputs, "--server", url, "--chunk", "100"},
+		strings.NewReader(""), tty, tty)
+	tty.Close() // the last slave closed: the reader gets EIO once it has read everything
+	wg.Wait()
+	if code != 0 {
+		t.Fatalf("exit %d; output:\n%.2000s", code, raw.String())
+	}
+
+	// On the terminal a line is what follows the last carriage return before its newline
+	// (the bar is redrawn with \r; the terminal turns \n into \r\n).
+	var next int
+	bars := 0
+	for _, seg := range strings.Split(raw.String(), "\n") {
+		seg = strings.TrimSuffix(seg, "\r")
+		if strings.Contains(seg, "tasks") {
+			bars++
+		}
+		if i := strings.LastIndexByte(seg, '\r'); i >= 0 {
+			seg = seg[i+1:]
+		}
+		seg = strings.TrimSpace(seg)
+		if seg == "" || !strings.HasPrefix(seg, "{") {
+			continue
+		}
+		var l struct {
+			Index  int    `json:"index"`
+			Status string `json:"status"`
+			Result string `json:"result"`
+		}
+		if err := json.Unmarshal([]byte(seg), &l); err != nil {
+			t.Fatalf("line %d is not whole: %q (%v)", next, seg, err)
+		}
+		if l.Index != next || l.Status != "COMPLETED" || l.Result != fmt.Sprint(2*next) {
+			t.Fatalf("line %+v, want index %d COMPLETED %d", l, next, 2*next)
+		}
+		next++
+	}
+	if next != n {
+		t.Fatalf("%d whole lines on the terminal, want %d", next, n)
+	}
+	if bars == 0 {
+		t.Fatalf("no progress bar was drawn on the terminal")
+	}
+}
