@@ -27,7 +27,9 @@ type core struct {
 	wake chan struct{} // coalesced "there may be new tasks"
 
 	mu   sync.Mutex
-	held map[string]int // task id → attempt, for lease renewal
+	held map[string]heldTask // task id → what it is, for lease renewal and outcome logs
+
+	outcomes *outcomeLog
 
 	// Lost claims, owned by the goroutine that calls claim (see claim).
 	claimFailed bool      // a claim failed: Redis may have run it all the same
@@ -63,7 +65,9 @@ func newCore(st *store.Store, cfg Config, log *slog.Logger, m *dispatchMetrics) 
 		m:    m,
 		ops:  make(chan op, 4096),
 		wake: make(chan struct{}, 1),
-		held: make(map[string]int),
+		held: make(map[string]heldTask),
+
+		outcomes: newOutcomeLog(log),
 	}
 }
 
@@ -97,7 +101,7 @@ func (c *core) claim(ctx context.Context, n int) ([]task.Task, error) {
 	if len(tasks) > 0 {
 		c.mu.Lock()
 		for _, t := range tasks {
-			c.held[t.ID] = t.Attempt
+			c.held[t.ID] = heldTask{attempt: t.Attempt, function: t.Name}
 		}
 		c.mu.Unlock()
 	}
@@ -128,6 +132,10 @@ func (c *core) sweepStrays(ctx context.Context) {
 // counted here, when handed to the writer (before Redis records them).
 func (c *core) finish(o task.Outcome) {
 	c.m.outcome(o)
+	c.mu.Lock()
+	fn := c.held[o.ID].function
+	c.mu.Unlock()
+	c.outcomes.finished(o, fn)
 	c.ops <- op{kind: opFinish, outcome: o, ref: o.Ref}
 }
 
@@ -207,8 +215,8 @@ func (c *core) every(ctx context.Context, d time.Duration, f func(context.Contex
 func (c *core) renew(ctx context.Context) {
 	c.mu.Lock()
 	refs := make([]task.Ref, 0, len(c.held))
-	for id, a := range c.held {
-		refs = append(refs, task.Ref{ID: id, Attempt: a})
+	for id, h := range c.held {
+		refs = append(refs, task.Ref{ID: id, Attempt: h.attempt})
 	}
 	c.mu.Unlock()
 	if len(refs) == 0 {
@@ -310,7 +318,7 @@ func (c *core) flush(ctx context.Context, batch []op, stopping bool) {
 	}
 	c.mu.Lock()
 	for _, o := range batch {
-		if c.held[o.ref.ID] == o.ref.Attempt {
+		if c.held[o.ref.ID].attempt == o.ref.Attempt {
 			delete(c.held, o.ref.ID)
 		}
 	}
