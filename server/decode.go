@@ -111,7 +111,7 @@ func jsonError(err error) error {
 		mbe *http.MaxBytesError
 	)
 	switch {
-	case errors.As(err, &mbe):
+	case errors.As(err, &mbe), errors.Is(err, errBusy):
 		return err
 	case errors.Is(err, io.EOF):
 		return badRequest("request body is empty; expected a JSON object")
@@ -151,14 +151,11 @@ func jsonTypeName(t reflect.Type) string {
 	return t.String()
 }
 
-// readBody reads a whole body already limited by http.MaxBytesReader, sized from
-// Content-Length when the client sent one.
-func readBody(r io.Reader, contentLength, limit int64) ([]byte, error) {
-	n := contentLength
-	if n < 0 || n > limit {
-		n = 64 << 10
-	}
-	buf := bytes.NewBuffer(make([]byte, 0, n+1))
+// readBody reads a whole body already limited by http.MaxBytesReader. The buffer grows as
+// bytes arrive: a Content-Length is a claim, and reserving memory for it before the bytes
+// come let stalled uploads hold 32 MiB each for nothing.
+func readBody(r io.Reader) ([]byte, error) {
+	var buf bytes.Buffer
 	if _, err := buf.ReadFrom(r); err != nil {
 		return nil, err
 	}

@@ -64,4 +64,7 @@ type Record struct {
 	StartedAt  time.Time // zero until first RUNNING
 	FinishedAt time.Time // zero until terminal
 	DurationMs int64     // sandbox run time of the final attempt
+	// OutputBytes is the stored size of Result plus Stderr. Set by Summaries (which leaves
+	// Result and Stderr out), so that a caller can budget the memory of reading them.
+	OutputBytes int64
 }

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -106,4 +107,42 @@ func countKeys(t *testing.T, c redis.UniversalClient, pattern string) int {
 		t.Fatal(err)
 	}
 	return len(keys)
+}
+
+// Summaries reads records without their outputs, and the outputs' stored size.
+func TestSummaries(t *testing.T) {
+	t.Run("redis", func(t *testing.T) { testSummaries(t, redistest.Start(t).Client(t)) })
+	t.Run("miniredis", func(t *testing.T) { testSummaries(t, startMiniredis(t)) })
+}
+
+func testSummaries(t *testing.T, c redis.UniversalClient) {
+	s := newStore(t, c, store.Config{})
+	f := mkFunction(t, s, "f")
+	ids := submitN(t, s, f, 2)
+	ts := claim(t, s, 1)
+	if n, err := s.Complete(ctxT(t), outcomes(ts)); n != 1 || err != nil {
+		t.Fatalf("Complete = %d, %v", n, err)
+	}
+	full, err := s.Tasks(ctxT(t), ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sums, err := s.Summaries(ctxT(t), append(ids, "nope"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range ids {
+		want := full[i]
+		want.OutputBytes = int64(len(want.Result) + len(want.Stderr))
+		want.Result, want.Stderr = nil, nil
+		if !reflect.DeepEqual(sums[i], want) {
+			t.Errorf("summary %d = %+v, want %+v", i, sums[i], want)
+		}
+	}
+	if sums[0].Status != "COMPLETED" || sums[0].OutputBytes == 0 {
+		t.Errorf("the completed task's summary = %+v, want its output counted", sums[0])
+	}
+	if sums[2].Status != "" || sums[2].ID != "nope" {
+		t.Errorf("a missing task's summary = %+v", sums[2])
+	}
 }

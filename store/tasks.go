@@ -195,6 +195,83 @@ func (s *Store) Tasks(ctx context.Context, ids []string) ([]Record, error) {
 	return out, nil
 }
 
+// summaryFields are read by Summaries: recordFields without the result and stderr.
+var summaryFields = []string{fStatus, fFunctionID, fErrKind, fErrMsg,
+	fAttempts, fWorker, fCreated, fStarted, fFinished, fDurationMs}
+
+// summariesArgs are the KEYS and ARGV of scriptSummaries.
+type summariesArgs struct{ ids []string }
+
+func (a summariesArgs) call(k keys) call {
+	argv := make([]any, 0, 1+len(summaryFields)+len(a.ids))
+	argv = append(argv, k.taskPrefix(), len(summaryFields))
+	for _, f := range summaryFields {
+		argv = append(argv, f)
+	}
+	for _, id := range a.ids {
+		argv = append(argv, id)
+	}
+	// The queue is named only so that Redis Cluster routes the script to the store's slot.
+	return call{keys: []string{k.queue()}, argv: argv}
+}
+
+// scriptSummaries reads task records without their outputs, and the outputs' sizes.
+//
+//	KEYS[1]  queue (unused: routing only)
+//	ARGV[1]  task key prefix
+//	ARGV[2]  number of fields, F
+//	ARGV[3..2+F] the fields
+//	ARGV[3+F..] ids
+//
+// Returns {{values...}, result length, stderr length, ...}, one triple per id. A script, not
+// a pipeline: one command, which go-redis does not retry on a read timeout, so a paused Redis
+// costs a reader one timeout.
+var scriptSummaries = redis.NewScript(`
+local task_prefix, nf = ARGV[1], tonumber(ARGV[2])
+local fields = {}
+for i = 1, nf do fields[i] = ARGV[2 + i] end
+local out = {}
+for i = 3 + nf, #ARGV do
+  local key = task_prefix .. ARGV[i]
+  out[#out + 1] = redis.call('HMGET', key, unpack(fields))
+  out[#out + 1] = redis.call('HSTRLEN', key, 'result')
+  out[#out + 1] = redis.call('HSTRLEN', key, 'stderr')
+end
+return out
+`)
+
+// Summaries returns records without their outputs (Result and Stderr stay nil) but with
+// OutputBytes set, in one round trip; a missing one has Status "" and ID set. Readers that
+// may face many large results read these first and the outputs only within a memory budget:
+// a task's output can be 64 MiB.
+func (s *Store) Summaries(ctx context.Context, ids []string) ([]Record, error) {
+	if len(ids) == 0 {
+		return []Record{}, nil
+	}
+	res, err := s.eval(ctx, scriptSummaries, summariesArgs{ids: ids}.call(s.k)).Slice()
+	if err != nil {
+		return nil, redisErr("summaries", err)
+	}
+	if len(res) != 3*len(ids) {
+		return nil, fmt.Errorf("store: summaries: %d values for %d ids", len(res), len(ids))
+	}
+	out := make([]Record, len(ids))
+	for i := range ids {
+		v, _ := res[3*i].([]any)
+		if len(v) != len(summaryFields) {
+			out[i] = Record{ID: ids[i]}
+			continue
+		}
+		// The positions of recordFields, with nil where the outputs are.
+		full := make([]any, 0, len(recordFields))
+		full = append(full, v[0], v[1], nil, v[2], v[3], nil)
+		full = append(full, v[4:]...)
+		out[i] = parseRecord(ids[i], full)
+		out[i].OutputBytes = num(res[3*i+1]) + num(res[3*i+2])
+	}
+	return out, nil
+}
+
 func parseRecord(id string, v []any) Record {
 	r := Record{ID: id}
 	if len(v) != len(recordFields) {
