@@ -55,7 +55,7 @@ func TestBodyBudget(t *testing.T) {
 	fn := e.register(t, "noop", samples.Noop, nil)
 
 	stalled, _ := rawUpload(t, e.url, 8<<20, 2<<20+512<<10) // holds 2.5 MiB
-	time.Sleep(100 * time.Millisecond)                       // let the server read it
+	time.Sleep(100 * time.Millisecond)                      // let the server read it
 	_, answers := rawUpload(t, e.url, 1<<20, 1<<20)
 	select {
 	case resp := <-answers:
