@@ -232,7 +232,7 @@ func TestAttackWaitLargeResults(t *testing.T) {
 		ids[i] = id
 	}
 	testutil.WaitForProgress(t, 60*time.Second, "the echo tasks end", func() (bool, string) {
-		rs, err := p.st.Summaries(ctx, ids)
+		rs, err := p.st.Summaries(ctx, ids, 0)
 		if err != nil {
 			return false, err.Error()
 		}

@@ -159,10 +159,10 @@ func (s *Server) submitBatch(ctx context.Context, reqs []submitReq) ([]submitRes
 	return out, nil
 }
 
-// readBatch reads the summaries (records without outputs) of concurrent single-task reads in
-// one round trip. A missing task has Status "".
+// readBatch reads the summaries of concurrent single-task reads in one round trip, small
+// outputs included (see inlineOutputs). A missing task has Status "".
 func (s *Server) readBatch(ctx context.Context, ids []string) ([]store.Record, error) {
-	recs, err := s.st.Summaries(ctx, ids)
+	recs, err := s.st.Summaries(ctx, ids, inlineOutputs)
 	if err == nil && len(recs) != len(ids) {
 		err = fmt.Errorf("store.Summaries returned %d records for %d ids", len(recs), len(ids))
 	}

@@ -230,7 +230,7 @@ func (s *Server) result(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err, slog.String("task_id", id))
 		return
 	}
-	if rec.Status.Terminal() && rec.OutputBytes > 0 {
+	if needsOutputs(&rec) {
 		n := rec.OutputBytes
 		if !s.takeOutputs(n) {
 			s.writeError(w, r, busy("the server is answering as many result bytes as it may "+
@@ -247,6 +247,16 @@ func (s *Server) result(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.writeTask(w, &rec, true)
+}
+
+// inlineOutputs is the most output bytes of one task read along with its summary: small
+// outputs (the common case) cost no second round trip, and no request holds more than this
+// outside the output budget.
+const inlineOutputs = 16 << 10
+
+// needsOutputs reports whether rec is a terminal summary whose outputs were left out.
+func needsOutputs(rec *store.Record) bool {
+	return rec.Status.Terminal() && rec.OutputBytes > 0 && rec.Result == nil && rec.Stderr == nil
 }
 
 // takeOutputs reserves n stored output bytes for an answer. One output larger than the

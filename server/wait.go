@@ -63,7 +63,9 @@ func (s *Server) wait(w http.ResponseWriter, r *http.Request) {
 		woken = ch
 	}
 	ctx := r.Context()
-	recs, err := s.st.Summaries(ctx, ids)
+	// Small outputs come along, within 1 MiB per request: the rest is read under the budget.
+	inline := min(inlineOutputs, (1<<20)/int64(len(ids)))
+	recs, err := s.st.Summaries(ctx, ids, inline)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -98,7 +100,7 @@ func (s *Server) wait(w http.ResponseWriter, r *http.Request) {
 						break drain
 					}
 				}
-				recs, err = s.st.Summaries(ctx, batch)
+				recs, err = s.st.Summaries(ctx, batch, inline)
 				if err != nil {
 					s.writeError(w, r, err)
 					return
@@ -126,7 +128,7 @@ func (s *Server) wait(w http.ResponseWriter, r *http.Request) {
 			*b = append(*b, ',')
 		}
 		rec := &done[i]
-		if rec.OutputBytes > 0 && rec.Result == nil && rec.Stderr == nil {
+		if needsOutputs(rec) {
 			*b = appendTask(*b, rec, false)
 			*b = append((*b)[:len(*b)-1], `,"result":null,"result_omitted":true}`...)
 		} else {
@@ -138,37 +140,45 @@ func (s *Server) wait(w http.ResponseWriter, r *http.Request) {
 	putBuf(b)
 }
 
-// withOutputs reads the outputs of the terminal summaries recs that fit in one /wait answer
-// (MaxWaitResultBytes, in order, skipping those too large) and in the server's output
-// budget, replacing their summaries by the full records. It returns the bytes it reserved,
-// for the caller to give back once the answer is written. Outputs not read stay out.
+// withOutputs makes the terminal summaries recs carry the outputs that fit in one /wait
+// answer (MaxWaitResultBytes, in order, skipping those too large): small ones read along
+// with the summaries are kept, the others read within the server's output budget. It returns
+// the bytes it reserved, for the caller to give back once the answer is written. Outputs
+// that do not fit are dropped: the answer marks them omitted.
 func (s *Server) withOutputs(ctx context.Context, recs []store.Record) (int64, error) {
 	var (
-		idx   []int
-		ids   []string
-		total int64
+		idx          []int
+		ids          []string
+		total, fetch int64
 	)
 	for i := range recs {
 		n := recs[i].OutputBytes
-		if n > 0 && total+n <= s.cfg.MaxWaitResultBytes {
+		switch {
+		case n == 0:
+		case total+n > s.cfg.MaxWaitResultBytes:
+			recs[i].Result, recs[i].Stderr = nil, nil
+		case needsOutputs(&recs[i]):
 			total += n
+			fetch += n
 			idx = append(idx, i)
 			ids = append(ids, recs[i].ID)
+		default: // read along with its summary
+			total += n
 		}
 	}
-	if total == 0 || !s.outputs.take(total, s.outputs.max) {
-		return 0, nil // every output is omitted: the client fetches them one by one
+	if fetch == 0 || !s.outputs.take(fetch, s.outputs.max) {
+		return 0, nil // the outputs not read along are omitted: the client fetches them
 	}
 	full, err := s.st.Tasks(ctx, ids)
 	if err != nil {
-		return total, err
+		return fetch, err
 	}
 	for j, i := range idx {
 		if full[j].Status.Terminal() { // an expired one keeps its summary: omitted
 			recs[i] = full[j]
 		}
 	}
-	return total, nil
+	return fetch, nil
 }
 
 func terminalOnly(recs []store.Record) []store.Record {

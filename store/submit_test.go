@@ -109,7 +109,8 @@ func countKeys(t *testing.T, c redis.UniversalClient, pattern string) int {
 	return len(keys)
 }
 
-// Summaries reads records without their outputs, and the outputs' stored size.
+// Summaries reads records without their outputs (unless small enough to come along), and
+// the outputs' stored size.
 func TestSummaries(t *testing.T) {
 	t.Run("redis", func(t *testing.T) { testSummaries(t, redistest.Start(t).Client(t)) })
 	t.Run("miniredis", func(t *testing.T) { testSummaries(t, startMiniredis(t)) })
@@ -127,9 +128,16 @@ func testSummaries(t *testing.T, c redis.UniversalClient) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sums, err := s.Summaries(ctxT(t), append(ids, "nope"))
+	sums, err := s.Summaries(ctxT(t), append(ids, "nope"), 0)
 	if err != nil {
 		t.Fatal(err)
+	}
+	inline, err := s.Summaries(ctxT(t), ids, 1<<10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(inline[0].Result, full[0].Result) || inline[0].OutputBytes == 0 {
+		t.Errorf("a small output was not read along: %+v, want %q", inline[0], full[0].Result)
 	}
 	for i := range ids {
 		want := full[i]

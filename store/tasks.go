@@ -200,11 +200,14 @@ var summaryFields = []string{fStatus, fFunctionID, fErrKind, fErrMsg,
 	fAttempts, fWorker, fCreated, fStarted, fFinished, fDurationMs}
 
 // summariesArgs are the KEYS and ARGV of scriptSummaries.
-type summariesArgs struct{ ids []string }
+type summariesArgs struct {
+	ids    []string
+	inline int64
+}
 
 func (a summariesArgs) call(k keys) call {
-	argv := make([]any, 0, 1+len(summaryFields)+len(a.ids))
-	argv = append(argv, k.taskPrefix(), len(summaryFields))
+	argv := make([]any, 0, 3+len(summaryFields)+len(a.ids))
+	argv = append(argv, k.taskPrefix(), a.inline, len(summaryFields))
 	for _, f := range summaryFields {
 		argv = append(argv, f)
 	}
@@ -215,59 +218,73 @@ func (a summariesArgs) call(k keys) call {
 	return call{keys: []string{k.queue()}, argv: argv}
 }
 
-// scriptSummaries reads task records without their outputs, and the outputs' sizes.
+// scriptSummaries reads task records without their outputs, and the outputs' sizes; outputs
+// of at most inline bytes (together) come along.
 //
 //	KEYS[1]  queue (unused: routing only)
 //	ARGV[1]  task key prefix
-//	ARGV[2]  number of fields, F
-//	ARGV[3..2+F] the fields
-//	ARGV[3+F..] ids
+//	ARGV[2]  inline (bytes)
+//	ARGV[3]  number of fields, F
+//	ARGV[4..3+F] the fields
+//	ARGV[4+F..] ids
 //
-// Returns {{values...}, result length, stderr length, ...}, one triple per id. A script, not
-// a pipeline: one command, which go-redis does not retry on a read timeout, so a paused Redis
-// costs a reader one timeout.
+// Returns {{values...}, result length, stderr length, {result, stderr} or false, ...}, four
+// values per id. A script, not a pipeline: one command, which go-redis does not retry on a
+// read timeout, so a paused Redis costs a reader one timeout.
 var scriptSummaries = redis.NewScript(`
-local task_prefix, nf = ARGV[1], tonumber(ARGV[2])
+local task_prefix, inline, nf = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local fields = {}
-for i = 1, nf do fields[i] = ARGV[2 + i] end
+for i = 1, nf do fields[i] = ARGV[3 + i] end
 local out = {}
-for i = 3 + nf, #ARGV do
+for i = 4 + nf, #ARGV do
   local key = task_prefix .. ARGV[i]
   out[#out + 1] = redis.call('HMGET', key, unpack(fields))
-  out[#out + 1] = redis.call('HSTRLEN', key, 'result')
-  out[#out + 1] = redis.call('HSTRLEN', key, 'stderr')
+  local r, s = redis.call('HSTRLEN', key, 'result'), redis.call('HSTRLEN', key, 'stderr')
+  out[#out + 1] = r
+  out[#out + 1] = s
+  if r + s > 0 and r + s <= inline then
+    out[#out + 1] = redis.call('HMGET', key, 'result', 'stderr')
+  else
+    out[#out + 1] = false
+  end
 end
 return out
 `)
 
-// Summaries returns records without their outputs (Result and Stderr stay nil) but with
-// OutputBytes set, in one round trip; a missing one has Status "" and ID set. Readers that
-// may face many large results read these first and the outputs only within a memory budget:
-// a task's output can be 64 MiB.
-func (s *Store) Summaries(ctx context.Context, ids []string) ([]Record, error) {
+// Summaries returns records with OutputBytes set but without their outputs (Result and
+// Stderr stay nil) unless those are at most inline bytes together, in one round trip; a
+// missing one has Status "" and ID set. Readers that may face many large results read these
+// first and the large outputs only within a memory budget (a task's output can be 64 MiB),
+// while small ones, the common case, cost no second round trip.
+func (s *Store) Summaries(ctx context.Context, ids []string, inline int64) ([]Record, error) {
 	if len(ids) == 0 {
 		return []Record{}, nil
 	}
-	res, err := s.eval(ctx, scriptSummaries, summariesArgs{ids: ids}.call(s.k)).Slice()
+	const per = 4 // values per id in the reply
+	res, err := s.eval(ctx, scriptSummaries, summariesArgs{ids: ids, inline: inline}.call(s.k)).Slice()
 	if err != nil {
 		return nil, redisErr("summaries", err)
 	}
-	if len(res) != 3*len(ids) {
+	if len(res) != per*len(ids) {
 		return nil, fmt.Errorf("store: summaries: %d values for %d ids", len(res), len(ids))
 	}
 	out := make([]Record, len(ids))
 	for i := range ids {
-		v, _ := res[3*i].([]any)
+		v, _ := res[per*i].([]any)
 		if len(v) != len(summaryFields) {
 			out[i] = Record{ID: ids[i]}
 			continue
 		}
 		// The positions of recordFields, with nil where the outputs are.
 		full := make([]any, 0, len(recordFields))
-		full = append(full, v[0], v[1], nil, v[2], v[3], nil)
+		var result, stderr any
+		if outs, ok := res[per*i+3].([]any); ok && len(outs) == 2 {
+			result, stderr = outs[0], outs[1]
+		}
+		full = append(full, v[0], v[1], result, v[2], v[3], stderr)
 		full = append(full, v[4:]...)
 		out[i] = parseRecord(ids[i], full)
-		out[i].OutputBytes = num(res[3*i+1]) + num(res[3*i+2])
+		out[i].OutputBytes = num(res[per*i+1]) + num(res[per*i+2])
 	}
 	return out, nil
 }
