@@ -153,3 +153,34 @@ func BenchmarkEndToEnd(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkRead compares reading one terminal task's record whole (Task, one HMGET) with
+// reading its summary with the output read along (Summaries, one script), as /result does.
+func BenchmarkRead(b *testing.B) {
+	s, _ := startStore(b, store.Config{})
+	f := mkFunction(b, s, "bench")
+	ctx := context.Background()
+	ids := submitN(b, s, f, 1)
+	ts := claim(b, s, 1)
+	if _, err := s.Complete(ctx, outcomes(ts)); err != nil {
+		b.Fatal(err)
+	}
+	b.Run("Task", func(b *testing.B) {
+		startTimer(b, s)
+		for range b.N {
+			if _, err := s.Task(ctx, ids[0]); err != nil {
+				b.Fatal(err)
+			}
+		}
+		report(b, s)
+	})
+	b.Run("Summaries", func(b *testing.B) {
+		startTimer(b, s)
+		for range b.N {
+			if _, err := s.Summaries(ctx, ids, 16<<10); err != nil {
+				b.Fatal(err)
+			}
+		}
+		report(b, s)
+	})
+}

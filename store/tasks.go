@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -206,11 +207,8 @@ type summariesArgs struct {
 }
 
 func (a summariesArgs) call(k keys) call {
-	argv := make([]any, 0, 3+len(summaryFields)+len(a.ids))
-	argv = append(argv, k.taskPrefix(), a.inline, len(summaryFields))
-	for _, f := range summaryFields {
-		argv = append(argv, f)
-	}
+	argv := make([]any, 0, 2+len(a.ids))
+	argv = append(argv, k.taskPrefix(), a.inline)
 	for _, id := range a.ids {
 		argv = append(argv, id)
 	}
@@ -224,21 +222,18 @@ func (a summariesArgs) call(k keys) call {
 //	KEYS[1]  queue (unused: routing only)
 //	ARGV[1]  task key prefix
 //	ARGV[2]  inline (bytes)
-//	ARGV[3]  number of fields, F
-//	ARGV[4..3+F] the fields
-//	ARGV[4+F..] ids
+//	ARGV[3..] ids
 //
-// Returns {{values...}, result length, stderr length, {result, stderr} or false, ...}, four
-// values per id. A script, not a pipeline: one command, which go-redis does not retry on a
-// read timeout, so a paused Redis costs a reader one timeout.
+// Returns {{values of summaryFields...}, result length, stderr length, {result, stderr} or
+// false, ...}, four values per id. A script, not a pipeline: one command, which go-redis does
+// not retry on a read timeout, so a paused Redis costs a reader one timeout. The field names
+// are written into the script from summaryFields (not passed in ARGV on every read).
 var scriptSummaries = redis.NewScript(`
-local task_prefix, inline, nf = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-local fields = {}
-for i = 1, nf do fields[i] = ARGV[3 + i] end
+local task_prefix, inline = ARGV[1], tonumber(ARGV[2])
 local out = {}
-for i = 4 + nf, #ARGV do
+for i = 3, #ARGV do
   local key = task_prefix .. ARGV[i]
-  out[#out + 1] = redis.call('HMGET', key, unpack(fields))
+  out[#out + 1] = redis.call('HMGET', key, ` + luaStrings(summaryFields) + `)
   local r, s = redis.call('HSTRLEN', key, 'result'), redis.call('HSTRLEN', key, 'stderr')
   out[#out + 1] = r
   out[#out + 1] = s
@@ -287,6 +282,16 @@ func (s *Store) Summaries(ctx context.Context, ids []string, inline int64) ([]Re
 		out[i].OutputBytes = num(res[per*i+1]) + num(res[per*i+2])
 	}
 	return out, nil
+}
+
+// luaStrings writes ss as Lua string literals separated by commas (names of our own: no
+// quotes or backslashes in them).
+func luaStrings(ss []string) string {
+	q := make([]string, len(ss))
+	for i, s := range ss {
+		q[i] = "'" + s + "'"
+	}
+	return strings.Join(q, ", ")
 }
 
 func parseRecord(id string, v []any) Record {
