@@ -151,13 +151,35 @@ func jsonTypeName(t reflect.Type) string {
 	return t.String()
 }
 
-// readBody reads a whole body already limited by http.MaxBytesReader. The buffer grows as
-// bytes arrive: a Content-Length is a claim, and reserving memory for it before the bytes
-// come let stalled uploads hold 32 MiB each for nothing.
+// readBody reads a whole body already limited by http.MaxBytesReader. Memory grows as bytes
+// arrive, never from Content-Length (a claim: reserving it up front let stalled uploads hold
+// 32 MiB each for nothing), and in fixed chunks rather than a doubling buffer, so that an
+// upload that stalls holds what it sent and no more. The chunks are joined once at the end.
 func readBody(r io.Reader) ([]byte, error) {
-	var buf bytes.Buffer
-	if _, err := buf.ReadFrom(r); err != nil {
-		return nil, err
+	var (
+		chunks [][]byte
+		total  int
+	)
+	for {
+		c := make([]byte, bodyChunk)
+		n, err := io.ReadFull(r, c)
+		if n > 0 {
+			chunks = append(chunks, c[:n])
+			total += n
+		}
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
 	}
-	return buf.Bytes(), nil
+	if len(chunks) == 1 {
+		return chunks[0], nil
+	}
+	out := make([]byte, 0, total)
+	for _, c := range chunks {
+		out = append(out, c...)
+	}
+	return out, nil
 }
