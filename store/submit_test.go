@@ -119,7 +119,7 @@ func TestSummaries(t *testing.T) {
 func testSummaries(t *testing.T, c redis.UniversalClient) {
 	s := newStore(t, c, store.Config{})
 	f := mkFunction(t, s, "f")
-	ids := submitN(t, s, f, 2)
+	ids := submitN(t, s, f, 40) // more than one script reads: the pipelined path too
 	ts := claim(t, s, 1)
 	if n, err := s.Complete(ctxT(t), outcomes(ts)); n != 1 || err != nil {
 		t.Fatalf("Complete = %d, %v", n, err)
@@ -128,29 +128,28 @@ func testSummaries(t *testing.T, c redis.UniversalClient) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sums, err := s.Summaries(ctxT(t), append(ids, "nope"), 0)
-	if err != nil {
-		t.Fatal(err)
+	if full[0].Status != "COMPLETED" || len(full[0].Result) == 0 {
+		t.Fatalf("the completed task: %+v", full[0])
 	}
-	inline, err := s.Summaries(ctxT(t), ids, 1<<10)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !reflect.DeepEqual(inline[0].Result, full[0].Result) || inline[0].OutputBytes == 0 {
-		t.Errorf("a small output was not read along: %+v, want %q", inline[0], full[0].Result)
-	}
-	for i := range ids {
-		want := full[i]
-		want.OutputBytes = int64(len(want.Result) + len(want.Stderr))
-		want.Result, want.Stderr = nil, nil
-		if !reflect.DeepEqual(sums[i], want) {
-			t.Errorf("summary %d = %+v, want %+v", i, sums[i], want)
+	for _, n := range []int{2, len(ids)} {
+		for _, inline := range []int64{0, 1 << 10} {
+			sums, err := s.Summaries(ctxT(t), append(ids[:n:n], "nope"), inline)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range n {
+				want := full[i]
+				want.OutputBytes = int64(len(want.Result) + len(want.Stderr))
+				if want.OutputBytes > inline {
+					want.Result, want.Stderr = nil, nil
+				}
+				if !reflect.DeepEqual(sums[i], want) {
+					t.Errorf("%d ids, inline %d: summary %d = %+v, want %+v", n, inline, i, sums[i], want)
+				}
+			}
+			if sums[n].Status != "" || sums[n].ID != "nope" {
+				t.Errorf("a missing task's summary = %+v", sums[n])
+			}
 		}
-	}
-	if sums[0].Status != "COMPLETED" || sums[0].OutputBytes == 0 {
-		t.Errorf("the completed task's summary = %+v, want its output counted", sums[0])
-	}
-	if sums[2].Status != "" || sums[2].ID != "nope" {
-		t.Errorf("a missing task's summary = %+v", sums[2])
 	}
 }

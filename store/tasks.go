@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -194,104 +193,6 @@ func (s *Store) Tasks(ctx context.Context, ids []string) ([]Record, error) {
 		out[i] = parseRecord(ids[i], c.Val())
 	}
 	return out, nil
-}
-
-// summaryFields are read by Summaries: recordFields without the result and stderr.
-var summaryFields = []string{fStatus, fFunctionID, fErrKind, fErrMsg,
-	fAttempts, fWorker, fCreated, fStarted, fFinished, fDurationMs}
-
-// summariesArgs are the KEYS and ARGV of scriptSummaries.
-type summariesArgs struct {
-	ids    []string
-	inline int64
-}
-
-func (a summariesArgs) call(k keys) call {
-	argv := make([]any, 0, 2+len(a.ids))
-	argv = append(argv, k.taskPrefix(), a.inline)
-	for _, id := range a.ids {
-		argv = append(argv, id)
-	}
-	// The queue is named only so that Redis Cluster routes the script to the store's slot.
-	return call{keys: []string{k.queue()}, argv: argv}
-}
-
-// scriptSummaries reads task records without their outputs, and the outputs' sizes; outputs
-// of at most inline bytes (together) come along.
-//
-//	KEYS[1]  queue (unused: routing only)
-//	ARGV[1]  task key prefix
-//	ARGV[2]  inline (bytes)
-//	ARGV[3..] ids
-//
-// Returns {{values of summaryFields...}, result length, stderr length, {result, stderr} or
-// false, ...}, four values per id. A script, not a pipeline: one command, which go-redis does
-// not retry on a read timeout, so a paused Redis costs a reader one timeout. The field names
-// are written into the script from summaryFields (not passed in ARGV on every read).
-var scriptSummaries = redis.NewScript(`
-local task_prefix, inline = ARGV[1], tonumber(ARGV[2])
-local out = {}
-for i = 3, #ARGV do
-  local key = task_prefix .. ARGV[i]
-  out[#out + 1] = redis.call('HMGET', key, ` + luaStrings(summaryFields) + `)
-  local r, s = redis.call('HSTRLEN', key, 'result'), redis.call('HSTRLEN', key, 'stderr')
-  out[#out + 1] = r
-  out[#out + 1] = s
-  if r + s > 0 and r + s <= inline then
-    out[#out + 1] = redis.call('HMGET', key, 'result', 'stderr')
-  else
-    out[#out + 1] = false
-  end
-end
-return out
-`)
-
-// Summaries returns records with OutputBytes set but without their outputs (Result and
-// Stderr stay nil) unless those are at most inline bytes together, in one round trip; a
-// missing one has Status "" and ID set. Readers that may face many large results read these
-// first and the large outputs only within a memory budget (a task's output can be 64 MiB),
-// while small ones, the common case, cost no second round trip.
-func (s *Store) Summaries(ctx context.Context, ids []string, inline int64) ([]Record, error) {
-	if len(ids) == 0 {
-		return []Record{}, nil
-	}
-	const per = 4 // values per id in the reply
-	res, err := s.eval(ctx, scriptSummaries, summariesArgs{ids: ids, inline: inline}.call(s.k)).Slice()
-	if err != nil {
-		return nil, redisErr("summaries", err)
-	}
-	if len(res) != per*len(ids) {
-		return nil, fmt.Errorf("store: summaries: %d values for %d ids", len(res), len(ids))
-	}
-	out := make([]Record, len(ids))
-	for i := range ids {
-		v, _ := res[per*i].([]any)
-		if len(v) != len(summaryFields) {
-			out[i] = Record{ID: ids[i]}
-			continue
-		}
-		// The positions of recordFields, with nil where the outputs are.
-		full := make([]any, 0, len(recordFields))
-		var result, stderr any
-		if outs, ok := res[per*i+3].([]any); ok && len(outs) == 2 {
-			result, stderr = outs[0], outs[1]
-		}
-		full = append(full, v[0], v[1], result, v[2], v[3], stderr)
-		full = append(full, v[4:]...)
-		out[i] = parseRecord(ids[i], full)
-		out[i].OutputBytes = num(res[per*i+1]) + num(res[per*i+2])
-	}
-	return out, nil
-}
-
-// luaStrings writes ss as Lua string literals separated by commas (names of our own: no
-// quotes or backslashes in them).
-func luaStrings(ss []string) string {
-	q := make([]string, len(ss))
-	for i, s := range ss {
-		q[i] = "'" + s + "'"
-	}
-	return strings.Join(q, ", ")
 }
 
 func parseRecord(id string, v []any) Record {
