@@ -141,3 +141,30 @@ func TestResultBudget(t *testing.T) {
 		t.Fatalf("/status carries a result: %s", a.raw[:200])
 	}
 }
+
+// While the output budget is spent, /result of a large output is a 503 with Retry-After and
+// /wait leaves every output out; client.Wait waits as Retry-After says and gets them once
+// the budget is back.
+func TestResultBudgetSpent(t *testing.T) {
+	e := newEnv(t, server.Config{MaxInflightResultBytes: 100_000})
+	fn := e.register(t, "noop", samples.Noop, nil)
+	id := e.execute(t, fn, bytes.Repeat([]byte("d"), 30_000))
+	e.finish(t, echoOutcome)
+	release := server.HoldOutputs(e.srv, 90_000)
+
+	a := e.get(t, "/result/"+id)
+	a.wantError(t, http.StatusServiceUnavailable, "unavailable", "result bytes")
+	if a.header.Get("Retry-After") != "1" {
+		t.Fatalf("a 503 without Retry-After: %v", a.header)
+	}
+	w := e.postJSON(t, "/wait", jsonBody(map[string]any{"task_ids": []string{id}})).want(t, http.StatusOK)
+	if !bytes.Contains(w.raw, []byte(`"result_omitted":true`)) {
+		t.Fatalf("/wait with the budget spent: %s", w.raw)
+	}
+
+	go func() { time.Sleep(300 * time.Millisecond); release() }()
+	got, err := e.c.Wait(ctxT(t), []string{id}, 0)
+	if err != nil || len(got) != 1 || len(got[0].Result) != 30_004 {
+		t.Fatalf("client.Wait once the budget is back = %+v, %v", got, err)
+	}
+}
