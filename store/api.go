@@ -5,9 +5,10 @@
 // which a small args type builds in one place (see lua.go).
 //
 // This file holds the package's types and errors; store.go the Store itself, functions.go
-// modules and functions, tasks.go submitting and reading tasks, claim.go claiming and
-// completing them, leases.go lease renewal and recovery, lua.go what the scripts share,
-// keys.go every key, done.go the shared subscribers, open.go the Redis client.
+// modules and functions, tasks.go submitting and reading tasks, summaries.go reading them
+// without their large outputs, claim.go claiming and completing them, leases.go lease
+// renewal and recovery, lua.go what the scripts share, keys.go every key, done.go the
+// shared subscribers, open.go the Redis client.
 package store
 
 import (
