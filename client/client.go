@@ -28,6 +28,9 @@ type APIError struct {
 	StatusCode int    // HTTP status
 	Code       string // bad_request, invalid_module, not_found, too_large, unavailable, internal
 	Message    string // what the server said, for a person
+	// RetryAfter is the server's Retry-After on a 503 (it is full or cannot reach Redis for
+	// now); zero when it sent none.
+	RetryAfter time.Duration
 }
 
 func (e *APIError) Error() string {
@@ -75,6 +78,9 @@ type Task struct {
 	CreatedAt  time.Time `json:"created_at"`
 	StartedAt  time.Time `json:"started_at"`
 	FinishedAt time.Time `json:"finished_at"`
+	// ResultOmitted is set by the server in a /wait answer when the task's output did not
+	// fit in it. Client.Wait fetches such outputs itself, so its callers never see it set.
+	ResultOmitted bool `json:"result_omitted,omitempty"`
 	// Raw is the server's JSON answer for this task, as received (for --json).
 	Raw json.RawMessage `json:"-"`
 }
@@ -143,7 +149,11 @@ func (c *Client) do(ctx context.Context, method, path, contentType string, body 
 		return nil, fmt.Errorf("%w: reading the answer to %s %s: %w", ErrUnreachable, method, path, err)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return nil, apiError(resp.StatusCode, raw)
+		e := apiError(resp.StatusCode, raw)
+		if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s > 0 {
+			e.RetryAfter = time.Duration(s) * time.Second
+		}
+		return nil, e
 	}
 	if out != nil {
 		if err := json.Unmarshal(raw, out); err != nil {
@@ -323,7 +333,37 @@ func (c *Client) Wait(ctx context.Context, taskIDs []string, wait time.Duration)
 			return nil, err
 		}
 	}
+	// Outputs the server left out of the answer (too large for one) are fetched one by one,
+	// so that neither side holds more than one of them at a time.
+	for i := range tasks {
+		if tasks[i].ResultOmitted {
+			if tasks[i], err = c.resultRetrying(ctx, tasks[i].TaskID); err != nil {
+				return nil, err
+			}
+		}
+	}
 	return tasks, nil
+}
+
+// resultRetrying reads a terminal task's result, waiting out the 503s of a server that is
+// answering as many results as it may (it says when to come back) for up to a minute.
+func (c *Client) resultRetrying(ctx context.Context, id string) (Task, error) {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		t, err := c.Result(ctx, id, 0)
+		var ae *APIError
+		if err == nil || !errors.As(err, &ae) || ae.StatusCode != http.StatusServiceUnavailable ||
+			ae.RetryAfter <= 0 || time.Now().After(deadline) {
+			return t, err
+		}
+		timer := time.NewTimer(min(ae.RetryAfter, 5*time.Second))
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return Task{}, ctx.Err()
+		case <-timer.C:
+		}
+	}
 }
 
 // Functions lists every registered function, newest first.

@@ -241,19 +241,33 @@ func (p *platform) worker(name, mode string, slots int, endpoint string) *proc {
 // server starts `faas server` and waits until it answers /healthz; it returns a client.
 func (p *platform) server(name string) (*proc, *client.Client) {
 	p.tb.Helper()
+	sp, c, _ := p.serverAt(name)
+	return sp, c
+}
+
+// serverAt is server with extra arguments, returning the address too.
+func (p *platform) serverAt(name string, extra ...string) (*proc, *client.Client, string) {
+	p.tb.Helper()
 	addr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(p.tb))
-	sp := startProc(p.tb, name, "server", "--addr", addr, "--redis", p.redis.URL)
+	sp := startProc(p.tb, name, append([]string{"server", "--addr", addr, "--redis", p.redis.URL}, extra...)...)
+	return sp, waitHealthy(p.tb, sp, addr), addr
+}
+
+// waitHealthy waits until the process sp serving the API on addr answers /healthz.
+func waitHealthy(tb testing.TB, sp *proc, addr string) *client.Client {
+	tb.Helper()
+	name := sp.name
 	c := client.New("http://" + addr)
-	testutil.WaitForProgress(p.tb, 20*time.Second, name+" answers /healthz", func() (bool, string) {
+	testutil.WaitForProgress(tb, 20*time.Second, name+" answers /healthz", func() (bool, string) {
 		if sp.done() {
-			p.tb.Fatalf("%s exited at start: %v", name, sp.err)
+			tb.Fatalf("%s exited at start: %v", name, sp.err)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		err := c.Health(ctx)
 		return err == nil, fmt.Sprint(err)
 	})
-	return sp, c
+	return c
 }
 
 // submit queues n sleep tasks of ms milliseconds each, directly in the store.

@@ -77,6 +77,19 @@ var (
 	tables1GiB []byte
 )
 
+// The host-call bombs are hostile too, but need limits of their own (see their .wat), so
+// they are not in Hostile, whose modules run under default limits.
+var (
+	// RandomBomb grows its memory to 1 GiB (memory_mb=1024) and asks random_get to fill it
+	// in one call. Under a short timeout_ms: FAILED timeout.
+	//go:embed hostile/random_bomb.wasm
+	RandomBomb []byte
+	// WriteBomb writes 64 GiB to stderr in one fd_write (1,048,576 iovecs of one 64 KiB
+	// block). Under a short timeout_ms: FAILED timeout.
+	//go:embed hostile/write_bomb.wasm
+	WriteBomb []byte
+)
+
 // Hostile holds the modules that misbehave, by name. HostileKind says what each must get.
 var Hostile = map[string][]byte{
 	"infinite_loop":   infiniteLoop,

@@ -162,8 +162,9 @@ func (st *runState) config(name string) wazero.ModuleConfig {
 		st.cfg = st.s.baseCfg.
 			WithArgs(name).
 			WithStdin(&st.stdin).
-			WithStdout(&st.stdout).
-			WithStderr(&st.stderr).
+			WithStdout(chunkedWriter{st, &st.stdout}). // hostcalls.go
+			WithStderr(chunkedWriter{st, &st.stderr}).
+			WithRandSource(randSource{st}).
 			WithNanosleep(st.nanosleep)
 		st.cfgName = name
 	}

@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 
@@ -160,19 +159,12 @@ func (s *Server) submitBatch(ctx context.Context, reqs []submitReq) ([]submitRes
 	return out, nil
 }
 
-// readBatch reads the records of concurrent single-task reads in one round trip. A missing
-// task has Status "".
+// readBatch reads the summaries of concurrent single-task reads in one round trip, small
+// outputs included (see inlineOutputs). A missing task has Status "".
 func (s *Server) readBatch(ctx context.Context, ids []string) ([]store.Record, error) {
-	if len(ids) == 1 {
-		rec, err := s.st.Task(ctx, ids[0])
-		if errors.Is(err, store.ErrNotFound) {
-			return []store.Record{{ID: ids[0]}}, nil
-		}
-		return []store.Record{rec}, err
-	}
-	recs, err := s.st.Tasks(ctx, ids)
+	recs, err := s.st.Summaries(ctx, ids, inlineOutputs)
 	if err == nil && len(recs) != len(ids) {
-		err = fmt.Errorf("store.Tasks returned %d records for %d ids", len(recs), len(ids))
+		err = fmt.Errorf("store.Summaries returned %d records for %d ids", len(recs), len(ids))
 	}
 	return recs, err
 }

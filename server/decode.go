@@ -111,7 +111,7 @@ func jsonError(err error) error {
 		mbe *http.MaxBytesError
 	)
 	switch {
-	case errors.As(err, &mbe):
+	case errors.As(err, &mbe), errors.Is(err, errBusy):
 		return err
 	case errors.Is(err, io.EOF):
 		return badRequest("request body is empty; expected a JSON object")
@@ -151,16 +151,35 @@ func jsonTypeName(t reflect.Type) string {
 	return t.String()
 }
 
-// readBody reads a whole body already limited by http.MaxBytesReader, sized from
-// Content-Length when the client sent one.
-func readBody(r io.Reader, contentLength, limit int64) ([]byte, error) {
-	n := contentLength
-	if n < 0 || n > limit {
-		n = 64 << 10
+// readBody reads a whole body already limited by http.MaxBytesReader. Memory grows as bytes
+// arrive, never from Content-Length (a claim: reserving it up front let stalled uploads hold
+// 32 MiB each for nothing), and in fixed chunks rather than a doubling buffer, so that an
+// upload that stalls holds what it sent and no more. The chunks are joined once at the end.
+func readBody(r io.Reader) ([]byte, error) {
+	var (
+		chunks [][]byte
+		total  int
+	)
+	for {
+		c := make([]byte, bodyChunk)
+		n, err := io.ReadFull(r, c)
+		if n > 0 {
+			chunks = append(chunks, c[:n])
+			total += n
+		}
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
 	}
-	buf := bytes.NewBuffer(make([]byte, 0, n+1))
-	if _, err := buf.ReadFrom(r); err != nil {
-		return nil, err
+	if len(chunks) == 1 {
+		return chunks[0], nil
 	}
-	return buf.Bytes(), nil
+	out := make([]byte, 0, total)
+	for _, c := range chunks {
+		out = append(out, c...)
+	}
+	return out, nil
 }

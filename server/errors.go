@@ -72,6 +72,7 @@ var errorTable = []struct {
 	{match: is(errTooLarge), status: http.StatusRequestEntityTooLarge, code: codeTooLarge, public: true},
 	{match: isA[*http.MaxBytesError], status: http.StatusRequestEntityTooLarge, code: codeTooLarge,
 		message: "the request body is larger than this endpoint accepts"},
+	{match: is(errBusy), status: http.StatusServiceUnavailable, code: codeUnavailable, public: true},
 	{match: is(store.ErrUnavailable), status: http.StatusServiceUnavailable, code: codeUnavailable,
 		message: "the server cannot reach Redis right now; try again shortly"},
 	{match: is(context.DeadlineExceeded), status: http.StatusServiceUnavailable, code: codeUnavailable,
@@ -118,6 +119,10 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error, a
 			slog.String("method", r.Method), slog.String("path", r.URL.Path),
 			slog.Int("status", status), slog.String("code", code), slog.Any("err", err))
 		s.log.LogAttrs(r.Context(), level, "request failed", attrs...)
+	}
+	if status == http.StatusServiceUnavailable {
+		// Every 503 is passing (a budget spent, Redis away): say when to come back.
+		w.Header().Set("Retry-After", "1")
 	}
 	b := getBuf()
 	*b = append(*b, `{"error":{"code":`...)

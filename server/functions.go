@@ -118,10 +118,13 @@ func (s *Server) readRawRegister(w http.ResponseWriter, r *http.Request) (string
 		return "", nil, limits, s.moduleTooLarge()
 	}
 	body := http.MaxBytesReader(w, r.Body, s.cfg.MaxModuleBytes)
-	wasm, err := readBody(body, r.ContentLength, s.cfg.MaxModuleBytes)
+	wasm, err := readBody(body)
 	if err != nil {
 		if isA[*http.MaxBytesError](err) {
 			return "", nil, limits, s.moduleTooLarge()
+		}
+		if errors.Is(err, errBusy) {
+			return "", nil, limits, err
 		}
 		return "", nil, limits, badRequest("reading the module: %v", err)
 	}

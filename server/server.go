@@ -43,6 +43,21 @@ type Config struct {
 	MaxBatch int
 	// MaxBatchBytes is the most input bytes (decoded) per /execute_batch. Default 64 MiB.
 	MaxBatchBytes int64
+	// MaxInflightBodyBytes bounds the request body bytes held at once by all requests in
+	// flight; beyond it a request is answered 503 with Retry-After. Bytes beyond the first
+	// 64 KiB of a body may use only 3/4 of it, the rest is kept for small requests.
+	// Default 256 MiB.
+	MaxInflightBodyBytes int64
+	// MaxInflightResultBytes bounds the stored bytes of task outputs (result and stderr)
+	// being answered at once by /result and /wait; a /result beyond it is answered 503 with
+	// Retry-After, and /wait omits what does not fit. Answering costs about 3.4 times the
+	// stored bytes in memory. One output larger than the whole budget is still answered
+	// when nothing else is. Default 128 MiB.
+	MaxInflightResultBytes int64
+	// MaxWaitResultBytes bounds the output bytes one /wait answer carries; the tasks whose
+	// outputs do not fit come with "result_omitted": true, for the client to fetch one by
+	// one from /result. Default 8 MiB.
+	MaxWaitResultBytes int64
 	// Metrics is the registry the server registers its metrics on and serves at
 	// GET /metrics; pass one to serve other components' metrics (a dispatcher's, the Go
 	// runtime's) beside them. Default (nil): a fresh registry holding the server's only.
@@ -55,6 +70,10 @@ const (
 	DefaultMaxWait        = 30 * time.Second
 	DefaultMaxBatch       = 10_000
 	DefaultMaxBatchBytes  = 64 << 20
+
+	DefaultMaxInflightBodyBytes   = 256 << 20
+	DefaultMaxInflightResultBytes = 128 << 20
+	DefaultMaxWaitResultBytes     = 8 << 20
 )
 
 func (c Config) withDefaults() Config {
@@ -83,6 +102,15 @@ func (c Config) withDefaults() Config {
 	if c.MaxBatchBytes <= 0 {
 		c.MaxBatchBytes = DefaultMaxBatchBytes
 	}
+	if c.MaxInflightBodyBytes <= 0 {
+		c.MaxInflightBodyBytes = DefaultMaxInflightBodyBytes
+	}
+	if c.MaxInflightResultBytes <= 0 {
+		c.MaxInflightResultBytes = DefaultMaxInflightResultBytes
+	}
+	if c.MaxWaitResultBytes <= 0 {
+		c.MaxWaitResultBytes = DefaultMaxWaitResultBytes
+	}
 	if c.Metrics == nil {
 		c.Metrics = prometheus.NewRegistry()
 	}
@@ -98,6 +126,8 @@ type Server struct {
 	log  *slog.Logger
 	m    *serverMetrics
 
+	bodies   *memBudget // request body bytes held (budget.go)
+	outputs  *memBudget // stored output bytes being answered (budget.go)
 	fns      fnCache
 	submits  coalescer[submitReq, submitResp] // concurrent /execute_function → one Submit
 	reads    coalescer[string, store.Record]  // concurrent task reads → one pipeline
@@ -119,6 +149,8 @@ func New(st *store.Store, sb *sandbox.Sandbox, done *store.Done, cfg Config, log
 		fns:      fnCache{max: 4096},
 		stopping: make(chan struct{}),
 	}
+	s.bodies = &memBudget{max: s.cfg.MaxInflightBodyBytes}
+	s.outputs = &memBudget{max: s.cfg.MaxInflightResultBytes}
 	s.m = newServerMetrics(s.cfg.Metrics, st)
 	s.submits = coalescer[submitReq, submitResp]{max: 512, run: s.submitBatch}
 	s.reads = coalescer[string, store.Record]{max: 512, run: s.readBatch}
@@ -130,7 +162,7 @@ func (s *Server) routes() http.Handler {
 	r := mux.NewRouter()
 	// Each route is counted and timed under its template: bounded labels.
 	handle := func(path, method string, h http.Handler) {
-		r.Handle(path, s.m.instrument(path, s.recovering(h))).Methods(method)
+		r.Handle(path, s.m.instrument(path, s.recovering(s.budgeted(h)))).Methods(method)
 	}
 	handle("/register_function", http.MethodPost, http.HandlerFunc(s.register))
 	handle("/execute_function", http.MethodPost, http.HandlerFunc(s.execute))

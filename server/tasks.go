@@ -1,6 +1,7 @@
 package server
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -155,7 +156,8 @@ func taskNotFound(id string) error {
 	return notFound("no task with id %q (unknown, expired, or not a uuid)", id)
 }
 
-// readTask returns a task's record, 404 for a malformed or unknown id.
+// readTask returns a task's summary (no outputs: see store.Summaries), 404 for a malformed
+// or unknown id.
 func (s *Server) readTask(r *http.Request, id string) (store.Record, error) {
 	rec, err := s.reads.do(r.Context(), id)
 	if err == nil && rec.Status == "" {
@@ -181,7 +183,8 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 
 // result handles GET /result/{task_id}?wait=DURATION → {"task_id", "status", "result", ...}.
 // With wait, a task not yet terminal is watched (before it is read, so that no wake-up is
-// missed) and the answer comes when it ends or when wait runs out.
+// missed) and the answer comes when it ends or when wait runs out. The task is watched by
+// its summary; its output is read once, at the end, under the server's output budget.
 func (s *Server) result(w http.ResponseWriter, r *http.Request) {
 	id := mux.Vars(r)["task_id"]
 	wait, err := s.parseWait(r.URL.Query().Get("wait"))
@@ -227,7 +230,42 @@ func (s *Server) result(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err, slog.String("task_id", id))
 		return
 	}
+	if needsOutputs(&rec) {
+		n := rec.OutputBytes
+		if !s.takeOutputs(n) {
+			s.writeError(w, r, busy("the server is answering as many result bytes as it may "+
+				"(%d); try again shortly", s.cfg.MaxInflightResultBytes), slog.String("task_id", id))
+			return
+		}
+		defer s.outputs.give(n)
+		if rec, err = s.st.Task(r.Context(), id); err != nil {
+			if errors.Is(err, store.ErrNotFound) {
+				err = taskNotFound(id)
+			}
+			s.writeError(w, r, err, slog.String("task_id", id))
+			return
+		}
+	}
 	s.writeTask(w, &rec, true)
+}
+
+// inlineOutputs is the most output bytes of one task read along with its summary: small
+// outputs (the common case) cost no second round trip, and no request holds more than this
+// outside the output budget.
+const inlineOutputs = 16 << 10
+
+// needsOutputs reports whether rec is a terminal summary whose outputs were left out.
+func needsOutputs(rec *store.Record) bool {
+	return rec.Status.Terminal() && rec.OutputBytes > 0 && rec.Result == nil && rec.Stderr == nil
+}
+
+// takeOutputs reserves n stored output bytes for an answer. One output larger than the
+// whole budget is let through when nothing else is being answered, or it could never be read.
+func (s *Server) takeOutputs(n int64) bool {
+	if n > s.outputs.max {
+		return s.outputs.used.CompareAndSwap(0, n)
+	}
+	return s.outputs.take(n, s.outputs.max)
 }
 
 func (s *Server) writeTask(w http.ResponseWriter, rec *store.Record, withResult bool) {
@@ -251,127 +289,4 @@ func (s *Server) parseWait(v string) (time.Duration, error) {
 		return 0, badRequest("wait %q is negative", v)
 	}
 	return min(d, s.cfg.MaxWait), nil
-}
-
-// wait handles POST /wait {"task_ids": [...], "wait": "2s"} → 200 {"tasks": [...]}: the
-// tasks among task_ids that are terminal now; if none is, it waits (at most wait) until at
-// least one ends, and answers those. An unknown id is a 404 naming it.
-func (s *Server) wait(w http.ResponseWriter, r *http.Request) {
-	max := int64(s.cfg.MaxBatch)*48 + 4<<10
-	var req waitRequest
-	if err := decodeJSON(http.MaxBytesReader(w, r.Body, max), &req); err != nil {
-		if isA[*http.MaxBytesError](err) {
-			err = tooLarge("the body is larger than %d bytes; wait for at most %d tasks per request", max, s.cfg.MaxBatch)
-		}
-		s.writeError(w, r, err)
-		return
-	}
-	wait, err := s.parseWait(req.Wait)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	if len(req.TaskIDs) == 0 {
-		s.writeError(w, r, badRequest("task_ids is required: a non-empty array of task ids"))
-		return
-	}
-	if len(req.TaskIDs) > s.cfg.MaxBatch {
-		s.writeError(w, r, tooLarge("%d task ids; at most %d per request", len(req.TaskIDs), s.cfg.MaxBatch))
-		return
-	}
-	ids := req.TaskIDs
-	if len(ids) > 1 { // drop duplicates, keeping the order
-		seen := make(map[string]struct{}, len(ids))
-		ids = ids[:0:0]
-		for _, id := range req.TaskIDs {
-			if _, dup := seen[id]; !dup {
-				seen[id] = struct{}{}
-				ids = append(ids, id)
-			}
-		}
-	}
-	for _, id := range ids {
-		if !validUUID(id) {
-			s.writeError(w, r, taskNotFound(id))
-			return
-		}
-	}
-	var woken <-chan string
-	if wait > 0 && s.done != nil {
-		ch, stop := s.done.Watch(ids)
-		defer stop()
-		woken = ch
-	}
-	ctx := r.Context()
-	recs, err := s.st.Tasks(ctx, ids)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	for i := range recs {
-		if recs[i].Status == "" {
-			s.writeError(w, r, taskNotFound(recs[i].ID))
-			return
-		}
-	}
-	done := terminalOnly(recs)
-	if len(done) == 0 && woken != nil {
-		timer := time.NewTimer(wait)
-		defer timer.Stop()
-	waiting:
-		for len(done) == 0 {
-			select {
-			case id, ok := <-woken:
-				if !ok {
-					break waiting
-				}
-				batch := []string{id}
-			drain: // more may have ended together: answer them at once
-				for {
-					select {
-					case id, ok := <-woken:
-						if !ok {
-							break drain
-						}
-						batch = append(batch, id)
-					default:
-						break drain
-					}
-				}
-				recs, err = s.st.Tasks(ctx, batch)
-				if err != nil {
-					s.writeError(w, r, err)
-					return
-				}
-				done = terminalOnly(recs)
-			case <-timer.C:
-				break waiting
-			case <-s.stopping:
-				break waiting
-			case <-ctx.Done():
-				return
-			}
-		}
-	}
-	b := getBuf()
-	*b = append(*b, `{"tasks":[`...)
-	for i := range done {
-		if i > 0 {
-			*b = append(*b, ',')
-		}
-		*b = appendTask(*b, &done[i], true)
-	}
-	*b = append(*b, "]}\n"...)
-	writeJSON(w, http.StatusOK, *b)
-	putBuf(b)
-}
-
-func terminalOnly(recs []store.Record) []store.Record {
-	out := recs[:0]
-	for _, rec := range recs {
-		if rec.Status.Terminal() {
-			out = append(out, rec)
-		}
-	}
-	return out
 }

@@ -5,9 +5,10 @@
 // which a small args type builds in one place (see lua.go).
 //
 // This file holds the package's types and errors; store.go the Store itself, functions.go
-// modules and functions, tasks.go submitting and reading tasks, claim.go claiming and
-// completing them, leases.go lease renewal and recovery, lua.go what the scripts share,
-// keys.go every key, done.go the shared subscribers, open.go the Redis client.
+// modules and functions, tasks.go submitting and reading tasks, summaries.go reading them
+// without their large outputs, claim.go claiming and completing them, leases.go lease
+// renewal and recovery, lua.go what the scripts share, keys.go every key, done.go the
+// shared subscribers, open.go the Redis client.
 package store
 
 import (
@@ -64,4 +65,7 @@ type Record struct {
 	StartedAt  time.Time // zero until first RUNNING
 	FinishedAt time.Time // zero until terminal
 	DurationMs int64     // sandbox run time of the final attempt
+	// OutputBytes is the stored size of Result plus Stderr. Set by Summaries (which leaves
+	// Result and Stderr out), so that a caller can budget the memory of reading them.
+	OutputBytes int64
 }

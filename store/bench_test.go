@@ -153,3 +153,43 @@ func BenchmarkEndToEnd(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkRead compares reading terminal tasks' records whole (Task: one HMGET; Tasks: a
+// pipeline of them) with reading their summaries with the outputs read along (Summaries:
+// one script), as /result (one id) and /wait (many) do. ns/op is per task.
+func BenchmarkRead(b *testing.B) {
+	s, _ := startStore(b, store.Config{})
+	f := mkFunction(b, s, "bench")
+	ctx := context.Background()
+	ids := submitN(b, s, f, 1000)
+	ts := claim(b, s, 1000)
+	if _, err := s.Complete(ctx, outcomes(ts)); err != nil {
+		b.Fatal(err)
+	}
+	for _, n := range []int{1, 1000} {
+		b.Run(fmt.Sprintf("Tasks/ids=%d", n), func(b *testing.B) {
+			startTimer(b, s)
+			for done := 0; done < b.N; done += n {
+				var err error
+				if n == 1 {
+					_, err = s.Task(ctx, ids[0])
+				} else {
+					_, err = s.Tasks(ctx, ids[:n])
+				}
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+			report(b, s)
+		})
+		b.Run(fmt.Sprintf("Summaries/ids=%d", n), func(b *testing.B) {
+			startTimer(b, s)
+			for done := 0; done < b.N; done += n {
+				if _, err := s.Summaries(ctx, ids[:n], 16<<10); err != nil {
+					b.Fatal(err)
+				}
+			}
+			report(b, s)
+		})
+	}
+}

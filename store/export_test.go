@@ -28,3 +28,8 @@ func SetWorker(ctx context.Context, s *Store, refs []task.Ref, worker string) er
 func RequeueOwner(ctx context.Context, s *Store, owner, reason string) (int, error) {
 	return s.requeueOwner(ctx, owner, reason)
 }
+
+// Withdraw runs what a failed Submit runs to leave nothing queued.
+func Withdraw(ctx context.Context, s *Store, fnID string, ids []string) error {
+	return s.withdraw(ctx, fnID, ids)
+}

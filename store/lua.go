@@ -53,9 +53,19 @@ local function now_ms()
 end
 local now_n = now_ms()  -- the script's one clock reading (ms)
 local now = n(now_n)    -- the same, as the decimal text stored in records
+-- joined returns the items of list, space-separated. It concatenates in chunks: gopher-lua
+-- (the embedded Redis of 'faas dev') overflows its registry on one table.concat of a few
+-- thousand items, and a script must take the documented batch of 10,000.
+local function joined(list)
+  local parts = {}
+  for i = 1, #list, 500 do
+    parts[#parts + 1] = table.concat(list, ' ', i, math.min(i + 499, #list))
+  end
+  return table.concat(parts, ' ')
+end
 -- publish announces ids, space-separated, on channel (nothing when there are none).
 local function publish(channel, ids)
-  if #ids > 0 then redis.call('PUBLISH', channel, table.concat(ids, ' ')) end
+  if #ids > 0 then redis.call('PUBLISH', channel, joined(ids)) end
 end
 `
 

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
@@ -42,26 +43,82 @@ func (a submitArgs) call(k keys) call {
 //
 // An id whose record exists already is skipped (a retried call queues nothing twice).
 // Publishes the new ids once on the tasks channel. Returns the creation time (ms, as text).
+//
+// Redis does not undo the writes of a script that fails half-way, so everything that can
+// fail (the queue's type, building the announcement) is done before the first write: an
+// error means nothing was written.
 var scriptSubmit = redis.NewScript(luaPrelude + `
 local queue = KEYS[1]
 local task_prefix, fid, tasks_channel = ARGV[1], ARGV[2], ARGV[3]
+local qt = redis.call('TYPE', queue)
+if type(qt) == 'table' then qt = qt.ok end
+if qt ~= 'none' and qt ~= 'list' then
+  return redis.error_reply('WRONGTYPE the queue key holds a ' .. tostring(qt) .. ', not a list')
+end
 local ids = {}
 for i = 4, #ARGV, 2 do
+  if redis.call('EXISTS', task_prefix .. ARGV[i]) == 0 then ids[#ids + 1] = i end
+end
+local new = {}
+for j, i in ipairs(ids) do new[j] = ARGV[i] end
+local announce = joined(new)
+for _, i in ipairs(ids) do
+  redis.call('HSET', task_prefix .. ARGV[i], 'status', 'QUEUED', 'function_id', fid,
+    'input', ARGV[i + 1], 'attempts', '0', 'created', now)
+end
+bulk('LPUSH', queue, new)
+if #new > 0 then redis.call('PUBLISH', tasks_channel, announce) end
+return now
+`)
+
+// withdrawArgs are the KEYS and ARGV of scriptWithdraw.
+type withdrawArgs struct {
+	functionID string
+	ids        []string
+}
+
+func (a withdrawArgs) call(k keys) call {
+	argv := make([]any, 0, 2+len(a.ids))
+	argv = append(argv, k.taskPrefix(), a.functionID)
+	for _, id := range a.ids {
+		argv = append(argv, id)
+	}
+	// The queue is named only so that Redis Cluster routes the script to the store's slot.
+	return call{keys: []string{k.queue()}, argv: argv}
+}
+
+// scriptWithdraw deletes the records of tasks of a failed submission that are still QUEUED.
+//
+//	ARGV[1]  task key prefix
+//	ARGV[2]  function id
+//	ARGV[3..] ids
+//
+// Their queue entries stay: Claim drops popped ids without a QUEUED record. Returns how many
+// of the ids exist and could not be withdrawn (a dispatcher claimed them already).
+var scriptWithdraw = redis.NewScript(`
+local task_prefix, fid = ARGV[1], ARGV[2]
+local kept = 0
+for i = 3, #ARGV do
   local key = task_prefix .. ARGV[i]
-  if redis.call('EXISTS', key) == 0 then
-    redis.call('HSET', key, 'status', 'QUEUED', 'function_id', fid, 'input', ARGV[i + 1],
-      'attempts', '0', 'created', now)
-    ids[#ids + 1] = ARGV[i]
+  local t = redis.call('HMGET', key, 'status', 'function_id')
+  if t[1] == 'QUEUED' and t[2] == fid then
+    redis.call('DEL', key)
+  elseif t[1] then
+    kept = kept + 1
   end
 end
-bulk('LPUSH', queue, ids)
-publish(tasks_channel, ids)
-return now
+return kept
 `)
 
 // Submit creates one QUEUED task per input for function fn, appends them to the durable
 // queue in order and publishes one wake-up on the "tasks" channel, in one round trip
 // (a script). It returns the new task ids, in input order.
+//
+// An error means no task of the call is left queued: the script writes nothing when it
+// fails, and when the outcome is unknown (a reply lost on the network, a timeout) the
+// tasks it may have created are withdrawn (their records deleted) before Submit returns.
+// Only if Redis is unreachable for the withdrawal too, or a dispatcher claimed a task in
+// between, can one survive; the error then says so.
 func (s *Store) Submit(ctx context.Context, fn Function, inputs [][]byte) ([]string, error) {
 	if fn.ID == "" {
 		return nil, fmt.Errorf("store: submit: function id required")
@@ -75,9 +132,28 @@ func (s *Store) Submit(ctx context.Context, fn Function, inputs [][]byte) ([]str
 	}
 	a := submitArgs{functionID: fn.ID, ids: ids, inputs: inputs}
 	if err := s.eval(ctx, scriptSubmit, a.call(s.k)).Err(); err != nil {
-		return nil, redisErr("submit", err)
+		err = redisErr("submit", err)
+		if werr := s.withdraw(ctx, fn.ID, ids); werr != nil {
+			return nil, fmt.Errorf("%w (and withdrawing its tasks: %v)", err, werr)
+		}
+		return nil, err
 	}
 	return ids, nil
+}
+
+// withdraw removes what a failed Submit may have created, under its own short deadline (the
+// caller's context may be what ended the submission).
+func (s *Store) withdraw(ctx context.Context, fnID string, ids []string) error {
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	kept, err := s.eval(wctx, scriptWithdraw, withdrawArgs{functionID: fnID, ids: ids}.call(s.k)).Int()
+	if err != nil {
+		return redisErr("withdraw", err)
+	}
+	if kept > 0 {
+		return fmt.Errorf("store: withdraw: %d of %d tasks were claimed already and will run", kept, len(ids))
+	}
+	return nil
 }
 
 // recordFields are read by Task and Tasks, in this order (never the input).

@@ -22,6 +22,12 @@ func serverConfigFlags(fs *pflag.FlagSet) *server.Config {
 	fs.Int64Var(&c.MaxModuleBytes, "max-module-bytes", server.DefaultMaxModuleBytes, "largest module accepted")
 	fs.IntVar(&c.MaxBatch, "max-batch", server.DefaultMaxBatch, "most inputs (or task ids to wait on) per request")
 	fs.Int64Var(&c.MaxBatchBytes, "max-batch-bytes", server.DefaultMaxBatchBytes, "most input bytes per /execute_batch")
+	fs.Int64Var(&c.MaxInflightBodyBytes, "max-inflight-body-bytes", server.DefaultMaxInflightBodyBytes,
+		"request body bytes held at once across all requests (beyond: 503 with Retry-After)")
+	fs.Int64Var(&c.MaxInflightResultBytes, "max-inflight-result-bytes", server.DefaultMaxInflightResultBytes,
+		"task output bytes answered at once by /result and /wait (beyond: 503, or omitted from /wait)")
+	fs.Int64Var(&c.MaxWaitResultBytes, "max-wait-result-bytes", server.DefaultMaxWaitResultBytes,
+		"output bytes one /wait answer carries; the rest come as \"result_omitted\": true")
 	fs.Int64Var(&c.MaxLimits.TimeoutMs, "max-timeout-ms", m.TimeoutMs, "largest timeout_ms a function may ask for")
 	fs.Int64Var(&c.MaxLimits.MemoryMB, "max-memory-mb", m.MemoryMB, "largest memory_mb a function may ask for")
 	fs.Int64Var(&c.MaxLimits.StdoutBytes, "max-stdout-bytes", m.StdoutBytes, "largest stdout_bytes a function may ask for")
@@ -37,6 +43,8 @@ func checkServerConfig(c *server.Config) error {
 		v    int64
 	}{
 		{"max-module-bytes", c.MaxModuleBytes}, {"max-batch", int64(c.MaxBatch)}, {"max-batch-bytes", c.MaxBatchBytes},
+		{"max-inflight-body-bytes", c.MaxInflightBodyBytes}, {"max-inflight-result-bytes", c.MaxInflightResultBytes},
+		{"max-wait-result-bytes", c.MaxWaitResultBytes},
 		{"max-timeout-ms", c.MaxLimits.TimeoutMs}, {"max-memory-mb", c.MaxLimits.MemoryMB},
 		{"max-stdout-bytes", c.MaxLimits.StdoutBytes}, {"max-stdin-bytes", c.MaxLimits.StdinBytes},
 	} {
