@@ -46,6 +46,9 @@ func (h *hub) moduleRequested(env [][]byte, m protocol.ModuleRequest) {
 
 // moduleFetched caches a fetched module and answers every worker waiting for it.
 func (h *hub) moduleFetched(m protocol.Module) {
+	if m.Err == "" && len(m.Wasm) > protocol.MaxMessageBytes-1<<10 {
+		m = protocol.Module{Hash: m.Hash, Err: "module larger than the protocol's message bound"}
+	}
 	if m.Err == "" {
 		for k, b := range h.modules { // make room: drop any, until it fits
 			if len(h.modules) < moduleCacheSize && h.moduleBytes+len(m.Wasm) <= moduleCacheBytes {
