@@ -63,11 +63,11 @@ type hub struct {
 	curve  bool       // CURVE on: every message carries its sender's key
 	zap    *zsock.ZAP // authenticates CURVE handshakes; closed after the router
 
-	perKey  map[string]int       // registered workers per key
+	perKey   map[string]int       // registered workers per key
 	dropLog  map[string]time.Time // when a peer's dropped messages were last logged
 	refusals refusalLog           // the same for handshakes the ZAP handler refused
-	box    *zsock.Mailbox[hubEvent]
-	poller *zmq.Poller
+	box      *zsock.Mailbox[hubEvent]
+	poller   *zmq.Poller
 
 	workers   map[string]*remoteWorker
 	check     time.Duration // how often checkWorkers runs

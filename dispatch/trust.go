@@ -17,13 +17,13 @@ import (
 
 // Reasons a message is dropped: the label values of faas_dispatch_messages_dropped_total.
 const (
-	dropUnauthorized = "unauthorized"  // a key not (or no longer) on the allow-list
-	dropUnknown      = "unknown_peer"  // a connection that is not a registered worker
-	dropNotSent      = "not_sent"      // about a task (or module) not sent to that connection
-	dropOutcome      = "bad_outcome"   // a result over its limits or of an unknown failure kind
-	dropLimit        = "over_limit"    // registrations of one key beyond MaxWorkersPerKey
-	dropMalformed    = "malformed"     // not a message of this protocol
-	dropHandshake    = "handshake"     // refused by the ZAP handler (counted there)
+	dropUnauthorized = "unauthorized"   // a key not (or no longer) on the allow-list
+	dropUnknown      = "unknown_peer"   // a connection that is not a registered worker
+	dropNotSent      = "not_sent"       // about a task (or module) not sent to that connection
+	dropOutcome      = "bad_outcome"    // a result over its limits or of an unknown failure kind
+	dropLimit        = "over_limit"     // registrations of one key beyond MaxWorkersPerKey
+	dropMalformed    = "malformed"      // not a message of this protocol
+	dropHandshake    = "handshake"      // refused by the ZAP handler (counted there)
 	dropLogEvery     = 10 * time.Second // a peer's drops are logged at most this often
 )
 

@@ -66,7 +66,7 @@ type worker struct {
 	mu      sync.Mutex
 	waiters map[string][]chan moduleResult // module hash → executors waiting for it
 
-	routeSecret string     // S of the routing ids "d"+S and "r"+S (protocol.RouteControl)
+	routeSecret string      // S of the routing ids "d"+S and "r"+S (protocol.RouteControl)
 	monitor     *zmq.Socket // handshake events of ctrl
 	failedHS    int         // handshakes failed in a row
 	fatal       error       // why the worker must stop (a refused key): Run returns it
