@@ -19,10 +19,10 @@ import (
 func (h *hub) receive() {
 	for i := 0; i < 4096; i++ {
 		var frames [][]byte
-		var meta map[string]string
+		var user string
 		var err error
 		if h.curve {
-			frames, meta, err = h.router.RecvMessageBytesWithMetadata(zmq.DONTWAIT, "User-Id")
+			frames, user, err = zsock.RecvUser(h.router, zmq.DONTWAIT)
 		} else {
 			frames, err = h.router.RecvMessageBytes(zmq.DONTWAIT)
 		}
@@ -32,7 +32,7 @@ func (h *hub) receive() {
 			}
 			return
 		}
-		p := peer{key: meta["User-Id"]}
+		p := peer{key: user}
 		if len(frames) > 0 {
 			p.route = frames[0]
 		}

@@ -122,8 +122,9 @@ func ReadPublicKey(arg string) (string, error) {
 	return k, nil
 }
 
-// ReadAuthorized reads an allow-list: one Z85 public key per line; blank lines and text
-// after '#' are ignored. A bad line is an error naming its number.
+// ReadAuthorized reads an allow-list: one Z85 public key per line; blank lines, comment
+// lines and comments after a key (see stripComment) are ignored. A bad line is an error
+// naming its number.
 func ReadAuthorized(path string) ([]string, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -132,8 +133,8 @@ func ReadAuthorized(path string) ([]string, error) {
 	var keys []string
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	for n := 1; sc.Scan(); n++ {
-		line, _, _ := strings.Cut(sc.Text(), "#")
-		if line = strings.TrimSpace(line); line == "" {
+		line := stripComment(sc.Text())
+		if line == "" {
 			continue
 		}
 		k, err := ParsePublicKey(line)
@@ -151,12 +152,28 @@ func ReadAuthorized(path string) ([]string, error) {
 func keyLines(b []byte) []string {
 	var out []string
 	for _, l := range strings.Split(string(b), "\n") {
-		l, _, _ = strings.Cut(l, "#")
-		if l = strings.TrimSpace(l); l != "" {
+		if l = stripComment(l); l != "" {
 			out = append(out, l)
 		}
 	}
 	return out
+}
+
+// stripComment removes a comment from a line of a key file and trims it. '#' is one of
+// Z85's characters, so a comment is a '#' after white space, or a line starting with '#'
+// that is not a key itself (a key has no spaces; a comment line that could be one is not
+// told apart: start comments with "# ").
+func stripComment(l string) string {
+	if i := strings.IndexAny(l, " \t"); i >= 0 {
+		if j := strings.Index(l[i:], "#"); j >= 0 && strings.TrimSpace(l[i:i+j]) == "" {
+			l = l[:i+j]
+		}
+	}
+	l = strings.TrimSpace(l)
+	if strings.HasPrefix(l, "#") && (len(l) != 40 || len(zmq.Z85decode(l)) != 32) {
+		return ""
+	}
+	return l
 }
 
 // zapDomain is the ZAP domain of the dispatcher's sockets: setting one makes libzmq consult
@@ -190,4 +207,37 @@ func CurveClient(s *zmq.Socket, k KeyPair, server string) error {
 		return fmt.Errorf("%w: the secret key was refused", ErrBadKey)
 	}
 	return nil
+}
+
+// RecvUser receives a multipart message on a ROUTER and the "User-Id" its sender's
+// connection was authenticated with ("" without CURVE).
+//
+// The user id is read from the second frame, not the first: libzmq 4.3's ROUTER attaches
+// no metadata to the routing-id frame it makes up when a poll (zmq_poll's has_in)
+// prefetched the message, and the hub always polls. Every frame after it carries the
+// connection's metadata.
+func RecvUser(s *zmq.Socket, flags zmq.Flag) (frames [][]byte, user string, err error) {
+	first, err := s.RecvBytes(flags)
+	if err != nil {
+		return nil, "", err
+	}
+	frames = append(frames, first)
+	for {
+		more, err := s.GetRcvmore()
+		if err != nil || !more {
+			return frames, user, err
+		}
+		var b []byte
+		if len(frames) == 1 {
+			var meta map[string]string
+			b, meta, err = s.RecvBytesWithMetadata(flags, "User-Id")
+			user = meta["User-Id"]
+		} else {
+			b, err = s.RecvBytes(flags)
+		}
+		if err != nil {
+			return frames, user, err
+		}
+		frames = append(frames, b)
+	}
 }
