@@ -254,3 +254,51 @@ func TestBindNeedsKeys(t *testing.T) {
 		t.Fatalf("exit %d, output:\n%s", code, d.out.String())
 	}
 }
+
+// TestLoopbackOwnership: without CURVE (loopback), a message still touches only the tasks
+// sent on its own connection: a peer that registers under the real worker's name cannot
+// complete or release the real worker's tasks, and the real worker keeps getting work.
+func TestLoopbackOwnership(t *testing.T) {
+	for _, mode := range []string{"pull", "push"} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			pm := protocol.Mode(mode)
+			p := newPlatform(t)
+			_, endpoint := p.dispatcher("dispatcher", mode)
+			p.worker("worker", mode, 2, endpoint)
+			first := p.waitAll(p.submit(2, 1), 15*time.Second)
+			victim := first[0].Worker
+			ids := p.submit(6, 1500) // long enough to be RUNNING at the real worker below
+			mal := newTestPeer(t, endpoint, zsock.KeyPair{}, "", pm == protocol.ModePull)
+			if !mal.register(victim, pm, 1, 3*time.Second) {
+				t.Fatal("the peer was not acknowledged")
+			}
+			var theirs []task.Ref
+			testutil.WaitFor(t, 10*time.Second, "a task running at the real worker", func() bool {
+				rs, _ := p.records(ids)
+				theirs = theirs[:0]
+				for _, r := range rs {
+					if r.Status == task.Running && r.Worker == victim {
+						theirs = append(theirs, task.Ref{ID: r.ID, Attempt: r.Attempts})
+					}
+				}
+				return len(theirs) > 0
+			})
+			var forged []task.Outcome
+			for _, r := range theirs {
+				forged = append(forged, task.Outcome{Ref: r, Stdout: []byte("forged")})
+			}
+			mal.send(protocol.ResultReady{Worker: victim, Outcomes: forged})
+			mal.send(protocol.Release{Worker: victim, Refs: theirs})
+			// Whatever the peer itself is sent, it forges too, which must be re-run.
+			for _, tk := range mal.tasks(1, time.Second) {
+				mal.send(protocol.ResultReady{Worker: victim, Outcomes: []task.Outcome{{Ref: tk.Ref(), Failure: &task.Failure{Kind: "pwned"}}}})
+			}
+			for _, r := range p.waitAll(ids, 30*time.Second) {
+				if r.Status != task.Completed || !strings.HasPrefix(string(r.Result), "slept ") {
+					t.Errorf("task %s: %s %q %+v", r.ID, r.Status, r.Result, r.Error)
+				}
+			}
+		})
+	}
+}
