@@ -310,3 +310,32 @@ func TestLoopbackOwnership(t *testing.T) {
 		})
 	}
 }
+
+// TestCurveMismatch: a worker with a key against a dispatcher without CURVE, and a worker
+// without a key against a dispatcher with it, each stop within seconds saying why.
+func TestCurveMismatch(t *testing.T) {
+	p := newPlatform(t)
+	dir := t.TempDir()
+	keygen(t, filepath.Join(dir, "dispatcher"))
+	wk := keygen(t, filepath.Join(dir, "worker"))
+	authz := filepath.Join(dir, "authorized")
+	os.WriteFile(authz, []byte(wk.Public+"\n"), 0o644)
+	_, plain := p.dispatcher("plain-dispatcher", "push")
+	_, curved := p.dispatcher("curve-dispatcher", "push", "--key", filepath.Join(dir, "dispatcher.key"), "--authorized-workers", authz)
+	withKey := startProc(t, "worker-with-key", "worker", "push", "1", plain, "--heartbeat", testHeartbeat,
+		"--key", filepath.Join(dir, "worker.key"), "--dispatcher-key", filepath.Join(dir, "dispatcher.pub"))
+	withoutKey := startProc(t, "worker-without-key", "worker", "push", "1", curved, "--heartbeat", testHeartbeat)
+	for _, w := range []struct {
+		p    *proc
+		want string
+	}{{withKey, "--dispatcher-key"}, {withoutKey, "--key"}} {
+		select {
+		case <-w.p.exited:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s is still waiting", w.p.name)
+		}
+		if code := w.p.cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(w.p.out.String(), w.want) {
+			t.Errorf("%s: exit %d, output lacks %q:\n%s", w.p.name, code, w.want, tail(w.p.out.String(), 4))
+		}
+	}
+}

@@ -18,8 +18,10 @@ import (
 // CURVE and the other does not.
 var ErrRefused = errors.New("the dispatcher refused this worker")
 
-// handshakeTries is how many handshakes in a row may fail before the worker gives up: a
-// dispatcher restarting mid-handshake costs one, a wrong key costs every one.
+// handshakeTries is how many connections in a row may close during the handshake before
+// the worker gives up: a dispatcher restarting mid-handshake costs one, a wrong dispatcher
+// key every one. A refused key or a mechanism mismatch is final at once: libzmq does not
+// reconnect after such a protocol error, so waiting would be the silent wait this avoids.
 const handshakeTries = 3
 
 var monitorSeq atomic.Uint64
@@ -45,44 +47,53 @@ func watchHandshakes(zctx *zmq.Context, s *zmq.Socket) (*zmq.Socket, error) {
 	return m, nil
 }
 
-// handshakeEvents reads the monitor's events; after handshakeTries failures in a row it
-// sets w.fatal, which stops the worker.
+// handshakeEvents reads the monitor's events and sets w.fatal, which stops the worker, on a
+// refused key, a mechanism mismatch, or handshakeTries connections in a row closed during
+// the handshake.
 func (w *worker) handshakeEvents() {
 	for {
 		ev, _, val, err := w.monitor.RecvEvent(zmq.DONTWAIT)
 		if err != nil {
 			return
 		}
-		why := ""
+		why, final := "", false
 		switch ev {
 		case zmq.EVENT_HANDSHAKE_SUCCEEDED:
-			w.failedHS = -1 // connected for real: a later disconnect is not a handshake failure
+			w.failedHS, w.hsCounted = -1, false // connected for real
 			continue
 		case zmq.EVENT_CONNECTED:
-			w.failedHS = max(w.failedHS, 0)
+			w.failedHS, w.hsCounted = max(w.failedHS, 0), false
 			continue
 		case zmq.EVENT_HANDSHAKE_FAILED_AUTH:
 			if val == 300 { // the dispatcher's per-key rate limit: retry
 				continue
 			}
-			why = fmt.Sprintf("the dispatcher refused this worker's key (ZAP status %d): add the worker's public key (PATH.pub) to the dispatcher's --authorized-workers file", val)
-		case zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL, zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL:
-			why = w.mismatch()
-		case zmq.EVENT_DISCONNECTED:
+			why, final = fmt.Sprintf("the dispatcher refused this worker's key (ZAP status %d): add the worker's public key (PATH.pub) to the dispatcher's --authorized-workers file", val), true
+		case zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL:
+			why, final = w.mismatch(), true
+		case zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL, zmq.EVENT_DISCONNECTED:
 			if w.failedHS < 0 {
 				w.failedHS = 0 // a working connection dropped: a fresh start
 				continue
 			}
-			why = w.mismatch()
+			if w.hsCounted { // the same connection's second event
+				continue
+			}
+			w.hsCounted = true
+			w.failedHS++
+			why, final = w.mismatch(), w.failedHS >= handshakeTries
 		default:
 			continue
 		}
-		w.failedHS++
-		w.log.Warn("handshake with the dispatcher failed", "try", w.failedHS, "of", handshakeTries, "why", why)
-		if w.failedHS >= handshakeTries && w.fatal == nil {
-			w.fatal = fmt.Errorf("%w: %s", ErrRefused, why)
-			w.log.Error("giving up on the dispatcher", "why", why)
+		if w.fatal != nil {
+			continue
 		}
+		if !final {
+			w.log.Warn("handshake with the dispatcher failed", "try", w.failedHS, "of", handshakeTries, "why", why)
+			continue
+		}
+		w.fatal = fmt.Errorf("%w: %s", ErrRefused, why)
+		w.log.Error("giving up on the dispatcher", "why", why)
 	}
 }
 

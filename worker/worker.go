@@ -68,7 +68,8 @@ type worker struct {
 
 	routeSecret string      // S of the routing ids "d"+S and "r"+S (protocol.RouteControl)
 	monitor     *zmq.Socket // handshake events of ctrl
-	failedHS    int         // handshakes failed in a row
+	failedHS    int         // connections closed during the handshake, in a row (-1: connected)
+	hsCounted   bool        // the current connection's failure is counted
 	fatal       error       // why the worker must stop (a refused key): Run returns it
 
 	frames [][]byte // reusable encoding buffer
