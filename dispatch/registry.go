@@ -34,6 +34,10 @@ type remoteWorker struct {
 	held      *heldRequest // pull mode: its REQUEST_TASK awaiting tasks
 }
 
+// maxCapacity bounds the slots one registration may claim: a worker asking for more is
+// given this many, so that one registration cannot have the dispatcher claim the queue.
+const maxCapacity = 1024
+
 func (w *remoteWorker) load() int { return len(w.inflight) + w.foreign }
 
 // inflight counts the tasks workers hold that we sent them.
@@ -94,7 +98,7 @@ func (h *hub) register(p peer, env [][]byte, m protocol.Registration, now time.T
 		h.log.Info("worker registered", "worker", m.Worker, "peer", p.label(), "capacity", m.Capacity, "running", m.Running)
 	}
 	w.id = m.Worker
-	w.capacity = m.Capacity
+	w.capacity = min(m.Capacity, maxCapacity)
 	w.foreign = max(0, m.Running-len(w.inflight))
 	w.lastHeard = now
 	w.leaving = false
