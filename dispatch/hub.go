@@ -34,6 +34,8 @@ type hubEvent struct {
 	tasks   []task.Task      // claimed for the workers
 	module  *protocol.Module // fetched for waiting workers
 	removed []string         // worker keys taken off the allow-list
+	to      []byte           // module: the one worker to answer (a checked fetch)
+	refused bool             // module: the check found no task of it sent to that worker
 }
 
 // modeHooks is what differs between pull and push.
@@ -246,7 +248,14 @@ func (h *hub) event(e hubEvent) {
 		}
 		h.hooks.deliver(e.tasks)
 	}
-	if e.module != nil {
+	switch {
+	case e.module != nil && e.to != nil:
+		if e.refused {
+			h.dropped(peer{route: e.to}, dropNotSent, 1, "module request without a task of that module")
+		}
+		h.env[0], h.env[1] = e.to, nil
+		h.reply(h.env, *e.module)
+	case e.module != nil:
 		h.moduleFetched(*e.module)
 	}
 	if len(e.removed) > 0 {

@@ -83,6 +83,11 @@ func (h *hub) handle(p peer, env [][]byte, m protocol.Message) {
 		h.reply(env, protocol.Heartbeat{Sender: h.session})
 	case protocol.ModuleRequest:
 		w := h.known(p, env, now)
+		if w != nil && !w.hasModule(m.Hash) && len(w.foreigns) > 0 {
+			// Perhaps for a task a previous run of the dispatcher sent it: the store knows.
+			h.moduleChecked(env, m, w)
+			return
+		}
 		if w == nil || !w.hasModule(m.Hash) {
 			// Modules go only to a worker that was sent a task of theirs.
 			h.dropped(p, dropNotSent, 1, "module request without a task of that module")

@@ -29,6 +29,7 @@ type remoteWorker struct {
 	capacity  int
 	inflight  map[string]flight // task id → the attempt we sent it
 	foreign   int               // tasks it runs that we did not send (from before a restart)
+	foreigns  []task.Ref        // those tasks, as its last heartbeat listed them
 	lastHeard time.Time
 	leaving   bool         // said BYE: send it nothing more
 	held      *heldRequest // pull mode: its REQUEST_TASK awaiting tasks
@@ -129,9 +130,13 @@ func (h *hub) reconcile(w *remoteWorker, held []task.Ref, now time.Time) {
 		holds[r.ID] = r.Attempt
 	}
 	foreign := 0
+	w.foreigns = w.foreigns[:0]
 	for _, r := range held {
 		if f, ok := w.inflight[r.ID]; !ok || f.ref.Attempt != r.Attempt {
 			foreign++
+			if len(w.foreigns) < maxCapacity {
+				w.foreigns = append(w.foreigns, r)
+			}
 		}
 	}
 	w.foreign = foreign

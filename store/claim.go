@@ -298,3 +298,48 @@ func (s *Store) CompleteFrom(ctx context.Context, outcomes []task.Outcome, via [
 	}
 	return n, nil
 }
+
+// sentModuleArgs are the ARGV of scriptSentModule (it has no KEYS).
+type sentModuleArgs struct {
+	via, hash string
+	refs      []task.Ref
+}
+
+func (a sentModuleArgs) call(k keys) call {
+	argv := make([]any, 0, 4+2*len(a.refs))
+	argv = append(argv, k.taskPrefix(), k.functionPrefix(), a.via, a.hash)
+	return call{argv: refArgs(argv, a.refs)}
+}
+
+// scriptSentModule reports whether one of the tasks is RUNNING at its attempt, was sent on
+// connection via, and runs module hash.
+//
+//	ARGV[1]  task key prefix
+//	ARGV[2]  function key prefix
+//	ARGV[3]  via
+//	ARGV[4]  module hash
+//	ARGV[5..] id, attempt, ...
+var scriptSentModule = redis.NewScript(`
+local task_prefix, fn_prefix, via, hash = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+for i = 5, #ARGV, 2 do
+  local t = redis.call('HMGET', task_prefix .. ARGV[i], 'status', 'attempts', 'sent_to', 'function_id')
+  if t[1] == 'RUNNING' and tonumber(t[2]) == tonumber(ARGV[i + 1]) and t[3] == via and t[4] then
+    if redis.call('HGET', fn_prefix .. t[4], 'module') == hash then return 1 end
+  end
+end
+return 0
+`)
+
+// SentModule reports whether one of refs was sent on connection via (see Sent), is still
+// RUNNING at that attempt and runs the module hash: a worker may then fetch the module,
+// also from a dispatcher that did not send the task itself (it restarted since).
+func (s *Store) SentModule(ctx context.Context, via, hash string, refs []task.Ref) (bool, error) {
+	if len(refs) == 0 || via == "" {
+		return false, nil
+	}
+	n, err := s.eval(ctx, scriptSentModule, sentModuleArgs{via: via, hash: hash, refs: refs}.call(s.k)).Int()
+	if err != nil {
+		return false, redisErr("sent module", err)
+	}
+	return n == 1, nil
+}

@@ -508,6 +508,35 @@ func TestSentThenCompleteFrom(t *testing.T) {
 	}
 }
 
+// SentModule says yes only for a task sent on that connection, at its attempt, of that module.
+func TestSentModule(t *testing.T) {
+	s, _ := startStore(t, store.Config{})
+	ctx := ctxT(t)
+	f := mkFunction(t, s, "f")
+	submitN(t, s, f, 1)
+	ts := claim(t, s, 1)
+	if err := s.Sent(ctx, []store.SentTo{{Worker: "w", Via: "conn-a", Refs: refs(ts)}}); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		via, hash string
+		refs      []task.Ref
+		want      bool
+	}{
+		{"conn-a", f.ModuleHash, refs(ts), true},
+		{"conn-b", f.ModuleHash, refs(ts), false},
+		{"conn-a", "other-module", refs(ts), false},
+		{"conn-a", f.ModuleHash, []task.Ref{{ID: ts[0].ID, Attempt: ts[0].Attempt + 1}}, false},
+		{"conn-a", f.ModuleHash, nil, false},
+	}
+	for i, c := range cases {
+		got, err := s.SentModule(ctx, c.via, c.hash, c.refs)
+		if err != nil || got != c.want {
+			t.Errorf("case %d: SentModule = %v, %v; want %v", i, got, err, c.want)
+		}
+	}
+}
+
 func TestDoneFanOut(t *testing.T) {
 	s, _ := startStore(t, store.Config{})
 	ctx, cancel := context.WithCancel(ctxT(t))

@@ -110,6 +110,11 @@ func (w *worker) acked(m protocol.Ack) {
 	// A request held by a dispatcher that went away gets no answer; ask again
 	// (REQ_RELAXED allows it; REQ_CORRELATE drops a stale reply to the old one).
 	w.asking = false
+	// The tasks we hold first (one connection keeps order): a dispatcher that restarted
+	// serves a module only for tasks it knows were sent to us.
+	if len(w.asked) > 0 {
+		w.beat(time.Now())
+	}
 	for hash := range w.asked {
 		w.askModule(hash)
 	}
