@@ -144,13 +144,12 @@ func (h *hub) logRefusal(key, reason string) {
 		l.last = make(map[string]time.Time)
 	}
 	last, seen := l.last[key]
-	if !seen || now.Sub(last) >= dropLogEvery {
+	due := !seen || now.Sub(last) >= dropLogEvery
+	if due {
 		l.last[key] = now
-	} else {
-		key = ""
 	}
 	l.mu.Unlock()
-	if key != "" || !seen {
+	if due {
 		label := "(no CURVE key)"
 		if len(key) >= 8 {
 			label = "key:" + key[:8]
