@@ -6,6 +6,8 @@
 //	                        each) and time until every task is terminal — the way asynq's
 //	                        benchmark measures its drain. Reports tasks/s and Redis commands
 //	                        per task (INFO stats, total_commands_processed).
+//	                        With -curve, pull and push run with CURVE (a dispatcher key, one
+//	                        key per worker on its allow-list), as across machines.
 //	-mode rest              end to end over HTTP: a server and a local dispatcher in this
 //	                        process, -c clients each submitting and waiting (?wait=) in a
 //	                        loop for -n tasks; reports tasks/s and submit-to-result p50/p99.
@@ -34,6 +36,7 @@ import (
 	"faas/client"
 	"faas/dispatch"
 	"faas/internal/testutil"
+	"faas/internal/zsock"
 	"faas/protocol"
 	"faas/samples"
 	"faas/sandbox"
@@ -46,9 +49,10 @@ import (
 type options struct {
 	mode     string
 	n        int
-	workers  int // local: pool size; pull/push: worker processes (goroutine groups)
-	slots    int // pull/push: slots per worker
-	conc     int // rest: concurrent clients
+	workers  int  // local: pool size; pull/push: worker processes (goroutine groups)
+	slots    int  // pull/push: slots per worker
+	curve    bool // pull/push: CURVE on every socket
+	conc     int  // rest: concurrent clients
 	redisURL string
 	module   string
 }
@@ -59,6 +63,7 @@ func main() {
 	flag.IntVar(&o.n, "n", 20000, "tasks")
 	flag.IntVar(&o.workers, "w", 2, "local: sandboxes in the pool; pull/push: number of workers")
 	flag.IntVar(&o.slots, "slots", 2, "pull/push: slots per worker")
+	flag.BoolVar(&o.curve, "curve", false, "pull/push: CURVE keys on the dispatcher and every worker")
 	flag.IntVar(&o.conc, "c", 64, "rest: concurrent clients")
 	flag.StringVar(&o.redisURL, "redis", "", "Redis URL (default: start a redis-server on a free port)")
 	flag.StringVar(&o.module, "module", "noop", "sample to run: noop, double_wat, double_c, fib")
@@ -196,6 +201,21 @@ func drain(ctx context.Context, o options, rdb redis.UniversalClient, st *store.
 			return err
 		}
 	}
+	dcfg := dispatch.Config{Mode: protocol.Mode(o.mode), Workers: o.workers, Port: port}
+	wkeys := make([]zsock.KeyPair, o.workers)
+	if o.curve && o.mode != "local" {
+		if dcfg.Key, err = zsock.NewKeyPair(); err != nil {
+			return err
+		}
+		pubs := make([]string, o.workers)
+		for i := range wkeys {
+			if wkeys[i], err = zsock.NewKeyPair(); err != nil {
+				return err
+			}
+			pubs[i] = wkeys[i].Public
+		}
+		dcfg.Authorized = zsock.NewAllowList(pubs)
+	}
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	errs := make(chan error, 1+o.workers)
@@ -204,7 +224,7 @@ func drain(ctx context.Context, o options, rdb redis.UniversalClient, st *store.
 	running.Add(1)
 	go func() {
 		defer running.Done()
-		errs <- dispatch.Run(runCtx, st, sb, dispatch.Config{Mode: protocol.Mode(o.mode), Workers: o.workers, Port: port}, log)
+		errs <- dispatch.Run(runCtx, st, sb, dcfg, log)
 	}()
 	if o.mode != "local" {
 		for i := range o.workers {
@@ -217,8 +237,12 @@ func drain(ctx context.Context, o options, rdb redis.UniversalClient, st *store.
 			running.Add(1)
 			go func() {
 				defer running.Done()
-				errs <- worker.Run(runCtx, wsb, worker.Config{Mode: protocol.Mode(o.mode), Slots: o.slots,
-					Endpoint: fmt.Sprintf("tcp://127.0.0.1:%d", port), ID: fmt.Sprintf("bench-%d", i)}, log)
+				wcfg := worker.Config{Mode: protocol.Mode(o.mode), Slots: o.slots,
+					Endpoint: fmt.Sprintf("tcp://127.0.0.1:%d", port), ID: fmt.Sprintf("bench-%d", i)}
+				if !dcfg.Key.IsZero() {
+					wcfg.Key, wcfg.DispatcherKey = wkeys[i], dcfg.Key.Public
+				}
+				errs <- worker.Run(runCtx, wsb, wcfg, log)
 			}()
 		}
 	}
@@ -254,8 +278,8 @@ func drain(ctx context.Context, o options, rdb redis.UniversalClient, st *store.
 	if err := verify(ctx, st, ids); err != nil {
 		return err
 	}
-	fmt.Printf("mode=%s module=%s tasks=%d workers=%d slots=%d seconds=%.3f tasks_per_sec=%.0f redis_round_trips_per_task=%.3f redis_cmds_per_task=%.2f\n",
-		o.mode, o.module, o.n, o.workers, o.slots, elapsed.Seconds(), float64(o.n)/elapsed.Seconds(),
+	fmt.Printf("mode=%s curve=%t module=%s tasks=%d workers=%d slots=%d seconds=%.3f tasks_per_sec=%.0f redis_round_trips_per_task=%.3f redis_cmds_per_task=%.2f\n",
+		o.mode, !dcfg.Key.IsZero(), o.module, o.n, o.workers, o.slots, elapsed.Seconds(), float64(o.n)/elapsed.Seconds(),
 		float64(roundTrips)/float64(o.n), float64(after-before)/float64(o.n))
 	return nil
 }

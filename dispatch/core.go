@@ -46,12 +46,15 @@ const (
 	opFinish  opKind = iota // record an outcome
 	opLost                  // worker lost: re-queue, attempt charged
 	opRelease               // never ran or interrupted by shutdown: hand back, not charged
+	opSent                  // sent to a remote worker: record it and its connection
 )
 
 type op struct {
 	kind    opKind
 	outcome task.Outcome
 	ref     task.Ref
+	via     string        // opFinish: the connection a remote outcome came on ("" local)
+	sent    *store.SentTo // opSent
 }
 
 // writeBatch bounds how many operations one Redis round trip carries.
@@ -130,13 +133,23 @@ func (c *core) sweepStrays(ctx context.Context) {
 
 // finish, lost and release are where every mode's outcomes and hand-backs pass: they are
 // counted here, when handed to the writer (before Redis records them).
-func (c *core) finish(o task.Outcome) {
+func (c *core) finish(o task.Outcome) { c.finishFrom(o, "") }
+
+// finishFrom is finish for an outcome a remote worker sent on connection via: the store
+// applies it only if the task was sent on that connection.
+func (c *core) finishFrom(o task.Outcome, via string) {
 	c.m.outcome(o)
 	c.mu.Lock()
 	fn := c.held[o.ID].function
 	c.mu.Unlock()
 	c.outcomes.finished(o, fn)
-	c.ops <- op{kind: opFinish, outcome: o, ref: o.Ref}
+	c.ops <- op{kind: opFinish, outcome: o, ref: o.Ref, via: via}
+}
+
+// sent records (through the writer, so before any outcome of theirs) that tasks went to a
+// remote worker on connection via.
+func (c *core) sent(worker, via string, refs []task.Ref) {
+	c.ops <- op{kind: opSent, sent: &store.SentTo{Worker: worker, Via: via, Refs: refs}}
 }
 
 func (c *core) lost(r task.Ref) {
@@ -286,11 +299,16 @@ func (c *core) write(ctx context.Context) {
 // seconds rather than hang shutdown.
 func (c *core) flush(ctx context.Context, batch []op, stopping bool) {
 	var outcomes []task.Outcome
+	var via []string
 	var lost, released []task.Ref
+	var sent []store.SentTo
 	for _, o := range batch {
 		switch o.kind {
+		case opSent:
+			sent = append(sent, *o.sent)
 		case opFinish:
 			outcomes = append(outcomes, o.outcome)
+			via = append(via, o.via)
 		case opLost:
 			lost = append(lost, o.ref)
 		case opRelease:
@@ -301,7 +319,7 @@ func (c *core) flush(ctx context.Context, batch []op, stopping bool) {
 	deadline := time.Now().Add(5 * time.Second)
 	backoff := 50 * time.Millisecond
 	for attempt := 0; ; attempt++ {
-		err := c.apply(wctx, outcomes, lost, released)
+		err := c.apply(wctx, sent, outcomes, via, lost, released)
 		if err == nil {
 			break
 		}
@@ -325,12 +343,17 @@ func (c *core) flush(ctx context.Context, batch []op, stopping bool) {
 	c.mu.Unlock()
 }
 
-func (c *core) apply(ctx context.Context, outcomes []task.Outcome, lost, released []task.Ref) error {
-	if len(outcomes) > 0 {
-		if _, err := c.st.Complete(ctx, outcomes); err != nil {
+func (c *core) apply(ctx context.Context, sent []store.SentTo, outcomes []task.Outcome, via []string, lost, released []task.Ref) error {
+	// Sent first: an outcome in the same batch must find its connection recorded.
+	if len(sent) > 0 {
+		if err := c.st.Sent(ctx, sent); err != nil {
 			return err
 		}
-		outcomes = nil
+	}
+	if len(outcomes) > 0 {
+		if _, err := c.st.CompleteFrom(ctx, outcomes, via); err != nil {
+			return err
+		}
 	}
 	if len(lost) > 0 {
 		_, failed, err := c.st.Requeue(ctx, lost, "worker lost")

@@ -12,11 +12,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"faas/internal/zsock"
 	"faas/protocol"
 	"faas/sandbox"
 	"faas/store"
@@ -43,6 +45,20 @@ type Config struct {
 	// DrainTimeout bounds how long shutdown waits for running tasks before handing them
 	// back to the queue; default 8s (the contract allows 10s for a clean stop).
 	DrainTimeout time.Duration
+	// Key is the dispatcher's CURVE key pair. Set, every worker connection is encrypted and
+	// authenticated: only the keys on Authorized may connect, and a worker's identity is its
+	// key. Zero: no CURVE, which Validate allows only on a loopback Bind unless Insecure.
+	Key zsock.KeyPair
+	// Authorized is the allow-list of worker public keys (required with Key). Its Set may be
+	// called at any time: the workers of a removed key are dropped, their tasks handed back.
+	Authorized *zsock.AllowList
+	// Insecure allows a Bind beyond loopback without Key (anyone who can reach the port can
+	// then take tasks and forge results for the tasks it is sent).
+	Insecure bool
+	// MaxWorkersPerKey bounds the workers registered with one key (without CURVE, all
+	// workers share one, empty key); default 64. Each key's handshakes are also rate limited
+	// (a burst of twice this, then 2 per second).
+	MaxWorkersPerKey int
 	// Metrics is the registry the dispatcher registers its metrics on (docs/API.md lists
 	// them); dispatchers sharing one count into the same series. Default (nil): counted,
 	// registered nowhere, so not served.
@@ -78,6 +94,9 @@ func (c Config) withDefaults() Config {
 	if c.HeartbeatTimeout <= 0 {
 		c.HeartbeatTimeout = 3*c.HeartbeatInterval + time.Second
 	}
+	if c.MaxWorkersPerKey <= 0 {
+		c.MaxWorkersPerKey = 64
+	}
 	if c.DrainTimeout <= 0 {
 		c.DrainTimeout = 8 * time.Second
 	}
@@ -111,7 +130,26 @@ func (c Config) Validate() error {
 	if c.Mode.Remote() && (c.Port < 1 || c.Port > 65535) {
 		return &ConfigError{Field: "Port", Value: c.Port, Reason: "want a TCP port, 1 to 65535"}
 	}
+	if !c.Mode.Remote() {
+		return nil
+	}
+	if !c.Key.IsZero() && c.Authorized == nil {
+		return &ConfigError{Field: "Authorized", Value: nil, Reason: "a dispatcher with a key needs the list of authorized worker keys"}
+	}
+	if c.Key.IsZero() && !c.Insecure && !IsLoopback(c.Bind) {
+		return &ConfigError{Field: "Bind", Value: c.Bind, Reason: "listening beyond loopback needs a key and the authorized worker keys (or, knowingly, insecure)"}
+	}
 	return nil
+}
+
+// IsLoopback reports whether bind (an IP address, "localhost", or "" for the default)
+// listens on loopback only.
+func IsLoopback(bind string) bool {
+	if bind == "" || bind == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(bind)
+	return ip != nil && ip.IsLoopback()
 }
 
 // Run runs a dispatcher until ctx ends, then stops taking work, lets running tasks finish

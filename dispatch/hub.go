@@ -31,14 +31,17 @@ import (
 
 // hubEvent is what other goroutines hand the hub.
 type hubEvent struct {
-	tasks  []task.Task      // claimed for the workers
-	module *protocol.Module // fetched for waiting workers
+	tasks   []task.Task      // claimed for the workers
+	module  *protocol.Module // fetched for waiting workers
+	removed []string         // worker keys taken off the allow-list
+	to      []byte           // module: the one worker to answer (a checked fetch)
+	refused bool             // module: the check found no task of it sent to that worker
 }
 
 // modeHooks is what differs between pull and push.
 type modeHooks interface {
-	// request handles a REQUEST_TASK (pull only).
-	request(env [][]byte, m protocol.RequestTask)
+	// request handles a REQUEST_TASK (pull only) from the connection p.
+	request(p peer, env [][]byte, m protocol.RequestTask)
 	// deliver hands freshly claimed tasks out.
 	deliver(ts []task.Task)
 	// rebalance orders or cancels claims after the registry changed.
@@ -59,8 +62,14 @@ type hub struct {
 
 	zctx   *zmq.Context
 	router *zmq.Socket
-	box    *zsock.Mailbox[hubEvent]
-	poller *zmq.Poller
+	curve  bool       // CURVE on: every message carries its sender's key
+	zap    *zsock.ZAP // authenticates CURVE handshakes; closed after the router
+
+	perKey   map[string]int       // registered workers per key
+	dropLog  map[string]time.Time // when a peer's dropped messages were last logged
+	refusals refusalLog           // the same for handshakes the ZAP handler refused
+	box      *zsock.Mailbox[hubEvent]
+	poller   *zmq.Poller
 
 	workers   map[string]*remoteWorker
 	check     time.Duration // how often checkWorkers runs
@@ -94,6 +103,9 @@ func newHub(c *core, cfg Config, log *slog.Logger, mode protocol.Mode) (*hub, er
 		c: c, cfg: cfg, log: log, mode: mode,
 		session:  hex.EncodeToString(b[:]),
 		workers:  make(map[string]*remoteWorker),
+		perKey:   make(map[string]int),
+		dropLog:  make(map[string]time.Time),
+		curve:    !cfg.Key.IsZero(),
 		demand:   demand{kick: make(chan struct{}, 1)},
 		modules:  make(map[string][]byte),
 		fetching: make(map[string][][]byte),
@@ -105,11 +117,45 @@ func newHub(c *core, cfg Config, log *slog.Logger, mode protocol.Mode) (*hub, er
 	if h.zctx, err = zmq.NewContext(); err != nil {
 		return nil, err
 	}
-	if h.router, err = h.zctx.NewSocket(zmq.ROUTER); err != nil {
+	if h.curve {
+		// Before the ROUTER binds: without a handler libzmq lets any key in.
+		lim := zsock.ZAPLimit{Burst: 2 * cfg.MaxWorkersPerKey, PerSecond: 2}
+		refused := func(key, reason string) {
+			c.m.dropped.WithLabelValues(dropHandshake).Inc()
+			h.logRefusal(key, reason)
+		}
+		if h.zap, err = zsock.StartZAP(h.zctx, cfg.Authorized, lim, refused); err != nil {
+			h.zctx.Term()
+			return nil, err
+		}
+	}
+	fail := func(err error) (*hub, error) {
+		if h.router != nil {
+			h.router.Close()
+		}
+		if h.zap != nil {
+			h.zap.Close()
+		}
 		h.zctx.Term()
 		return nil, err
 	}
+	if h.router, err = h.zctx.NewSocket(zmq.ROUTER); err != nil {
+		return fail(err)
+	}
 	h.router.SetLinger(0)
+	if err := h.router.SetMaxmsgsize(protocol.MaxMessageBytes); err != nil {
+		return fail(err)
+	}
+	if h.curve {
+		if err := zsock.CurveServer(h.router, cfg.Key); err != nil {
+			return fail(err)
+		}
+		cfg.Authorized.OnChange(func(removed []string) {
+			if len(removed) > 0 {
+				h.box.Put(hubEvent{removed: removed})
+			}
+		})
+	}
 	h.router.SetRouterMandatory(1) // a send to a vanished worker fails instead of vanishing
 	h.router.SetSndhwm(10000)
 	h.router.SetRcvhwm(10000)
@@ -122,16 +168,12 @@ func newHub(c *core, cfg Config, log *slog.Logger, mode protocol.Mode) (*hub, er
 			break
 		}
 		if zmq.AsErrno(err) != zmq.Errno(syscall.EADDRINUSE) || time.Now().After(deadline) {
-			h.router.Close()
-			h.zctx.Term()
-			return nil, fmt.Errorf("bind %s: %w", addr, err)
+			return fail(fmt.Errorf("bind %s: %w", addr, err))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	if h.box, err = zsock.NewMailbox[hubEvent](h.zctx); err != nil {
-		h.router.Close()
-		h.zctx.Term()
-		return nil, err
+		return fail(err)
 	}
 	return h, nil
 }
@@ -148,7 +190,7 @@ func (h *hub) run(ctx context.Context) error {
 	h.poller = zmq.NewPoller()
 	h.poller.Add(h.router, zmq.POLLIN)
 	h.poller.Add(h.box.Socket(), zmq.POLLIN)
-	h.log.Info("listening for workers", "bind", h.cfg.Bind, "port", h.cfg.Port, "session", h.session)
+	h.log.Info("listening for workers", "bind", h.cfg.Bind, "port", h.cfg.Port, "session", h.session, "curve", h.curve)
 	h.check = min(h.cfg.HeartbeatInterval/2, 250*time.Millisecond)
 	h.nextCheck = time.Now().Add(h.check)
 
@@ -206,7 +248,17 @@ func (h *hub) event(e hubEvent) {
 		}
 		h.hooks.deliver(e.tasks)
 	}
-	if e.module != nil {
+	switch {
+	case e.module != nil && e.to != nil:
+		if e.refused {
+			h.dropped(peer{route: e.to}, dropNotSent, 1, "module request without a task of that module")
+		}
+		h.env[0], h.env[1] = e.to, nil
+		h.reply(h.env, *e.module)
+	case e.module != nil:
 		h.moduleFetched(*e.module)
+	}
+	if len(e.removed) > 0 {
+		h.keysRemoved(e.removed)
 	}
 }

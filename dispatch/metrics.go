@@ -16,6 +16,7 @@ type dispatchMetrics struct {
 	released    prometheus.Counter
 	claimSize   prometheus.Histogram
 	claimErrors prometheus.Counter
+	dropped     *prometheus.CounterVec // reason
 }
 
 // otherKind labels a failure kind outside the contract's set (a remote worker may send
@@ -53,6 +54,10 @@ func newDispatchMetrics(reg prometheus.Registerer) (*dispatchMetrics, error) {
 			Name: "faas_dispatch_claim_errors_total",
 			Help: "Claims that failed (Redis unreachable or too slow); they are retried.",
 		})),
+		dropped: register(reg, &errs, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "faas_dispatch_messages_dropped_total",
+			Help: "Messages (or parts: outcomes, hand-backs) from remote workers refused, by reason: handshake (key refused), unauthorized (key removed), unknown_peer, not_sent (about a task not sent to that connection), bad_outcome (over its limits or of an unknown kind; the task is re-run), over_limit, malformed.",
+		}, []string{"reason"})),
 	}
 	if len(errs) > 0 {
 		return nil, errs[0]
@@ -61,6 +66,9 @@ func newDispatchMetrics(reg prometheus.Registerer) (*dispatchMetrics, error) {
 	m.finished.WithLabelValues(string(task.Completed), "")
 	for _, k := range task.Kinds {
 		m.finished.WithLabelValues(string(task.Failed), string(k))
+	}
+	for _, r := range dropReasons {
+		m.dropped.WithLabelValues(r)
 	}
 	m.duration.WithLabelValues(string(task.Completed))
 	m.duration.WithLabelValues(string(task.Failed))

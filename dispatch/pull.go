@@ -36,9 +36,15 @@ type pullMode struct {
 	waiting []*heldRequest // FIFO: the first asked is the first served
 }
 
-func (p *pullMode) request(env [][]byte, m protocol.RequestTask) {
+// request takes a REQUEST_TASK. Its REQ connection belongs to the worker whose DEALER has
+// the matching routing id and the same key (protocol.RouteRequest), whatever worker id the
+// message names.
+func (p *pullMode) request(from peer, env [][]byte, m protocol.RequestTask) {
 	h := p.h
-	w := h.known(env, m.Worker, time.Now())
+	var w *remoteWorker
+	if ctl := controlRoute(from.route); ctl != nil {
+		w = h.known(peer{key: from.key, route: ctl}, [][]byte{ctl, nil}, time.Now())
+	}
 	switch {
 	case w == nil:
 		h.reply(env, protocol.Error{Code: protocol.CodeUnknownWorker, Text: "register again"})
@@ -54,7 +60,7 @@ func (p *pullMode) request(env [][]byte, m protocol.RequestTask) {
 	}
 	want := min(max(m.Want, 1), w.capacity)
 	if ts := h.takeReady(want); len(ts) > 0 {
-		h.sendTasks(w, env, ts)
+		h.keepReady(h.sendTasks(w, env, ts))
 		return
 	}
 	r := &heldRequest{w: w, env: env, want: want}
@@ -74,9 +80,11 @@ func (p *pullMode) deliver(ts []task.Task) {
 		p.waiting = p.waiting[1:]
 		r.w.held = nil
 		n := min(r.want, len(ts))
-		h.sendTasks(r.w, r.env, ts[:n:n])
+		rest := h.sendTasks(r.w, r.env, ts[:n:n]) // a reply is one message: what did not fit waits
+		n -= len(rest)
 		h.order(n - r.want)
-		ts = ts[n:]
+		h.keepReady(rest)
+		ts = ts[n+len(rest):]
 	}
 	h.keepReady(ts)
 }

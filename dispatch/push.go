@@ -26,7 +26,7 @@ type pushMode struct {
 	batch map[*remoteWorker][]task.Task // reused: tasks per worker of one delivery
 }
 
-func (p *pushMode) request(env [][]byte, m protocol.RequestTask) {}
+func (p *pushMode) request(peer, [][]byte, protocol.RequestTask) {}
 
 // pick returns the least-loaded worker with a free slot (load relative to capacity; ties
 // go to the one with fewer tasks), or nil when every worker is full.
@@ -61,7 +61,9 @@ func (p *pushMode) deliver(ts []task.Task) {
 		p.batch[w] = append(p.batch[w], t)
 	}
 	for w, b := range p.batch {
-		p.h.sendTasks(w, nil, b)
+		for len(b) > 0 { // one NEW_TASK per worker, unless it would exceed the message bound
+			b = p.h.sendTasks(w, nil, b)
+		}
 		delete(p.batch, w)
 	}
 }

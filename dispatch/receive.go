@@ -8,28 +8,47 @@ import (
 
 	"faas/internal/zsock"
 	"faas/protocol"
+	"faas/task"
 )
 
 // This file holds what the hub does with the messages workers send (docs/PROTOCOL.md).
 
-// receive handles every message waiting on the ROUTER.
+// receive handles every message waiting on the ROUTER. The sender is the connection: with
+// CURVE, the key the ZAP handler authenticated (the "User-Id" of the message); always, the
+// routing id of the connection.
 func (h *hub) receive() {
 	for i := 0; i < 4096; i++ {
-		frames, err := h.router.RecvMessageBytes(zmq.DONTWAIT)
+		var frames [][]byte
+		var user string
+		var err error
+		if h.curve {
+			frames, user, err = zsock.RecvUser(h.router, zmq.DONTWAIT)
+		} else {
+			frames, err = h.router.RecvMessageBytes(zmq.DONTWAIT)
+		}
 		if err != nil {
 			if !zsock.IsAgain(err) {
 				h.log.Error("receive failed", "err", err)
 			}
 			return
 		}
+		p := peer{key: user}
+		if len(frames) > 0 {
+			p.route = frames[0]
+		}
+		if h.curve && !h.cfg.Authorized.Allowed(p.key) {
+			// Authenticated once, removed from the list since: nothing it says counts.
+			h.dropped(p, dropUnauthorized, 1, "key not on the allow-list")
+			continue
+		}
 		env, body, ok := protocol.SplitEnvelope(frames)
 		if !ok {
-			h.log.Warn("dropping a message without an envelope", "frames", len(frames))
+			h.dropped(p, dropMalformed, 1, "no envelope")
 			continue
 		}
 		m, err := protocol.Decode(body)
 		if err != nil {
-			h.log.Warn("dropping a bad message", "err", err)
+			h.dropped(p, dropMalformed, 1, err.Error())
 			code := protocol.CodeMalformed
 			if isVersion(err) {
 				code = protocol.CodeBadVersion
@@ -37,42 +56,25 @@ func (h *hub) receive() {
 			h.reply(env, protocol.Error{Code: code, Text: err.Error()})
 			continue
 		}
-		h.handle(env, m)
+		h.handle(p, env, m)
 	}
 }
 
-func (h *hub) handle(env [][]byte, m protocol.Message) {
+func (h *hub) handle(p peer, env [][]byte, m protocol.Message) {
 	now := time.Now()
 	switch m := m.(type) {
 	case protocol.Registration:
-		h.register(env, m, now)
+		h.register(p, env, m, now)
 	case protocol.RequestTask:
 		if h.mode != protocol.ModePull {
 			h.reply(env, protocol.Error{Code: protocol.CodeMalformed, Text: "REQUEST_TASK sent to a push dispatcher"})
 			return
 		}
-		h.hooks.request(env, m)
+		h.hooks.request(p, env, m)
 	case protocol.ResultReady:
-		w := h.known(env, m.Worker, now)
-		for i := range m.Outcomes {
-			o := &m.Outcomes[i]
-			o.Worker = m.Worker
-			if w != nil {
-				if f, ok := w.inflight[o.ID]; ok && f.ref == o.Ref {
-					delete(w.inflight, o.ID)
-				} else if w.foreign > 0 {
-					w.foreign--
-				}
-			}
-			// Also from a worker we do not know (we restarted): the store records it only
-			// if the task is still RUNNING at that attempt.
-			h.c.finish(*o)
-		}
-		if w != nil && w.leaving && len(w.inflight) == 0 {
-			h.forget(w)
-		}
+		h.results(p, env, m, now)
 	case protocol.Heartbeat:
-		w := h.known(env, m.Sender, now)
+		w := h.known(p, env, now)
 		if w == nil {
 			h.reply(env, protocol.Error{Code: protocol.CodeUnknownWorker, Text: "register again"})
 			return
@@ -80,23 +82,42 @@ func (h *hub) handle(env [][]byte, m protocol.Message) {
 		h.reconcile(w, m.Held, now)
 		h.reply(env, protocol.Heartbeat{Sender: h.session})
 	case protocol.ModuleRequest:
-		h.known(env, m.Worker, now)
+		w := h.known(p, env, now)
+		if w != nil && !w.hasModule(m.Hash) && len(w.foreigns) > 0 {
+			// Perhaps for a task a previous run of the dispatcher sent it: the store knows.
+			h.moduleChecked(env, m, w)
+			return
+		}
+		if w == nil || !w.hasModule(m.Hash) {
+			// Modules go only to a worker that was sent a task of theirs.
+			h.dropped(p, dropNotSent, 1, "module request without a task of that module")
+			h.reply(env, protocol.Module{Hash: m.Hash, Err: "no task of this module was sent to this worker"})
+			return
+		}
 		h.moduleRequested(env, m)
 	case protocol.Release:
-		w := h.known(env, m.Worker, now)
-		for _, r := range m.Refs {
-			if w != nil {
-				if f, ok := w.inflight[r.ID]; ok && f.ref == r {
-					delete(w.inflight, r.ID)
-				}
-			}
-			h.c.release(r)
+		w := h.known(p, env, now)
+		if w == nil {
+			h.dropped(p, dropUnknown, len(m.Refs), "release from an unregistered connection")
+			return
 		}
-		if w != nil && w.leaving && len(w.inflight) == 0 {
+		refused := 0
+		for _, r := range m.Refs {
+			if f, ok := w.inflight[r.ID]; ok && f.ref == r {
+				delete(w.inflight, r.ID)
+				h.c.release(r)
+			} else {
+				refused++
+			}
+		}
+		if refused > 0 {
+			h.dropped(p, dropNotSent, refused, "release of a task not sent to this worker")
+		}
+		if w.leaving && len(w.inflight) == 0 {
 			h.forget(w)
 		}
 	case protocol.Bye:
-		w := h.known(env, m.Sender, now)
+		w := h.known(p, env, now)
 		if w == nil {
 			return
 		}
@@ -113,7 +134,48 @@ func (h *hub) handle(env [][]byte, m protocol.Message) {
 			h.forget(w)
 		}
 	default:
-		h.log.Warn("dropping an unexpected message", "type", m.Type())
+		h.dropped(p, dropMalformed, 1, "unexpected message type "+m.Type().String())
+	}
+}
+
+// results takes a worker's outcomes: only those of tasks sent to this connection at that
+// attempt, and only if an honest worker could have produced them.
+func (h *hub) results(p peer, env [][]byte, m protocol.ResultReady, now time.Time) {
+	w := h.known(p, env, now)
+	v := via(p.key, p.route)
+	for i := range m.Outcomes {
+		o := &m.Outcomes[i]
+		o.Worker = m.Worker
+		if w != nil {
+			o.Worker = w.id
+			if f, ok := w.inflight[o.ID]; ok && f.ref == o.Ref {
+				delete(w.inflight, o.ID)
+				if why := badOutcome(*o, f.limits); why != "" {
+					// Re-run elsewhere, attempt charged (docs/RATIONALE.md says why).
+					h.dropped(p, dropOutcome, 1, why)
+					h.c.lost(f.ref)
+					continue
+				}
+				h.c.finishFrom(*o, v)
+				continue
+			}
+			if w.foreign == 0 {
+				h.dropped(p, dropNotSent, 1, "result of a task not sent to this worker")
+				continue
+			}
+			w.foreign--
+		}
+		// A task we did not send in this run (we restarted, or the worker registered
+		// again): the store records it only if it is RUNNING at that attempt and was sent
+		// on this very connection.
+		if why := badOutcome(*o, task.MaxLimits()); why != "" {
+			h.dropped(p, dropOutcome, 1, why)
+			continue
+		}
+		h.c.finishFrom(*o, v)
+	}
+	if w != nil && w.leaving && len(w.inflight) == 0 {
+		h.forget(w)
 	}
 }
 

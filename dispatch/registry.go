@@ -15,19 +15,29 @@ import (
 type flight struct {
 	ref    task.Ref
 	sentAt time.Time
+	module string      // its module: the worker may ask for it
+	limits task.Limits // what its outcome may hold
 }
 
-// remoteWorker is the registry entry of one worker.
+// remoteWorker is the registry entry of one worker: one DEALER connection (its routing id
+// is the registry's key), of one key.
 type remoteWorker struct {
-	id        string
+	id        string // the name it gave: a label for logs and task records, not an identity
+	key       string // its CURVE key ("" without CURVE)
+	via       string // its connection's name in the store (see via)
 	route     []byte // ROUTER identity of the worker's control (DEALER) socket
 	capacity  int
 	inflight  map[string]flight // task id → the attempt we sent it
 	foreign   int               // tasks it runs that we did not send (from before a restart)
+	foreigns  []task.Ref        // those tasks, as its last heartbeat listed them
 	lastHeard time.Time
 	leaving   bool         // said BYE: send it nothing more
 	held      *heldRequest // pull mode: its REQUEST_TASK awaiting tasks
 }
+
+// maxCapacity bounds the slots one registration may claim: a worker asking for more is
+// given this many, so that one registration cannot have the dispatcher claim the queue.
+const maxCapacity = 1024
 
 func (w *remoteWorker) load() int { return len(w.inflight) + w.foreign }
 
@@ -40,7 +50,23 @@ func (h *hub) inflight() int {
 	return n
 }
 
-func (h *hub) register(env [][]byte, m protocol.Registration, now time.Time) {
+func (w *remoteWorker) peer() peer { return peer{key: w.key, route: w.route} }
+
+// hasModule reports whether w was sent a task of module hash.
+func (w *remoteWorker) hasModule(hash string) bool {
+	for _, f := range w.inflight {
+		if f.module == hash {
+			return true
+		}
+	}
+	return false
+}
+
+func (h *hub) register(p peer, env [][]byte, m protocol.Registration, now time.Time) {
+	if len(env) != 2 {
+		h.reply(env, protocol.Error{Code: protocol.CodeMalformed, Text: "REGISTRATION goes on the DEALER socket"})
+		return
+	}
 	if m.Mode != h.mode {
 		h.log.Warn("refusing a worker of the other mode", "worker", m.Worker, "its_mode", m.Mode)
 		h.reply(env, protocol.Error{Code: protocol.CodeMalformed, Text: fmt.Sprintf("this dispatcher runs %s mode, not %s", h.mode, m.Mode)})
@@ -50,41 +76,48 @@ func (h *hub) register(env [][]byte, m protocol.Registration, now time.Time) {
 		h.reply(env, protocol.Error{Code: protocol.CodeMalformed, Text: "registration needs a worker id and a capacity"})
 		return
 	}
+	w := h.workers[string(p.route)]
 	if h.stopping {
 		// A worker told BYE asks to register again until we are back: it is alive, so it
 		// must not be declared lost during the drain (that charged its tasks an attempt);
 		// what it still holds at the end is handed back uncharged by shutdown.
-		if w := h.workers[m.Worker]; w != nil {
+		if w != nil {
 			w.lastHeard = now
 		}
 		h.reply(env, protocol.Bye{Sender: h.session})
 		return
 	}
-	w := h.workers[m.Worker]
 	if w == nil {
-		w = &remoteWorker{id: m.Worker, inflight: make(map[string]flight)}
-		h.workers[m.Worker] = w
-		h.log.Info("worker registered", "worker", m.Worker, "capacity", m.Capacity, "running", m.Running)
+		if h.perKey[p.key] >= h.cfg.MaxWorkersPerKey {
+			h.dropped(p, dropLimit, 1, "registrations of this key at the limit")
+			h.reply(env, protocol.Error{Code: protocol.CodeMalformed, Text: "too many workers registered with this key"})
+			return
+		}
+		w = &remoteWorker{id: m.Worker, key: p.key, via: via(p.key, p.route), route: append([]byte(nil), p.route...), inflight: make(map[string]flight)}
+		h.workers[string(p.route)] = w
+		h.perKey[p.key]++
+		h.log.Info("worker registered", "worker", m.Worker, "peer", p.label(), "capacity", m.Capacity, "running", m.Running)
 	}
-	w.route = append(w.route[:0], env[0]...)
-	w.capacity = m.Capacity
+	w.id = m.Worker
+	w.capacity = min(m.Capacity, maxCapacity)
 	w.foreign = max(0, m.Running-len(w.inflight))
 	w.lastHeard = now
 	w.leaving = false
 	h.reply(env, protocol.Ack{Session: h.session, HeartbeatInterval: h.cfg.HeartbeatInterval, HeartbeatTimeout: h.cfg.HeartbeatTimeout})
 }
 
-// known returns the registered worker id, refreshing when it was last heard and (for
-// messages on its control socket) its route.
-func (h *hub) known(env [][]byte, id string, now time.Time) *remoteWorker {
-	w := h.workers[id]
-	if w == nil {
+// known returns the worker registered on the connection p (a DEALER, whose envelope is
+// [identity][delimiter]) and marks it heard; nil if there is none. The name a message gives
+// plays no part.
+func (h *hub) known(p peer, env [][]byte, now time.Time) *remoteWorker {
+	if len(env) != 2 {
+		return nil
+	}
+	w := h.workers[string(p.route)]
+	if w == nil || w.key != p.key {
 		return nil
 	}
 	w.lastHeard = now
-	if len(env) == 2 { // a DEALER's envelope: [identity][delimiter]
-		w.route = append(w.route[:0], env[0]...)
-	}
 	return w
 }
 
@@ -97,9 +130,13 @@ func (h *hub) reconcile(w *remoteWorker, held []task.Ref, now time.Time) {
 		holds[r.ID] = r.Attempt
 	}
 	foreign := 0
+	w.foreigns = w.foreigns[:0]
 	for _, r := range held {
 		if f, ok := w.inflight[r.ID]; !ok || f.ref.Attempt != r.Attempt {
 			foreign++
+			if len(w.foreigns) < maxCapacity {
+				w.foreigns = append(w.foreigns, r)
+			}
 		}
 	}
 	w.foreign = foreign
@@ -133,5 +170,10 @@ func (h *hub) checkWorkers(now time.Time) {
 // forget removes a worker from the registry (its tasks already finished or handled).
 func (h *hub) forget(w *remoteWorker) {
 	h.hooks.forget(w)
-	delete(h.workers, w.id)
+	if h.workers[string(w.route)] == w {
+		delete(h.workers, string(w.route))
+		if h.perKey[w.key]--; h.perKey[w.key] <= 0 {
+			delete(h.perKey, w.key)
+		}
+	}
 }

@@ -33,9 +33,12 @@ func (h *hub) reply(env [][]byte, m protocol.Message) bool {
 	return true
 }
 
-// sendTasks sends ts to w and records them in flight; if w cannot be reached they go
-// back to the queue.
-func (h *hub) sendTasks(w *remoteWorker, env [][]byte, ts []task.Task) {
+// sendTasks sends to w as many tasks of ts as fit in one message (protocol.MaxMessageBytes)
+// and records them in flight, and with the store as sent on w's connection; it returns the
+// tasks that did not fit. If w cannot be reached the tasks sent go back to the queue.
+func (h *hub) sendTasks(w *remoteWorker, env [][]byte, ts []task.Task) (rest []task.Task) {
+	n := fit(ts)
+	ts, rest = ts[:n:n], ts[n:]
 	var ok bool
 	if env == nil {
 		ok = h.send(w, protocol.NewTask{Tasks: ts})
@@ -47,10 +50,30 @@ func (h *hub) sendTasks(w *remoteWorker, env [][]byte, ts []task.Task) {
 		for _, t := range ts {
 			h.c.release(t.Ref())
 		}
-		return
+		return rest
 	}
 	now := time.Now()
-	for _, t := range ts {
-		w.inflight[t.ID] = flight{ref: t.Ref(), sentAt: now}
+	refs := make([]task.Ref, len(ts))
+	for i, t := range ts {
+		refs[i] = t.Ref()
+		w.inflight[t.ID] = flight{ref: t.Ref(), sentAt: now, module: t.ModuleHash, limits: t.Limits}
 	}
+	h.c.sent(w.id, w.via, refs)
+	return rest
+}
+
+// taskFraming is a generous bound on the bytes of one task in NEW_TASK beside its input.
+const taskFraming = 1 << 10
+
+// fit returns how many tasks of ts (at least one) fit in one NEW_TASK under
+// protocol.MaxMessageBytes. One task always fits: the server bounds an input well under it.
+func fit(ts []task.Task) int {
+	size := 0
+	for i, t := range ts {
+		size += len(t.Input) + len(t.ID) + len(t.FunctionID) + len(t.Name) + len(t.ModuleHash) + taskFraming
+		if size > protocol.MaxMessageBytes && i > 0 {
+			return i
+		}
+	}
+	return len(ts)
 }

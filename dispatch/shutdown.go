@@ -70,6 +70,9 @@ func (h *hub) shutdown(stopClaiming context.CancelFunc, claimerDone <-chan struc
 	h.box.Close()
 	h.router.SetLinger(closeLinger)
 	h.router.Close()
+	if h.zap != nil {
+		h.zap.Close() // after the router: with no handler bound, libzmq lets any key in
+	}
 
 	// 7.
 	zsock.Terminate(h.zctx, time.Second)

@@ -76,6 +76,24 @@ const (
 	CodeBadVersion = "bad_version"
 	// CodeMalformed: the message could not be decoded.
 	CodeMalformed = "malformed"
+	// CodeUnauthorized: the worker's key was removed from the dispatcher's allow-list. The
+	// worker stops: registering again would be refused.
+	CodeUnauthorized = "unauthorized"
+)
+
+// MaxMessageBytes bounds one frame on every dispatcher↔worker socket (ZMQ_MAXMSGSIZE, both
+// sides): the server's largest input or result (task.MaxLimits, 64 MiB) and module (32 MiB
+// by default) plus 1 MiB for the other fields. A peer that sends a larger frame is
+// disconnected by libzmq before the frame is allocated. Senders split their messages so
+// that each stays under it.
+const MaxMessageBytes = 64<<20 + 1<<20
+
+// Routing ids: a worker names its DEALER "d"+S and its REQ "r"+S, S being random and never
+// sent in a message, so that the dispatcher can tell which REQ belongs to which registered
+// DEALER without trusting any field of a message (and the names survive reconnections).
+const (
+	RouteControl byte = 'd'
+	RouteRequest byte = 'r'
 )
 
 var (

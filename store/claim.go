@@ -147,55 +147,74 @@ func (s *Store) Claim(ctx context.Context, owner string, n int) ([]task.Task, er
 	return out, nil
 }
 
-// setWorkerArgs are the ARGV of scriptSetWorker (it has no KEYS).
-type setWorkerArgs struct {
-	worker string
-	refs   []task.Ref
+// SentTo is a batch of tasks sent to one remote worker: Worker names it in the task
+// record (a label the worker chose), Via is the identity of the connection it was sent on
+// (derived from the worker's authenticated key), which Complete checks.
+type SentTo struct {
+	Worker string
+	Via    string
+	Refs   []task.Ref
 }
 
-func (a setWorkerArgs) call(k keys) call {
-	argv := make([]any, 0, 2+2*len(a.refs))
-	argv = append(argv, k.taskPrefix(), a.worker)
-	return call{argv: refArgs(argv, a.refs)}
+// sentArgs are the ARGV of scriptSent (it has no KEYS).
+type sentArgs struct{ batches []SentTo }
+
+func (a sentArgs) call(k keys) call {
+	argv := []any{k.taskPrefix()}
+	for _, b := range a.batches {
+		for _, r := range b.Refs {
+			argv = append(argv, r.ID, r.Attempt, b.Worker, b.Via)
+		}
+	}
+	return call{argv: argv}
 }
 
-// scriptSetWorker records the worker of tasks still at the given attempt (never creates a
-// record that expired).
+// scriptSent records the worker and the connection of tasks still RUNNING at the given
+// attempt (never creates a record that expired).
 //
 //	ARGV[1]  task key prefix
-//	ARGV[2]  worker
-//	ARGV[3..] id, attempt, ...
-var scriptSetWorker = redis.NewScript(`
-local task_prefix, worker = ARGV[1], ARGV[2]
-for i = 3, #ARGV, 2 do
+//	ARGV[2..] per task, 4 values: id, attempt, worker, via
+var scriptSent = redis.NewScript(`
+local task_prefix = ARGV[1]
+for i = 2, #ARGV, 4 do
   local key = task_prefix .. ARGV[i]
-  if tonumber(redis.call('HGET', key, 'attempts')) == tonumber(ARGV[i + 1]) then
-    redis.call('HSET', key, 'worker', worker)
+  local t = redis.call('HMGET', key, 'status', 'attempts')
+  if t[1] == 'RUNNING' and tonumber(t[2]) == tonumber(ARGV[i + 1]) then
+    redis.call('HSET', key, 'worker', ARGV[i + 2], 'sent_to', ARGV[i + 3])
   end
 end
 return 0
 `)
 
-// setWorker records which worker runs a claimed task before it ends (Complete records it
-// anyway). No caller needs that today; tests keep it working.
-func (s *Store) setWorker(ctx context.Context, refs []task.Ref, worker string) error {
-	if len(refs) == 0 {
+// Sent records, in one round trip, which worker and connection each task was sent to, so
+// that CompleteFrom accepts its outcome only from that connection (also after a restart of
+// the dispatcher, whose memory of what it sent is gone).
+func (s *Store) Sent(ctx context.Context, batches []SentTo) error {
+	n := 0
+	for _, b := range batches {
+		n += len(b.Refs)
+	}
+	if n == 0 {
 		return nil
 	}
-	a := setWorkerArgs{worker: worker, refs: refs}
-	return redisErr("set worker", s.eval(ctx, scriptSetWorker, a.call(s.k)).Err())
+	return redisErr("sent", s.eval(ctx, scriptSent, sentArgs{batches: batches}.call(s.k)).Err())
 }
 
 // completeArgs are the KEYS and ARGV of scriptComplete.
 type completeArgs struct {
 	taskTTL  time.Duration
 	outcomes []task.Outcome
+	via      []string // per outcome, or nil: the connection it came from ("" unchecked)
 }
 
 func (a completeArgs) call(k keys) call {
-	argv := make([]any, 0, 3+9*len(a.outcomes))
+	argv := make([]any, 0, 3+10*len(a.outcomes))
 	argv = append(argv, k.taskPrefix(), a.taskTTL.Milliseconds(), k.doneChannel())
-	for _, o := range a.outcomes {
+	for i, o := range a.outcomes {
+		via := ""
+		if a.via != nil {
+			via = a.via[i]
+		}
 		var kind, msg string
 		stdout := o.Stdout
 		if o.Failure != nil {
@@ -203,7 +222,7 @@ func (a completeArgs) call(k keys) call {
 			stdout = nil
 		}
 		argv = append(argv, o.ID, o.Attempt, string(o.Status()), nonNil(stdout), kind, msg,
-			nonNil(o.Stderr), o.Duration.Milliseconds(), o.Worker)
+			nonNil(o.Stderr), o.Duration.Milliseconds(), o.Worker, via)
 	}
 	return call{keys: []string{k.leases()}, argv: argv}
 }
@@ -221,21 +240,22 @@ func nonNil(b []byte) []byte {
 //	ARGV[1]  task key prefix
 //	ARGV[2]  TaskTTL (ms)
 //	ARGV[3]  done channel
-//	ARGV[4..] per outcome, 9 values: id, attempt, status (COMPLETED|FAILED), result,
-//	          err_kind, err_msg, stderr, duration_ms, worker
+//	ARGV[4..] per outcome, 10 values: id, attempt, status (COMPLETED|FAILED), result,
+//	          err_kind, err_msg, stderr, duration_ms, worker, via
 //
-// An outcome applies only if the task is RUNNING at that attempt; the rest (late, duplicate,
-// expired) change nothing. Publishes the applied ids once on the done channel.
+// An outcome applies only if the task is RUNNING at that attempt and, when via is not
+// empty (a remote worker's), was sent on that connection (Sent recorded it); the rest (late,
+// duplicate, expired, from another worker) change nothing. Publishes the applied ids once on the done channel.
 // Returns the number applied.
 var scriptComplete = redis.NewScript(luaPrelude + `
 local leases = KEYS[1]
 local task_prefix, task_ttl, done_channel = ARGV[1], ARGV[2], ARGV[3]
 local applied = {}
-for i = 4, #ARGV, 9 do
-  local id, attempt, status, result, kind, msg, stderr, duration, worker = unpack(ARGV, i, i + 8)
+for i = 4, #ARGV, 10 do
+  local id, attempt, status, result, kind, msg, stderr, duration, worker, via = unpack(ARGV, i, i + 9)
   local key = task_prefix .. id
-  local t = redis.call('HMGET', key, 'status', 'attempts')
-  if t[1] == 'RUNNING' and tonumber(t[2]) == tonumber(attempt) then
+  local t = redis.call('HMGET', key, 'status', 'attempts', 'sent_to')
+  if t[1] == 'RUNNING' and tonumber(t[2]) == tonumber(attempt) and (via == '' or t[3] == via) then
     if status == 'COMPLETED' then
       redis.call('HSET', key, 'status', 'COMPLETED', 'finished', now, 'result', result,
         'stderr', stderr, 'duration_ms', duration, 'worker', worker)
@@ -243,7 +263,7 @@ for i = 4, #ARGV, 9 do
       redis.call('HSET', key, 'status', 'FAILED', 'finished', now, 'err_kind', kind,
         'err_msg', msg, 'stderr', stderr, 'duration_ms', duration, 'worker', worker)
     end
-    redis.call('HDEL', key, 'input')
+    redis.call('HDEL', key, 'input', 'sent_to')
     redis.call('PEXPIRE', key, task_ttl)
     applied[#applied + 1] = id
   end
@@ -258,13 +278,68 @@ return #applied
 // dropped, the record gets TaskTTL, and waiters are woken on "faas:done". It returns how
 // many outcomes were applied (the rest were late or duplicates).
 func (s *Store) Complete(ctx context.Context, outcomes []task.Outcome) (int, error) {
+	return s.CompleteFrom(ctx, outcomes, nil)
+}
+
+// CompleteFrom is Complete for outcomes that came from remote workers: via[i] is the
+// connection outcomes[i] came on, and it applies only if the task was Sent on that same
+// connection ("" skips the check: an outcome of this process). via may be nil (all "").
+func (s *Store) CompleteFrom(ctx context.Context, outcomes []task.Outcome, via []string) (int, error) {
 	if len(outcomes) == 0 {
 		return 0, nil
 	}
-	a := completeArgs{taskTTL: s.cfg.TaskTTL, outcomes: outcomes}
+	if via != nil && len(via) != len(outcomes) {
+		return 0, fmt.Errorf("store: complete: %d outcomes, %d connections", len(outcomes), len(via))
+	}
+	a := completeArgs{taskTTL: s.cfg.TaskTTL, outcomes: outcomes, via: via}
 	n, err := s.eval(ctx, scriptComplete, a.call(s.k)).Int()
 	if err != nil {
 		return 0, redisErr("complete", err)
 	}
 	return n, nil
+}
+
+// sentModuleArgs are the ARGV of scriptSentModule (it has no KEYS).
+type sentModuleArgs struct {
+	via, hash string
+	refs      []task.Ref
+}
+
+func (a sentModuleArgs) call(k keys) call {
+	argv := make([]any, 0, 4+2*len(a.refs))
+	argv = append(argv, k.taskPrefix(), k.functionPrefix(), a.via, a.hash)
+	return call{argv: refArgs(argv, a.refs)}
+}
+
+// scriptSentModule reports whether one of the tasks is RUNNING at its attempt, was sent on
+// connection via, and runs module hash.
+//
+//	ARGV[1]  task key prefix
+//	ARGV[2]  function key prefix
+//	ARGV[3]  via
+//	ARGV[4]  module hash
+//	ARGV[5..] id, attempt, ...
+var scriptSentModule = redis.NewScript(`
+local task_prefix, fn_prefix, via, hash = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+for i = 5, #ARGV, 2 do
+  local t = redis.call('HMGET', task_prefix .. ARGV[i], 'status', 'attempts', 'sent_to', 'function_id')
+  if t[1] == 'RUNNING' and tonumber(t[2]) == tonumber(ARGV[i + 1]) and t[3] == via and t[4] then
+    if redis.call('HGET', fn_prefix .. t[4], 'module') == hash then return 1 end
+  end
+end
+return 0
+`)
+
+// SentModule reports whether one of refs was sent on connection via (see Sent), is still
+// RUNNING at that attempt and runs the module hash: a worker may then fetch the module,
+// also from a dispatcher that did not send the task itself (it restarted since).
+func (s *Store) SentModule(ctx context.Context, via, hash string, refs []task.Ref) (bool, error) {
+	if len(refs) == 0 || via == "" {
+		return false, nil
+	}
+	n, err := s.eval(ctx, scriptSentModule, sentModuleArgs{via: via, hash: hash, refs: refs}.call(s.k)).Int()
+	if err != nil {
+		return false, redisErr("sent module", err)
+	}
+	return n == 1, nil
 }

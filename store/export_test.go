@@ -4,8 +4,6 @@ import (
 	"context"
 
 	"github.com/redis/go-redis/v9"
-
-	"faas/task"
 )
 
 // Test-only access, for the external tests (package store_test), to what no other package
@@ -17,11 +15,6 @@ func ClientOf(s *Store) redis.UniversalClient { return s.rdb }
 // HasModule reports whether a module is stored.
 func HasModule(ctx context.Context, s *Store, hash string) (bool, error) {
 	return s.hasModule(ctx, hash)
-}
-
-// SetWorker records the worker of tasks still at the given attempt.
-func SetWorker(ctx context.Context, s *Store, refs []task.Ref, worker string) error {
-	return s.setWorker(ctx, refs, worker)
 }
 
 // RequeueOwner requeues every RUNNING task claimed by owner.

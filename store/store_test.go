@@ -471,20 +471,69 @@ func TestClaimMissingFunction(t *testing.T) {
 	}
 }
 
-func TestSetWorker(t *testing.T) {
+// Sent records the worker and connection of a task; CompleteFrom then applies an outcome
+// only from that connection, whatever worker name the outcome carries.
+func TestSentThenCompleteFrom(t *testing.T) {
 	s, _ := startStore(t, store.Config{})
 	ctx := ctxT(t)
 	f := mkFunction(t, s, "f")
 	submitN(t, s, f, 1)
 	ts := claim(t, s, 1)
-	if err := store.SetWorker(ctx, s, append(refs(ts), task.Ref{ID: "gone", Attempt: 1}), "w7"); err != nil {
+	sent := store.SentTo{Worker: "w7", Via: "conn-a", Refs: append(refs(ts), task.Ref{ID: "gone", Attempt: 1})}
+	if err := s.Sent(ctx, []store.SentTo{sent}); err != nil {
 		t.Fatal(err)
 	}
-	if r := mustTask(t, s, ts[0].ID); r.Worker != "w7" {
-		t.Fatalf("worker = %q", r.Worker)
+	if r := mustTask(t, s, ts[0].ID); r.Worker != "w7" || r.Status != task.Running {
+		t.Fatalf("after Sent: worker = %q, status %s", r.Worker, r.Status)
 	}
 	if _, err := s.Task(ctx, "gone"); !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("SetWorker created a record for an unknown task: %v", err)
+		t.Fatalf("Sent created a record for an unknown task: %v", err)
+	}
+	o := task.Outcome{Ref: ts[0].Ref(), Stdout: []byte("forged"), Worker: "w7"}
+	if n, err := s.CompleteFrom(ctx, []task.Outcome{o}, []string{"conn-b"}); err != nil || n != 0 {
+		t.Fatalf("an outcome from another connection: applied %d, %v", n, err)
+	}
+	if r := mustTask(t, s, ts[0].ID); r.Status != task.Running {
+		t.Fatalf("after a foreign outcome: status %s", r.Status)
+	}
+	o.Stdout = []byte("real")
+	if n, err := s.CompleteFrom(ctx, []task.Outcome{o}, []string{"conn-a"}); err != nil || n != 1 {
+		t.Fatalf("the outcome from its connection: applied %d, %v", n, err)
+	}
+	if r := mustTask(t, s, ts[0].ID); r.Status != task.Completed || string(r.Result) != "real" {
+		t.Fatalf("after its outcome: %s %q", r.Status, r.Result)
+	}
+	if _, err := s.CompleteFrom(ctx, []task.Outcome{o}, []string{}); err == nil {
+		t.Fatal("CompleteFrom took fewer connections than outcomes")
+	}
+}
+
+// SentModule says yes only for a task sent on that connection, at its attempt, of that module.
+func TestSentModule(t *testing.T) {
+	s, _ := startStore(t, store.Config{})
+	ctx := ctxT(t)
+	f := mkFunction(t, s, "f")
+	submitN(t, s, f, 1)
+	ts := claim(t, s, 1)
+	if err := s.Sent(ctx, []store.SentTo{{Worker: "w", Via: "conn-a", Refs: refs(ts)}}); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		via, hash string
+		refs      []task.Ref
+		want      bool
+	}{
+		{"conn-a", f.ModuleHash, refs(ts), true},
+		{"conn-b", f.ModuleHash, refs(ts), false},
+		{"conn-a", "other-module", refs(ts), false},
+		{"conn-a", f.ModuleHash, []task.Ref{{ID: ts[0].ID, Attempt: ts[0].Attempt + 1}}, false},
+		{"conn-a", f.ModuleHash, nil, false},
+	}
+	for i, c := range cases {
+		got, err := s.SentModule(ctx, c.via, c.hash, c.refs)
+		if err != nil || got != c.want {
+			t.Errorf("case %d: SentModule = %v, %v; want %v", i, got, err, c.want)
+		}
 	}
 }
 

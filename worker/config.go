@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"faas/executor"
+	"faas/internal/zsock"
 	"faas/protocol"
 	"faas/sandbox"
 	"faas/task"
@@ -34,6 +35,10 @@ type Config struct {
 	// HeartbeatInterval is how often the worker heartbeats before the dispatcher's ACK
 	// (which then sets both interval and timeout); default 1s.
 	HeartbeatInterval time.Duration
+	// Key is the worker's CURVE key pair and DispatcherKey the dispatcher's public key (Z85),
+	// which the worker pins: both set, or neither (no CURVE).
+	Key           zsock.KeyPair
+	DispatcherKey string
 }
 
 // ErrBadConfig is returned for a configuration that cannot run.
@@ -61,6 +66,9 @@ func Run(ctx context.Context, sb *sandbox.Sandbox, cfg Config, log *slog.Logger)
 		hbDead:  3*cfg.HeartbeatInterval + time.Second,
 	}
 	w.ex = executor.New(sb, w, cfg.ID)
+	var b [12]byte
+	rand.Read(b[:])
+	w.routeSecret = hex.EncodeToString(b[:])
 	return w.run(ctx)
 }
 
@@ -74,6 +82,9 @@ func (cfg Config) withDefaults(sb *sandbox.Sandbox) (Config, error) {
 	}
 	if sb == nil {
 		return cfg, fmt.Errorf("%w: no sandbox", ErrBadConfig)
+	}
+	if cfg.Key.IsZero() != (cfg.DispatcherKey == "") {
+		return cfg, fmt.Errorf("%w: a key and the dispatcher's key go together", ErrBadConfig)
 	}
 	if cfg.Slots <= 0 {
 		cfg.Slots = 1

@@ -5,7 +5,10 @@ import (
 	"errors"
 	"testing"
 
+	"faas/internal/zsock"
+	"faas/protocol"
 	"faas/sandbox"
+	"faas/task"
 )
 
 func TestRunRefusesBadConfig(t *testing.T) {
@@ -28,5 +31,22 @@ func TestRunRefusesBadConfig(t *testing.T) {
 				t.Fatalf("Run = %v, want ErrBadConfig", err)
 			}
 		})
+	}
+}
+
+func TestFitOutcomes(t *testing.T) {
+	big := task.Outcome{Stdout: make([]byte, 40<<20)}
+	if n := fitOutcomes([]task.Outcome{big, big}); n != 1 {
+		t.Fatalf("two 40 MiB results in one message: fit = %d", n)
+	}
+	if n := fitOutcomes([]task.Outcome{{}, {}, {}}); n != 3 {
+		t.Fatalf("three empty outcomes: fit = %d", n)
+	}
+}
+
+func TestKeyNeedsDispatcherKey(t *testing.T) {
+	cfg := Config{Mode: protocol.ModePush, Endpoint: "tcp://127.0.0.1:1", Key: zsock.KeyPair{Public: "p", Secret: "s"}}
+	if _, err := cfg.withDefaults(&sandbox.Sandbox{}); !errors.Is(err, ErrBadConfig) {
+		t.Fatalf("a key without the dispatcher's: err = %v", err)
 	}
 }

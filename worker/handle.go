@@ -74,6 +74,9 @@ func (w *worker) handle(runCtx context.Context, m protocol.Message, ctrl bool) {
 		w.registered = false
 	case protocol.Error:
 		switch m.Code {
+		case protocol.CodeUnauthorized:
+			w.fatal = fmt.Errorf("%w: %s", ErrRefused, m.Text)
+			w.log.Error("the dispatcher no longer accepts this worker's key; stopping", "text", m.Text)
 		case protocol.CodeUnknownWorker:
 			w.log.Info("dispatcher does not know this worker; registering again")
 			w.registered = false
@@ -107,6 +110,11 @@ func (w *worker) acked(m protocol.Ack) {
 	// A request held by a dispatcher that went away gets no answer; ask again
 	// (REQ_RELAXED allows it; REQ_CORRELATE drops a stale reply to the old one).
 	w.asking = false
+	// The tasks we hold first (one connection keeps order): a dispatcher that restarted
+	// serves a module only for tasks it knows were sent to us.
+	if len(w.asked) > 0 {
+		w.beat(time.Now())
+	}
 	for hash := range w.asked {
 		w.askModule(hash)
 	}
@@ -181,11 +189,29 @@ func (w *worker) handleEvents(events []event) (stop bool) {
 			stop = true
 		}
 	}
-	if len(outs) > 0 {
-		w.send(protocol.ResultReady{Worker: w.cfg.ID, Outcomes: outs})
+	for len(outs) > 0 {
+		n := fitOutcomes(outs)
+		w.send(protocol.ResultReady{Worker: w.cfg.ID, Outcomes: outs[:n]})
+		outs = outs[n:]
 	}
 	if len(back) > 0 {
 		w.send(protocol.Release{Worker: w.cfg.ID, Refs: back})
 	}
 	return stop
+}
+
+// fitOutcomes returns how many outcomes (at least one) fit in one RESULT_READY under the
+// dispatcher's message bound (protocol.MaxMessageBytes).
+func fitOutcomes(outs []task.Outcome) int {
+	size := 0
+	for i, o := range outs {
+		size += len(o.Stdout) + len(o.Stderr) + len(o.ID) + 1<<10
+		if o.Failure != nil {
+			size += len(o.Failure.Message)
+		}
+		if size > protocol.MaxMessageBytes && i > 0 {
+			return i
+		}
+	}
+	return len(outs)
 }

@@ -37,7 +37,7 @@ func (w *worker) run(ctx context.Context) error {
 	w.log.Info("worker started", "endpoint", w.cfg.Endpoint, "slots", w.cfg.Slots)
 	w.serve(runCtx, poller)
 	w.stop(runCtx, poller, interrupt, zctx)
-	return nil
+	return w.fatal
 }
 
 // open creates the mailbox and the sockets, and a poller over them; on failure it closes
@@ -46,15 +46,34 @@ func (w *worker) open(zctx *zmq.Context) (_ *zmq.Poller, err error) {
 	if w.box, err = zsock.NewMailbox[event](zctx); err != nil {
 		return nil, err
 	}
-	if w.ctrl, err = newSocket(zctx, zmq.DEALER, w.cfg.Endpoint); err != nil {
+	if w.ctrl, err = w.newSocket(zctx, zmq.DEALER); err != nil {
 		w.box.Close()
 		return nil, err
+	}
+	if w.monitor, err = watchHandshakes(zctx, w.ctrl); err != nil {
+		w.ctrl.Close()
+		w.box.Close()
+		return nil, err
+	}
+	if err := w.ctrl.Connect(w.cfg.Endpoint); err != nil {
+		w.monitor.Close()
+		w.ctrl.Close()
+		w.box.Close()
+		return nil, fmt.Errorf("connect %s: %w", w.cfg.Endpoint, err)
 	}
 	poller := zmq.NewPoller()
 	poller.Add(w.ctrl, zmq.POLLIN)
 	poller.Add(w.box.Socket(), zmq.POLLIN)
+	poller.Add(w.monitor, zmq.POLLIN)
 	if w.cfg.Mode == protocol.ModePull {
-		if w.req, err = newSocket(zctx, zmq.REQ, w.cfg.Endpoint); err != nil {
+		if w.req, err = w.newSocket(zctx, zmq.REQ); err == nil {
+			if err = w.req.Connect(w.cfg.Endpoint); err != nil {
+				w.req.Close()
+				err = fmt.Errorf("connect %s: %w", w.cfg.Endpoint, err)
+			}
+		}
+		if err != nil {
+			w.monitor.Close()
 			w.ctrl.Close()
 			w.box.Close()
 			return nil, err
@@ -64,10 +83,30 @@ func (w *worker) open(zctx *zmq.Context) (_ *zmq.Poller, err error) {
 	return poller, nil
 }
 
-func newSocket(zctx *zmq.Context, t zmq.Type, endpoint string) (*zmq.Socket, error) {
+// newSocket makes a socket to the dispatcher, not yet connected: its routing id, CURVE
+// (if configured) and the message bound, which a dispatcher is a peer subject to as well.
+func (w *worker) newSocket(zctx *zmq.Context, t zmq.Type) (*zmq.Socket, error) {
 	s, err := zctx.NewSocket(t)
 	if err != nil {
 		return nil, err
+	}
+	prefix := protocol.RouteControl
+	if t == zmq.REQ {
+		prefix = protocol.RouteRequest
+	}
+	if err := s.SetIdentity(string(prefix) + w.routeSecret); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if err := s.SetMaxmsgsize(protocol.MaxMessageBytes); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if !w.cfg.Key.IsZero() {
+		if err := zsock.CurveClient(s, w.cfg.Key, w.cfg.DispatcherKey); err != nil {
+			s.Close()
+			return nil, err
+		}
 	}
 	s.SetLinger(0)
 	s.SetReconnectIvl(100 * time.Millisecond)
@@ -76,10 +115,6 @@ func newSocket(zctx *zmq.Context, t zmq.Type, endpoint string) (*zmq.Socket, err
 		// A request whose reply is lost (dispatcher restart) must not wedge the socket.
 		s.SetReqRelaxed(1)
 		s.SetReqCorrelate(1)
-	}
-	if err := s.Connect(endpoint); err != nil {
-		s.Close()
-		return nil, fmt.Errorf("connect %s: %w", endpoint, err)
 	}
 	return s, nil
 }
@@ -94,7 +129,7 @@ func (w *worker) serve(runCtx context.Context, poller *zmq.Poller) {
 				w.ask(free)
 			}
 		}
-		if w.pump(runCtx, poller, time.Second) {
+		if w.pump(runCtx, poller, time.Second) || w.fatal != nil {
 			return
 		}
 	}
@@ -134,6 +169,8 @@ func (w *worker) pump(runCtx context.Context, poller *zmq.Poller, maxWait time.D
 			w.receiveAll(runCtx, w.ctrl, true)
 		case w.req:
 			w.receiveAll(runCtx, w.req, false)
+		case w.monitor:
+			w.handshakeEvents()
 		}
 	}
 	if w.events = w.box.Take(w.events); len(w.events) > 0 {

@@ -107,6 +107,7 @@ func (w *worker) closeSockets() {
 	if w.req != nil {
 		w.req.Close()
 	}
+	w.monitor.Close()
 }
 
 // awaitTaskGoroutines cancels whatever still runs and waits (up to max) for the task

@@ -66,6 +66,12 @@ type worker struct {
 	mu      sync.Mutex
 	waiters map[string][]chan moduleResult // module hash → executors waiting for it
 
+	routeSecret string      // S of the routing ids "d"+S and "r"+S (protocol.RouteControl)
+	monitor     *zmq.Socket // handshake events of ctrl
+	failedHS    int         // connections closed during the handshake, in a row (-1: connected)
+	hsCounted   bool        // the current connection's failure is counted
+	fatal       error       // why the worker must stop (a refused key): Run returns it
+
 	frames [][]byte // reusable encoding buffer
 	events []event  // reusable mailbox buffer
 }

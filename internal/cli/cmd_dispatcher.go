@@ -4,14 +4,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
+	"os"
+	"os/signal"
 	"runtime"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"faas/dispatch"
 	"faas/internal/metrics"
+	"faas/internal/zsock"
 	"faas/protocol"
 	"faas/sandbox"
 	"faas/store"
@@ -28,6 +33,9 @@ func (e *env) dispatcherCmd() *cobra.Command {
 		maxAtt  int
 		hb, hbT time.Duration
 		metAddr string
+		keyPath string
+		authz   string
+		insec   bool
 	)
 	cmd := &cobra.Command{
 		Use:   "dispatcher -m local|pull|push [-w N] [-p PORT] [--bind 127.0.0.1] [--redis URL]",
@@ -60,6 +68,9 @@ With --metrics-addr it serves Prometheus metrics at http://ADDR/metrics (see doc
 	fs.IntVar(&maxAtt, "max-attempts", store.DefaultMaxAttempts, "runs of a task whose worker was lost before it is FAILED with kind worker_lost")
 	fs.DurationVar(&hb, "heartbeat", dispatch.DefaultHeartbeatInterval, "pull/push mode: heartbeat interval between the dispatcher and its workers")
 	fs.DurationVar(&hbT, "heartbeat-timeout", 0, "pull/push mode: a worker silent this long is lost and its tasks re-run (default 3×heartbeat+1s)")
+	fs.StringVar(&keyPath, "key", "", "pull/push mode: the dispatcher's CURVE secret key file (PATH.key from 'faas keygen'); needs --authorized-workers")
+	fs.StringVar(&authz, "authorized-workers", "", "pull/push mode: file of worker CURVE public keys allowed to connect, one per line ('#' comments); re-read on SIGHUP")
+	fs.BoolVar(&insec, "insecure", false, "pull/push mode: allow --bind beyond loopback without --key (anyone reaching the port can take tasks)")
 	fs.StringVar(&metAddr, "metrics-addr", "", `serve Prometheus metrics at http://ADDR/metrics ("" serves none)`)
 	redisURL := e.redisFlag(fs)
 	dopts := addDaemonFlags(fs)
@@ -78,7 +89,21 @@ With --metrics-addr it serves Prometheus metrics at http://ADDR/metrics (see doc
 				return nil, usagef("-w must be at least 1, got %d", workers)
 			}
 			cfg := dispatch.Config{Mode: m, Workers: workers, Bind: bind, Port: port,
-				HeartbeatInterval: hb, HeartbeatTimeout: hbT}
+				HeartbeatInterval: hb, HeartbeatTimeout: hbT, Insecure: insec}
+			if (keyPath == "") != (authz == "") {
+				return nil, usagef("--key and --authorized-workers go together")
+			}
+			if keyPath != "" {
+				if cfg.Key, err = zsock.ReadKeyPair(keyPath); err != nil {
+					return nil, usagef("--key: %v", err)
+				}
+				keys, err := zsock.ReadAuthorized(authz)
+				if err != nil {
+					return nil, usagef("--authorized-workers: %v", err)
+				}
+				cfg.Authorized = zsock.NewAllowList(keys)
+				d.log.Info("CURVE on: workers must hold an authorized key", "public_key", cfg.Key.Public, "authorized", len(keys))
+			}
 			// A port left out is 0 to dispatch.Config: say which flag is missing.
 			if m.Remote() && !changed("port") {
 				return nil, usagef("-m %s needs -p PORT", m)
@@ -134,6 +159,9 @@ With --metrics-addr it serves Prometheus metrics at http://ADDR/metrics (see doc
 				comps["metrics"] = func(ctx context.Context) error { return metrics.Serve(ctx, ln, reg, d.log) }
 			}
 			comps["dispatcher"] = func(ctx context.Context) error { return dispatch.Run(ctx, st, sb, cfg, d.log) }
+			if cfg.Authorized != nil {
+				comps["authorized-workers"] = func(ctx context.Context) error { return reloadOnHUP(ctx, authz, cfg.Authorized, d.log) }
+			}
 			return comps, nil
 		})
 	})
@@ -141,12 +169,37 @@ With --metrics-addr it serves Prometheus metrics at http://ADDR/metrics (see doc
 }
 
 // dispatcherFlags names the flag behind each dispatch.Config field that Validate checks.
-var dispatcherFlags = map[string]string{"Mode": "-m", "Port": "-p"}
+var dispatcherFlags = map[string]string{"Mode": "-m", "Port": "-p", "Bind": "--bind", "Authorized": "--authorized-workers"}
+
+// reloadOnHUP re-reads the allow-list on every SIGHUP until ctx ends. A file that cannot be
+// read keeps the list as it was.
+func reloadOnHUP(ctx context.Context, path string, list *zsock.AllowList, log *slog.Logger) error {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-hup:
+		}
+		keys, err := zsock.ReadAuthorized(path)
+		if err != nil {
+			log.Error("SIGHUP: re-reading the authorized workers failed; keeping the list as it was", "err", err)
+			continue
+		}
+		removed := list.Set(keys)
+		log.Info("SIGHUP: authorized workers re-read", "keys", len(keys), "removed", len(removed))
+	}
+}
 
 // dispatchUsage turns dispatch.Config.Validate's error into a usage error naming the flag.
 func dispatchUsage(err error) error {
 	var ce *dispatch.ConfigError
 	if errors.As(err, &ce) {
+		if ce.Field == "Bind" {
+			return usagef("--bind %v without --key: a dispatcher without CURVE listens on loopback only; pass --key PATH.key --authorized-workers FILE (see 'faas keygen'), or --insecure to accept any worker that can reach the port", ce.Value)
+		}
 		if flag, ok := dispatcherFlags[ce.Field]; ok {
 			return usagef("%s %v: %s", flag, ce.Value, ce.Reason)
 		}

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"faas/dispatch"
+	"faas/internal/zsock"
 	"faas/protocol"
 	"faas/worker"
 )
@@ -37,13 +38,22 @@ func (e *env) workerCmd() *cobra.Command {
 		Short: "Run tasks for a pull or push dispatcher",
 		Long: `Worker connects to a dispatcher started with the same mode ('faas dispatcher -m pull' or
 '-m push') at tcp://HOST:PORT and runs up to N tasks at once, each in a fresh sandbox. On
-SIGINT/SIGTERM it finishes or hands back its tasks and exits within 10 seconds.`,
+SIGINT/SIGTERM it finishes or hands back its tasks and exits within 10 seconds.
+
+With --key and --dispatcher-key the connection is encrypted and authenticated with CURVE:
+the worker proves its key (which must be in the dispatcher's --authorized-workers) and
+accepts only a dispatcher holding the pinned key. A refused key, a wrong dispatcher key or
+a CURVE mismatch stops the worker within seconds with exit status 1 and the reason.`,
 		Example: `  faas worker pull 4 tcp://127.0.0.1:5555
+  faas worker pull 4 tcp://10.0.0.7:5555 --key /etc/faas/worker-1.key --dispatcher-key /etc/faas/dispatcher.pub
   faas worker push 2 tcp://dispatcher.internal:5556 --log-format json`,
 		Args:      exactArgs("pull|push", "N", "tcp://HOST:PORT"),
 		ValidArgs: protocol.RemoteModes,
 	}
 	var hb time.Duration
+	var keyPath, dispKey string
+	cmd.Flags().StringVar(&keyPath, "key", "", "this worker's CURVE secret key file (PATH.key from 'faas keygen'); with --dispatcher-key")
+	cmd.Flags().StringVar(&dispKey, "dispatcher-key", "", "the dispatcher's CURVE public key: a Z85 string, or a file holding it (its PATH.pub)")
 	// Until the dispatcher's ACK sets the interval, the worker assumes the dispatcher's default.
 	cmd.Flags().DurationVar(&hb, "heartbeat", dispatch.DefaultHeartbeatInterval, "heartbeat interval until the dispatcher's ACK sets its own")
 	dopts := addDaemonFlags(cmd.Flags())
@@ -68,6 +78,17 @@ SIGINT/SIGTERM it finishes or hands back its tasks and exits within 10 seconds.`
 				return nil, err
 			}
 			cfg := worker.Config{Mode: mode, Slots: n, Endpoint: args[2], HeartbeatInterval: hb}
+			if (keyPath == "") != (dispKey == "") {
+				return nil, usagef("--key and --dispatcher-key go together")
+			}
+			if keyPath != "" {
+				if cfg.Key, err = zsock.ReadKeyPair(keyPath); err != nil {
+					return nil, usagef("--key: %v", err)
+				}
+				if cfg.DispatcherKey, err = zsock.ReadPublicKey(dispKey); err != nil {
+					return nil, usagef("--dispatcher-key: %v", err)
+				}
+			}
 			return components{
 				"worker": func(ctx context.Context) error { return worker.Run(ctx, sb, cfg, d.log) },
 			}, nil
