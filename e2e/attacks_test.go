@@ -115,7 +115,12 @@ func startDev(tb testing.TB, workers int) (*proc, *client.Client) {
 
 // stalledUpload announces a raw module of total bytes, sends all but the last byte, and
 // stalls. It returns the server's answer, or nil if none came before the bytes were sent
-// and a short grace after (the upload is then held by the server).
+// and a grace after (the upload is then held by the server). The grace is long because a
+// refusal comes only once the server has read up to its budget, which on a loaded machine
+// took more than 2 s for some of 24 concurrent uploads; a held upload is never answered
+// before the server's 2-minute read timeout, so a longer grace cannot hide one.
+const stalledGrace = 8 * time.Second
+
 func stalledUpload(addr string, total int) (*http.Response, []byte, net.Conn, error) {
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -147,7 +152,7 @@ func stalledUpload(addr string, total int) (*http.Response, []byte, net.Conn, er
 	select {
 	case a := <-answers:
 		return a.resp, a.body, conn, nil
-	case <-time.After(2 * time.Second):
+	case <-time.After(stalledGrace):
 		return nil, nil, conn, nil
 	}
 }
