@@ -86,6 +86,7 @@ func (t Task) Terminal() bool { return t.Status == StatusCompleted || t.Status =
 type Client struct {
 	base string
 	hc   *http.Client
+	auth string // "Bearer KEY", or "" without a key
 }
 
 // Option configures a Client.
@@ -94,6 +95,16 @@ type Option func(*Client)
 // WithHTTPClient makes the client use hc (for its transport, TLS settings or timeout).
 // A timeout shorter than the longest wait asked of Result or Wait cuts those waits short.
 func WithHTTPClient(hc *http.Client) Option { return func(c *Client) { c.hc = hc } }
+
+// WithAPIKey sends key on every request (Authorization: Bearer KEY): a server run with
+// --api-keys answers 401 without it, and scopes everything to the key's namespace.
+func WithAPIKey(key string) Option {
+	return func(c *Client) {
+		if key != "" {
+			c.auth = "Bearer " + key
+		}
+	}
+}
 
 // New returns a client of the server at baseURL (like "http://127.0.0.1:8000"). By default
 // it keeps up to 256 idle connections to the server, so that many goroutines can share it.
@@ -127,6 +138,9 @@ func (c *Client) do(ctx context.Context, method, path, contentType string, body 
 		req.Header.Set("Content-Type", contentType)
 	}
 	req.Header.Set("Accept", "application/json")
+	if c.auth != "" {
+		req.Header.Set("Authorization", c.auth)
+	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {

@@ -63,6 +63,8 @@ var errorTable = []struct {
 	public  bool
 	message string
 }{
+	{match: is(errUnauthorized), status: http.StatusUnauthorized, code: codeUnauthorized, public: true},
+	{match: is(errMediaType), status: http.StatusUnsupportedMediaType, code: codeMediaType, public: true},
 	{match: is(sandbox.ErrInvalidModule), status: http.StatusBadRequest, code: codeInvalidModule, public: true},
 	{match: isA[*task.LimitError], status: http.StatusBadRequest, code: codeBadRequest, public: true},
 	{match: is(errBadRequest), status: http.StatusBadRequest, code: codeBadRequest, public: true},

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -84,8 +83,8 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 }
 
 func isWasm(contentType string) bool {
-	mt, _, _ := strings.Cut(contentType, ";")
-	return strings.EqualFold(strings.TrimSpace(mt), "application/wasm")
+	mt := mediaType(contentType)
+	return mt == "application/wasm" || mt == "application/octet-stream"
 }
 
 func (s *Server) moduleTooLarge() error {

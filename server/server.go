@@ -18,6 +18,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -47,6 +48,15 @@ type Config struct {
 	// GET /metrics; pass one to serve other components' metrics (a dispatcher's, the Go
 	// runtime's) beside them. Default (nil): a fresh registry holding the server's only.
 	Metrics *prometheus.Registry
+	// Keys maps API keys to namespaces (see SetKeys). Nil: no keys; every request is in
+	// the default namespace.
+	Keys *KeyRing
+	// CORSOrigin is the one origin browsers may call the API from ("" sends no CORS
+	// headers, so browsers refuse cross-origin answers; "*" allows any).
+	CORSOrigin string
+	// DefaultQuota is the quota of a namespace without a key ring (the default namespace);
+	// with one, each namespace's quota comes from the ring.
+	DefaultQuota Quota
 }
 
 // Defaults of Config.
@@ -99,6 +109,7 @@ type Server struct {
 	m    *serverMetrics
 
 	fns      fnCache
+	keys     atomic.Pointer[KeyRing]
 	submits  coalescer[submitReq, submitResp] // concurrent /execute_function → one Submit
 	reads    coalescer[string, store.Record]  // concurrent task reads → one pipeline
 	handler  http.Handler
@@ -122,6 +133,7 @@ func New(st *store.Store, sb *sandbox.Sandbox, done *store.Done, cfg Config, log
 	s.m = newServerMetrics(s.cfg.Metrics, st)
 	s.submits = coalescer[submitReq, submitResp]{max: 512, run: s.submitBatch}
 	s.reads = coalescer[string, store.Record]{max: 512, run: s.readBatch}
+	s.keys.Store(cfg.Keys)
 	s.handler = s.routes()
 	return s
 }
@@ -149,7 +161,7 @@ func (s *Server) routes() http.Handler {
 		s.writeError(w, r, &requestError{kind: errMethod,
 			msg: "method " + r.Method + " is not allowed on " + r.URL.Path})
 	}))
-	return r
+	return s.guarding(s.authenticating(r))
 }
 
 // Handler returns the HTTP handler of the API, recovering from panics as 500 answers.

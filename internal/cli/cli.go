@@ -185,7 +185,7 @@ Exit codes of client commands: 0 success, 1 the task FAILED, 2 usage error,
 	})
 	root.AddGroup(&cobra.Group{ID: "client", Title: "Client commands (talk to a server):"},
 		&cobra.Group{ID: "run", Title: "Long-running commands:"})
-	for _, c := range []*cobra.Command{e.registerCmd(), e.execCmd(), e.statusCmd(), e.resultCmd(), e.batchCmd(), e.functionsCmd()} {
+	for _, c := range []*cobra.Command{e.registerCmd(), e.execCmd(), e.statusCmd(), e.resultCmd(), e.batchCmd(), e.functionsCmd(), e.apikeyCmd()} {
 		c.GroupID = "client"
 		root.AddCommand(c)
 	}
@@ -196,23 +196,8 @@ Exit codes of client commands: 0 success, 1 the task FAILED, 2 usage error,
 	return root
 }
 
-// serverFlag adds --server and returns a function giving its value (flag, else $FAAS_SERVER,
-// else the default).
-func (e *env) serverFlag(fs *pflag.FlagSet) func() string {
-	var s string
-	fs.StringVar(&s, "server", "", "server URL (default $FAAS_SERVER, else http://127.0.0.1:8000)")
-	return func() string {
-		if s != "" {
-			return s
-		}
-		if v := e.getenv("FAAS_SERVER"); v != "" {
-			return v
-		}
-		return "http://127.0.0.1:8000"
-	}
-}
-
-// redisFlag adds --redis, resolved like serverFlag with $FAAS_REDIS_URL.
+// redisFlag adds --redis and returns a function giving its value (flag, else
+// $FAAS_REDIS_URL, else the default).
 func (e *env) redisFlag(fs *pflag.FlagSet) func() string {
 	var s string
 	fs.StringVar(&s, "redis", "", "Redis URL (default $FAAS_REDIS_URL, else redis://127.0.0.1:6379/0)")

@@ -58,7 +58,7 @@ func (e *env) serverCmd() *cobra.Command {
 		Long: `Server serves the REST API on --addr, keeping functions and tasks in Redis. Tasks run
 when a dispatcher ('faas dispatcher') shares the same Redis. Stops cleanly on SIGINT/SIGTERM.`,
 		Example: `  faas server
-  faas server --addr 0.0.0.0:8000 --redis redis://redis.internal:6379/0 --log-format json
+  faas server --addr 0.0.0.0:8000 --api-keys /etc/faas/keys --redis redis://redis.internal:6379/0 --log-format json
   FAAS_REDIS_URL=redis://127.0.0.1:6380/0 faas server --max-wait 60s`,
 		Args: exactArgs(),
 	}
@@ -66,6 +66,7 @@ when a dispatcher ('faas dispatcher') shares the same Redis. Stops cleanly on SI
 	fs.StringVar(&addr, "addr", defaultAddr, "address to listen on")
 	redisURL := e.redisFlag(fs)
 	scfg := serverConfigFlags(fs)
+	topts := addTenantFlags(fs)
 	dopts := addDaemonFlags(fs)
 	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
 		return dopts.run(cmd.Context(), e, func(d *startup) (components, error) {
@@ -73,6 +74,10 @@ when a dispatcher ('faas dispatcher') shares the same Redis. Stops cleanly on SI
 				return nil, err
 			}
 			if err := checkAddr("addr", addr); err != nil {
+				return nil, err
+			}
+			ring, err := topts.check(addr)
+			if err != nil {
 				return nil, err
 			}
 			st, err := d.openStore(redisURL(), store.Config{})
@@ -89,10 +94,12 @@ when a dispatcher ('faas dispatcher') shares the same Redis. Stops cleanly on SI
 			}
 			done := st.NewDone()
 			scfg.Metrics = metrics.NewRegistry()
+			scfg.Keys, scfg.CORSOrigin, scfg.DefaultQuota = ring, topts.corsOrigin, topts.quota
 			srv := server.New(st, sb, done, *scfg, d.log)
 			return components{
 				"server": func(ctx context.Context) error { return srv.Serve(ctx, ln) },
 				"done":   done.Run,
+				"sighup": topts.reloadOnHUP(d.log, srv, nil),
 			}, nil
 		})
 	})
