@@ -76,3 +76,29 @@ func refArgs(argv []any, refs []task.Ref) []any {
 	}
 	return argv
 }
+
+// luaQueues holds the per-namespace queues and the ring of namespaces with queued work.
+// Every script that queues a task has the default namespace's queue ('<prefix>queue') as
+// KEYS[1]; the other queues, the ring and its set are named from it (see keys.go: nsRing,
+// nsQueued, queueOf), as task keys are built from a prefix. Needs nothing before it.
+//
+//	queue_of(ns)          the queue key of namespace ns (nil or '' is the default)
+//	announce_ns(ns)       puts ns on the ring (once) because it has queued work
+//	back_to_queue(key,id) puts task id back at the consumer end of its namespace's queue
+const luaQueues = `
+local key_prefix = string.sub(KEYS[1], 1, -6)
+local ring_key, nsq_key = key_prefix .. 'nsring', key_prefix .. 'nsqueued'
+local function queue_of(ns)
+  if not ns or ns == '' or ns == 'default' then return KEYS[1] end
+  return key_prefix .. 'ns:' .. ns .. ':queue'
+end
+local function announce_ns(ns)
+  if not ns or ns == '' then ns = 'default' end
+  if redis.call('SADD', nsq_key, ns) == 1 then redis.call('RPUSH', ring_key, ns) end
+end
+local function back_to_queue(key, id)
+  local ns = redis.call('HGET', key, 'ns')
+  redis.call('RPUSH', queue_of(ns), id)
+  announce_ns(ns)
+end
+`

@@ -71,11 +71,22 @@ func (s *Store) Ping(ctx context.Context) error {
 	return redisErr("ping", s.rdb.Ping(ctx).Err())
 }
 
-// QueueLen is the number of QUEUED tasks waiting.
+// QueueLen is the number of QUEUED tasks waiting, in every namespace.
 func (s *Store) QueueLen(ctx context.Context) (int64, error) {
-	n, err := s.rdb.LLen(ctx, s.k.queue()).Result()
+	n, err := s.eval(ctx, scriptQueueLen, call{keys: []string{s.k.queue()}}).Int64()
 	return n, redisErr("queue length", err)
 }
+
+// scriptQueueLen sums the lengths of the default queue and of every namespace's on the ring.
+//
+//	KEYS[1]  queue (of the default namespace; see luaQueues)
+var scriptQueueLen = redis.NewScript(luaQueues + `
+local total = redis.call('LLEN', KEYS[1])
+for _, ns in ipairs(redis.call('SMEMBERS', nsq_key)) do
+  if ns ~= 'default' then total = total + redis.call('LLEN', queue_of(ns)) end
+end
+return total
+`)
 
 // LeaseCount is the number of tasks holding a lease (RUNNING).
 func (s *Store) LeaseCount(ctx context.Context) (int64, error) {

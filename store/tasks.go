@@ -15,13 +15,18 @@ import (
 // submitArgs are the KEYS and ARGV of scriptSubmit.
 type submitArgs struct {
 	functionID string
+	ns         string
 	ids        []string
 	inputs     [][]byte
 }
 
 func (a submitArgs) call(k keys) call {
-	argv := make([]any, 0, 3+2*len(a.ids))
-	argv = append(argv, k.taskPrefix(), a.functionID, k.tasksChannel())
+	ns := a.ns
+	if ns == DefaultNamespace {
+		ns = ""
+	}
+	argv := make([]any, 0, 4+2*len(a.ids))
+	argv = append(argv, k.taskPrefix(), a.functionID, k.tasksChannel(), ns)
 	for i, id := range a.ids {
 		in := a.inputs[i]
 		if in == nil {
@@ -34,33 +39,36 @@ func (a submitArgs) call(k keys) call {
 
 // scriptSubmit creates QUEUED tasks and queues them.
 //
-//	KEYS[1]  queue
+//	KEYS[1]  queue (of the default namespace; see luaQueues)
 //	ARGV[1]  task key prefix
 //	ARGV[2]  function id
 //	ARGV[3]  tasks channel
-//	ARGV[4..] id, input, id, input, ...
+//	ARGV[4]  namespace ("" for the default: no field written)
+//	ARGV[5..] id, input, id, input, ...
 //
-// An id whose record exists already is skipped (a retried call queues nothing twice).
+// An id whose record exists already is skipped (a retried call queues nothing twice). The
+// ids go on the namespace's queue, and the namespace on the ring if it was not there.
 // Publishes the new ids once on the tasks channel. Returns the creation time (ms, as text).
-var scriptSubmit = redis.NewScript(luaPrelude + `
-local queue = KEYS[1]
-local task_prefix, fid, tasks_channel = ARGV[1], ARGV[2], ARGV[3]
+var scriptSubmit = redis.NewScript(luaPrelude + luaQueues + `
+local task_prefix, fid, tasks_channel, ns = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local ids = {}
-for i = 4, #ARGV, 2 do
+for i = 5, #ARGV, 2 do
   local key = task_prefix .. ARGV[i]
   if redis.call('EXISTS', key) == 0 then
     redis.call('HSET', key, 'status', 'QUEUED', 'function_id', fid, 'input', ARGV[i + 1],
       'attempts', '0', 'created', now)
+    if ns ~= '' then redis.call('HSET', key, 'ns', ns) end
     ids[#ids + 1] = ARGV[i]
   end
 end
-bulk('LPUSH', queue, ids)
+bulk('LPUSH', queue_of(ns), ids)
+if #ids > 0 then announce_ns(ns) end
 publish(tasks_channel, ids)
 return now
 `)
 
 // Submit creates one QUEUED task per input for function fn, appends them to the durable
-// queue in order and publishes one wake-up on the "tasks" channel, in one round trip
+// queue of fn's namespace in order and publishes one wake-up on the "tasks" channel, in one round trip
 // (a script). It returns the new task ids, in input order.
 func (s *Store) Submit(ctx context.Context, fn Function, inputs [][]byte) ([]string, error) {
 	if fn.ID == "" {
@@ -73,7 +81,7 @@ func (s *Store) Submit(ctx context.Context, fn Function, inputs [][]byte) ([]str
 	for i := range ids {
 		ids[i] = uuid.NewString()
 	}
-	a := submitArgs{functionID: fn.ID, ids: ids, inputs: inputs}
+	a := submitArgs{functionID: fn.ID, ns: fn.Namespace, ids: ids, inputs: inputs}
 	if err := s.eval(ctx, scriptSubmit, a.call(s.k)).Err(); err != nil {
 		return nil, redisErr("submit", err)
 	}
@@ -82,7 +90,7 @@ func (s *Store) Submit(ctx context.Context, fn Function, inputs [][]byte) ([]str
 
 // recordFields are read by Task and Tasks, in this order (never the input).
 var recordFields = []string{fStatus, fFunctionID, fResult, fErrKind, fErrMsg, fStderr,
-	fAttempts, fWorker, fCreated, fStarted, fFinished, fDurationMs}
+	fAttempts, fWorker, fCreated, fStarted, fFinished, fDurationMs, fNamespace}
 
 // Task returns a task's record (without its input). ErrNotFound if unknown or expired.
 func (s *Store) Task(ctx context.Context, id string) (Record, error) {
@@ -141,5 +149,6 @@ func parseRecord(id string, v []any) Record {
 	r.StartedAt = msTime(v[9])
 	r.FinishedAt = msTime(v[10])
 	r.DurationMs = num(v[11])
+	r.Namespace = nsOrDefault(str(v[12]))
 	return r
 }
