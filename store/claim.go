@@ -39,7 +39,7 @@ func (a claimArgs) call(k keys) call {
 // whatever its size: one namespace's backlog delays another's task by one turn, not by the
 // backlog.
 //
-//	KEYS[1]  queue (of the default namespace; the others are named from it)
+//	KEYS[1]  queue (of the default namespace; the others are named from ARGV[1], luaQueues)
 //	KEYS[2]  leases
 //	ARGV[1]  task key prefix
 //	ARGV[2]  function key prefix
@@ -244,7 +244,7 @@ func nonNil(b []byte) []byte {
 // An outcome applies only if the task is RUNNING at that attempt; the rest (late, duplicate,
 // expired) change nothing. Publishes the applied ids once on the done channel.
 // Returns the number applied.
-var scriptComplete = redis.NewScript(luaPrelude + `
+var scriptComplete = redis.NewScript(luaPrelude + luaQueues + `
 local leases = KEYS[1]
 local task_prefix, task_ttl, done_channel = ARGV[1], ARGV[2], ARGV[3]
 local applied = {}
@@ -253,6 +253,7 @@ for i = 4, #ARGV, 9 do
   local key = task_prefix .. id
   local t = redis.call('HMGET', key, 'status', 'attempts')
   if t[1] == 'RUNNING' and tonumber(t[2]) == tonumber(attempt) then
+    count_done(key)
     if status == 'COMPLETED' then
       redis.call('HSET', key, 'status', 'COMPLETED', 'finished', now, 'result', result,
         'stderr', stderr, 'duration_ms', duration, 'worker', worker)

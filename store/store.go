@@ -73,15 +73,15 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // QueueLen is the number of QUEUED tasks waiting, in every namespace.
 func (s *Store) QueueLen(ctx context.Context) (int64, error) {
-	n, err := s.eval(ctx, scriptQueueLen, call{keys: []string{s.k.queue()}}).Int64()
+	n, err := s.eval(ctx, scriptQueueLen, call{argv: []any{s.k.taskPrefix()}}).Int64()
 	return n, redisErr("queue length", err)
 }
 
 // scriptQueueLen sums the lengths of the default queue and of every namespace's on the ring.
 //
-//	KEYS[1]  queue (of the default namespace; see luaQueues)
+//	ARGV[1]  task key prefix (see luaQueues)
 var scriptQueueLen = redis.NewScript(luaQueues + `
-local total = redis.call('LLEN', KEYS[1])
+local total = redis.call('LLEN', queue_of('default'))
 for _, ns in ipairs(redis.call('SMEMBERS', nsq_key)) do
   if ns ~= 'default' then total = total + redis.call('LLEN', queue_of(ns)) end
 end

@@ -16,6 +16,7 @@ import (
 type submitArgs struct {
 	functionID string
 	ns         string
+	maxActive  int64
 	ids        []string
 	inputs     [][]byte
 }
@@ -25,8 +26,8 @@ func (a submitArgs) call(k keys) call {
 	if ns == DefaultNamespace {
 		ns = ""
 	}
-	argv := make([]any, 0, 4+2*len(a.ids))
-	argv = append(argv, k.taskPrefix(), a.functionID, k.tasksChannel(), ns)
+	argv := make([]any, 0, 5+2*len(a.ids))
+	argv = append(argv, k.taskPrefix(), a.functionID, k.tasksChannel(), ns, a.maxActive)
 	for i, id := range a.ids {
 		in := a.inputs[i]
 		if in == nil {
@@ -44,15 +45,23 @@ func (a submitArgs) call(k keys) call {
 //	ARGV[2]  function id
 //	ARGV[3]  tasks channel
 //	ARGV[4]  namespace ("" for the default: no field written)
-//	ARGV[5..] id, input, id, input, ...
+//	ARGV[5]  most unfinished (queued + running) tasks of the namespace (0: no bound)
+//	ARGV[6..] id, input, id, input, ...
 //
 // An id whose record exists already is skipped (a retried call queues nothing twice). The
 // ids go on the namespace's queue, and the namespace on the ring if it was not there.
-// Publishes the new ids once on the tasks channel. Returns the creation time (ms, as text).
+// Publishes the new ids once on the tasks channel. Returns the creation time (ms, as
+// text), or -1 when the bound refuses the whole call (nothing written).
 var scriptSubmit = redis.NewScript(luaPrelude + luaQueues + `
-local task_prefix, fid, tasks_channel, ns = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local task_prefix, fid, tasks_channel, ns, max_active =
+  ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
+local usage = usage_of(ns)
+if max_active > 0 then
+  local active = tonumber(redis.call('HGET', usage, 'active')) or 0
+  if active + (#ARGV - 5) / 2 > max_active then return '-1' end
+end
 local ids = {}
-for i = 5, #ARGV, 2 do
+for i = 6, #ARGV, 2 do
   local key = task_prefix .. ARGV[i]
   if redis.call('EXISTS', key) == 0 then
     redis.call('HSET', key, 'status', 'QUEUED', 'function_id', fid, 'input', ARGV[i + 1],
@@ -62,7 +71,10 @@ for i = 5, #ARGV, 2 do
   end
 end
 bulk('LPUSH', queue_of(ns), ids)
-if #ids > 0 then announce_ns(ns) end
+if #ids > 0 then
+  announce_ns(ns)
+  redis.call('HINCRBY', usage, 'active', #ids)
+end
 publish(tasks_channel, ids)
 return now
 `)
@@ -71,6 +83,13 @@ return now
 // queue of fn's namespace in order and publishes one wake-up on the "tasks" channel, in one round trip
 // (a script). It returns the new task ids, in input order.
 func (s *Store) Submit(ctx context.Context, fn Function, inputs [][]byte) ([]string, error) {
+	return s.SubmitLimited(ctx, fn, inputs, 0)
+}
+
+// SubmitLimited is Submit refusing, with an error wrapping ErrQuota and nothing queued,
+// inputs that would take fn's namespace over maxActive unfinished (queued plus running)
+// tasks; 0 is no bound. Every input counts.
+func (s *Store) SubmitLimited(ctx context.Context, fn Function, inputs [][]byte, maxActive int64) ([]string, error) {
 	if fn.ID == "" {
 		return nil, fmt.Errorf("store: submit: function id required")
 	}
@@ -81,9 +100,14 @@ func (s *Store) Submit(ctx context.Context, fn Function, inputs [][]byte) ([]str
 	for i := range ids {
 		ids[i] = uuid.NewString()
 	}
-	a := submitArgs{functionID: fn.ID, ns: fn.Namespace, ids: ids, inputs: inputs}
-	if err := s.eval(ctx, scriptSubmit, a.call(s.k)).Err(); err != nil {
+	a := submitArgs{functionID: fn.ID, ns: fn.Namespace, maxActive: maxActive, ids: ids, inputs: inputs}
+	res, err := s.eval(ctx, scriptSubmit, a.call(s.k)).Text()
+	if err != nil {
 		return nil, redisErr("submit", err)
+	}
+	if res == "-1" {
+		return nil, fmt.Errorf("store: namespace %s: %d more tasks would exceed %d unfinished: %w",
+			nsOrDefault(fn.Namespace), len(inputs), maxActive, ErrQuota)
 	}
 	return ids, nil
 }
