@@ -110,6 +110,7 @@ type Server struct {
 
 	fns      fnCache
 	keys     atomic.Pointer[KeyRing]
+	rates    buckets
 	submits  coalescer[submitReq, submitResp] // concurrent /execute_function → one Submit
 	reads    coalescer[string, store.Record]  // concurrent task reads → one pipeline
 	handler  http.Handler
@@ -152,6 +153,7 @@ func (s *Server) routes() http.Handler {
 	handle("/wait", http.MethodPost, http.HandlerFunc(s.wait))
 	handle("/functions", http.MethodGet, http.HandlerFunc(s.functions))
 	handle("/functions/{id_or_name}", http.MethodGet, http.HandlerFunc(s.function))
+	handle("/functions/{id_or_name}", http.MethodDelete, http.HandlerFunc(s.deleteFunction))
 	handle("/healthz", http.MethodGet, http.HandlerFunc(s.healthz))
 	handle("/metrics", http.MethodGet, metrics.Handler(s.cfg.Metrics))
 	r.NotFoundHandler = s.m.instrument(unmatchedRoute, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -250,16 +252,24 @@ func (c *fnCache) put(f store.Function) {
 	c.m[f.ID] = f
 }
 
-// functionByID returns a function by its uuid, from the cache when possible. A string that
+func (c *fnCache) drop(id string) {
+	c.mu.Lock()
+	delete(c.m, id)
+	c.mu.Unlock()
+}
+
+// functionByID returns a function of the request's namespace by its uuid, from the cache
+// when possible (another namespace's function is not found). A string that
 // is not a uuid is a 404 as an unknown id would be.
 func (s *Server) functionByID(ctx context.Context, id string) (store.Function, error) {
-	if f, ok := s.fns.get(id); ok {
+	ns := namespace(ctx)
+	if f, ok := s.fns.get(id); ok && f.Namespace == ns {
 		return f, nil
 	}
 	if !validUUID(id) {
 		return store.Function{}, notFound("no function with id %q (a function_id is a uuid)", id)
 	}
-	f, err := s.st.Function(ctx, id)
+	f, err := s.st.FunctionIn(ctx, ns, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return store.Function{}, notFound("no function with id %q", id)
 	}

@@ -41,6 +41,10 @@ func (s *Server) execute(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err, slog.String("function_id", fn.ID))
 		return
 	}
+	if err := s.admit(fn.Namespace, 1); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	sub, err := s.submits.do(ctx, submitReq{fn: fn, input: input})
 	if err == nil {
 		err = sub.err
@@ -127,7 +131,11 @@ func (s *Server) executeBatch(w http.ResponseWriter, r *http.Request) {
 			total, s.cfg.MaxBatchBytes))
 		return
 	}
-	ids, err := s.st.Submit(ctx, fn, inputs)
+	if err := s.admit(fn.Namespace, len(inputs)); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	ids, err := s.st.SubmitLimited(ctx, fn, inputs, s.quota(fn.Namespace).Tasks)
 	if err == nil && len(ids) != len(inputs) {
 		err = fmt.Errorf("store.Submit returned %d ids for %d inputs", len(ids), len(inputs))
 	}
@@ -155,11 +163,12 @@ func taskNotFound(id string) error {
 	return notFound("no task with id %q (unknown, expired, or not a uuid)", id)
 }
 
-// readTask returns a task's record, 404 for a malformed or unknown id.
+// readTask returns a task's record, 404 for a malformed or unknown id, or a task of another
+// namespace (answered exactly as an unknown one).
 func (s *Server) readTask(r *http.Request, id string) (store.Record, error) {
 	rec, err := s.reads.do(r.Context(), id)
-	if err == nil && rec.Status == "" {
-		err = taskNotFound(id)
+	if err == nil && (rec.Status == "" || rec.Namespace != namespace(r.Context())) {
+		return store.Record{}, taskNotFound(id)
 	}
 	return rec, err
 }
@@ -308,8 +317,9 @@ func (s *Server) wait(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	ns := namespace(ctx)
 	for i := range recs {
-		if recs[i].Status == "" {
+		if recs[i].Status == "" || recs[i].Namespace != ns {
 			s.writeError(w, r, taskNotFound(recs[i].ID))
 			return
 		}
