@@ -358,6 +358,21 @@ func (c *Client) Function(ctx context.Context, idOrName string) (Function, error
 	return f, err
 }
 
+// Deleted is the answer to Delete.
+type Deleted struct {
+	ID            string `json:"function_id"`
+	Name          string `json:"name"`
+	ModuleDeleted bool   `json:"module_deleted"` // no function uses its module any more
+}
+
+// Delete deletes a function by id, or the newest registered under a name. Its tasks still
+// queued become FAILED when a dispatcher reaches them; running ones finish.
+func (c *Client) Delete(ctx context.Context, idOrName string) (Deleted, error) {
+	var d Deleted
+	_, err := c.do(ctx, http.MethodDelete, "/functions/"+url.PathEscape(idOrName), "", nil, &d)
+	return d, err
+}
+
 // Health returns nil when the server answers and reaches Redis; an *APIError with code
 // unavailable when it cannot reach Redis; an error wrapping ErrUnreachable when the server
 // itself cannot be reached.

@@ -85,7 +85,9 @@ func refArgs(argv []any, refs []task.Ref) []any {
 //
 //	queue_of(ns)          the queue key of namespace ns (nil or '' is the default)
 //	usage_of(ns)          its usage hash (module_bytes, active)
-//	announce_ns(ns)       puts ns on the ring (once) because it has queued work
+//	announce_ns(ns)       puts ns on the ring (once) because it has queued work: at the
+//	                      head, so that a namespace that had nothing queued is served next
+//	                      (one turn each still holds among those with a backlog)
 //	back_to_queue(key,id) puts task id back at the consumer end of its namespace's queue
 //	count_done(key)       the task at key became terminal: one fewer active in its namespace
 const luaQueues = `
@@ -99,7 +101,7 @@ local function queue_of(ns) return ns_prefix(ns) .. 'queue' end
 local function usage_of(ns) return ns_prefix(ns) .. 'usage' end
 local function announce_ns(ns)
   if not ns or ns == '' then ns = 'default' end
-  if redis.call('SADD', nsq_key, ns) == 1 then redis.call('RPUSH', ring_key, ns) end
+  if redis.call('SADD', nsq_key, ns) == 1 then redis.call('LPUSH', ring_key, ns) end
 end
 local function back_to_queue(key, id)
   local ns = redis.call('HGET', key, 'ns')

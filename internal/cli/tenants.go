@@ -78,6 +78,7 @@ func (o *tenantOpts) reloadOnHUP(log *slog.Logger, srv *server.Server, also func
 		hup := make(chan os.Signal, 1)
 		signal.Notify(hup, syscall.SIGHUP)
 		defer signal.Stop(hup)
+		log.Debug("SIGHUP re-reads the API keys", "enabled", o.keysFile != "")
 		for {
 			select {
 			case <-ctx.Done():
