@@ -288,8 +288,6 @@ func rest(ctx context.Context, o options, st *store.Store, sb *sandbox.Sandbox, 
 	if err != nil {
 		return err
 	}
-	runCtx, stop := context.WithCancel(ctx)
-	done := st.NewDone()
 	var scfg server.Config
 	var copts []client.Option
 	if o.keys {
@@ -308,6 +306,8 @@ func rest(ctx context.Context, o options, st *store.Store, sb *sandbox.Sandbox, 
 			return err
 		}
 	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := st.NewDone()
 	srv := server.New(st, sb, done, scfg, log)
 	var wg sync.WaitGroup
 	wg.Add(3)

@@ -22,7 +22,6 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 
 	"faas/client"
 )
@@ -194,20 +193,4 @@ Exit codes of client commands: 0 success, 1 the task FAILED, 2 usage error,
 		root.AddCommand(c)
 	}
 	return root
-}
-
-// redisFlag adds --redis and returns a function giving its value (flag, else
-// $FAAS_REDIS_URL, else the default).
-func (e *env) redisFlag(fs *pflag.FlagSet) func() string {
-	var s string
-	fs.StringVar(&s, "redis", "", "Redis URL (default $FAAS_REDIS_URL, else redis://127.0.0.1:6379/0)")
-	return func() string {
-		if s != "" {
-			return s
-		}
-		if v := e.getenv("FAAS_REDIS_URL"); v != "" {
-			return v
-		}
-		return defaultRedisURL
-	}
 }

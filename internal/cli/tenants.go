@@ -16,6 +16,8 @@ import (
 // tenantOpts are the server's flags about who may call it: the key file, the keyless
 // escape hatch, the browser origin, and the default quotas of a namespace.
 type tenantOpts struct {
+	tlsCert    string
+	tlsKey     string
 	keysFile   string
 	insecure   bool
 	corsOrigin string
@@ -24,6 +26,8 @@ type tenantOpts struct {
 
 func addTenantFlags(fs *pflag.FlagSet) *tenantOpts {
 	o := &tenantOpts{}
+	fs.StringVar(&o.tlsCert, "tls-cert", "", "serve HTTPS with this PEM certificate (chain) file (re-read on SIGHUP)")
+	fs.StringVar(&o.tlsKey, "tls-key", "", "the PEM key of --tls-cert")
 	fs.StringVar(&o.keysFile, "api-keys", "", "file of API keys, one 'NAMESPACE KEY [option=value ...]' a line (re-read on SIGHUP); without it: no keys, one namespace, loopback only")
 	fs.BoolVar(&o.insecure, "insecure", false, "serve without --api-keys on a non-loopback --addr (anyone who reaches it can do everything)")
 	fs.StringVar(&o.corsOrigin, "cors-origin", "", `the one origin browsers may call the API from ("*": any); default none`)
@@ -34,6 +38,21 @@ func addTenantFlags(fs *pflag.FlagSet) *tenantOpts {
 	fs.Int64Var(&o.quota.TimeoutMs, "quota-timeout-ms", 0, "default ceiling on a namespace's timeout_ms (0: the server's --max-timeout-ms)")
 	fs.Int64Var(&o.quota.MemoryMB, "quota-memory-mb", 0, "default ceiling on a namespace's memory_mb (0: the server's --max-memory-mb)")
 	return o
+}
+
+// certificate loads --tls-cert and --tls-key (nil without them).
+func (o *tenantOpts) certificate() (*certificate, error) {
+	if o.tlsCert == "" && o.tlsKey == "" {
+		return nil, nil
+	}
+	if o.tlsCert == "" || o.tlsKey == "" {
+		return nil, usagef("--tls-cert and --tls-key go together")
+	}
+	c, err := loadCertificate(o.tlsCert, o.tlsKey)
+	if err != nil {
+		return nil, usagef("%v", err)
+	}
+	return c, nil
 }
 
 // check refuses a keyless server that others can reach, and a bad key file, before
@@ -70,10 +89,10 @@ func loopback(addr string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// reloadOnHUP re-reads the key file on every SIGHUP until ctx ends. A file that no longer
-// parses keeps the keys in force (and says so in the log): a typo must not lock everyone
-// out, nor let everyone in.
-func (o *tenantOpts) reloadOnHUP(log *slog.Logger, srv *server.Server, also func()) func(context.Context) error {
+// reloadOnHUP re-reads the key file and the TLS certificate on every SIGHUP until ctx
+// ends. A file that no longer parses keeps what is in force (and says so in the log): a
+// typo must not lock everyone out, nor let everyone in.
+func (o *tenantOpts) reloadOnHUP(log *slog.Logger, srv *server.Server, cert *certificate) func(context.Context) error {
 	return func(ctx context.Context) error {
 		hup := make(chan os.Signal, 1)
 		signal.Notify(hup, syscall.SIGHUP)
@@ -94,8 +113,12 @@ func (o *tenantOpts) reloadOnHUP(log *slog.Logger, srv *server.Server, also func
 					log.Info("SIGHUP: API keys reloaded", "namespaces", len(ring.Namespaces()))
 				}
 			}
-			if also != nil {
-				also()
+			if cert != nil {
+				if err := cert.reload(); err != nil {
+					log.Error("SIGHUP: keeping the TLS certificate in force", "err", err)
+				} else {
+					log.Info("SIGHUP: TLS certificate reloaded")
+				}
 			}
 		}
 	}
