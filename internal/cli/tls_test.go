@@ -85,6 +85,10 @@ func (ca *testCA) issue(t *testing.T, name string, serial int64) (certFile, keyF
 	return ca.write(t, name+".pem", "CERTIFICATE", der), ca.write(t, name+".key", "EC PRIVATE KEY", kder)
 }
 
+// redisACL are the rules of the Redis user faas needs (docs/RATIONALE.md, "Tenants"): its
+// keys, its two channels, and no administrative or dangerous command.
+const redisACL = "resetkeys ~faas:* resetchannels &tasks &faas:done -@all +@read +@write +@scripting +@pubsub +@connection +time -@dangerous"
+
 func TestTLSEndToEnd(t *testing.T) {
 	ca := newTestCA(t)
 	redisCert, redisKey := ca.issue(t, "redis", 2)
@@ -93,8 +97,16 @@ func TestTLSEndToEnd(t *testing.T) {
 	tlsPort := strconv.Itoa(testutil.FreePort(t))
 	rs := redistest.Start(t, "--tls-port", tlsPort, "--tls-cert-file", redisCert, "--tls-key-file", redisKey,
 		"--tls-ca-cert-file", ca.File, "--tls-auth-clients", "yes")
+	// faas runs as the ACL user docs/RATIONALE.md ("Tenants") documents, with its password.
 	const password = "redis-password-not-in-argv"
-	if err := rs.Client(t).ConfigSet(t.Context(), "requirepass", password).Err(); err != nil {
+	acl := []any{"ACL", "SETUSER", "faas", "on", ">" + password}
+	for _, r := range strings.Fields(redisACL) {
+		acl = append(acl, r)
+	}
+	if err := rs.Client(t).Do(t.Context(), acl...).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rs.Client(t).Do(t.Context(), "ACL", "SETUSER", "default", "off").Err(); err != nil {
 		t.Fatal(err)
 	}
 	pwFile := filepath.Join(t.TempDir(), "redis.pw")
@@ -103,7 +115,7 @@ func TestTLSEndToEnd(t *testing.T) {
 	}
 	keyLine, _, _ := runCLI(t, t.Context(), "", "apikey", "ops")
 	keys := writeFile(t, "keys", []byte(keyLine))
-	redisArgs := []string{"--redis", "rediss://127.0.0.1:" + tlsPort + "/0", "--redis-ca", ca.File,
+	redisArgs := []string{"--redis", "rediss://faas@127.0.0.1:" + tlsPort + "/0", "--redis-ca", ca.File,
 		"--redis-cert", clientCert, "--redis-key", clientKey, "--redis-password-file", pwFile}
 
 	srv := startDaemon(t, append([]string{"server", "--addr", "127.0.0.1:0", "--cache-dir", "", "--api-keys", keys,
@@ -118,6 +130,11 @@ func TestTLSEndToEnd(t *testing.T) {
 	cliOK(t, "http://"+addr, "", ExitServer, "functions")
 	double := writeFile(t, "double.wasm", samples.DoubleWAT)
 	cliOK(t, url, "", 0, "register", "double", double, "--ca-file", ca.File)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Log(srv.stderr.String())
+		}
+	})
 	if out, _ := cliOK(t, url, "", 0, "exec", "double", "--input", "21", "--wait", "--timeout", "30s", "--ca-file", ca.File); out != "42" {
 		t.Fatalf("exec over TLS printed %q", out)
 	}
@@ -126,7 +143,7 @@ func TestTLSEndToEnd(t *testing.T) {
 	}
 	// A client of Redis's TLS port without a certificate is refused by Redis.
 	nocert := startDaemon(t, "server", "--addr", "127.0.0.1:0", "--cache-dir", "", "--api-keys", keys,
-		"--redis", "rediss://127.0.0.1:"+tlsPort+"/0", "--redis-ca", ca.File, "--redis-password-file", pwFile)
+		"--redis", "rediss://faas@127.0.0.1:"+tlsPort+"/0", "--redis-ca", ca.File, "--redis-password-file", pwFile)
 	nocert.waitLog(t, regexp.MustCompile(`Redis is not reachable yet`))
 	_, errs, code := runCLI(t, t.Context(), "", "server", "--addr", "127.0.0.1:0", "--cache-dir", "",
 		"--redis", "rediss://127.0.0.1:"+tlsPort+"/0", "--redis-ca", ca.File, "--redis-cert", clientCert)
