@@ -26,8 +26,10 @@ var ErrUnreachable = errors.New("faas server unreachable")
 // APIError is a non-2xx answer of the server.
 type APIError struct {
 	StatusCode int    // HTTP status
-	Code       string // bad_request, invalid_module, not_found, too_large, unavailable, internal
+	Code       string // bad_request, invalid_module, not_found, too_large, unavailable, internal, unauthorized, unsupported_media_type, rate_limited, quota_exceeded
 	Message    string // what the server said, for a person
+	// RetryAfter is the server's Retry-After on a 429 rate_limited: when to try again.
+	RetryAfter time.Duration
 }
 
 func (e *APIError) Error() string {
@@ -157,7 +159,11 @@ func (c *Client) do(ctx context.Context, method, path, contentType string, body 
 		return nil, fmt.Errorf("%w: reading the answer to %s %s: %w", ErrUnreachable, method, path, err)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return nil, apiError(resp.StatusCode, raw)
+		ae := apiError(resp.StatusCode, raw)
+		if n, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && n >= 0 {
+			ae.RetryAfter = time.Duration(n) * time.Second
+		}
+		return nil, ae
 	}
 	if out != nil {
 		if err := json.Unmarshal(raw, out); err != nil {
