@@ -1,6 +1,7 @@
 package server
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -49,6 +50,7 @@ func (s *Server) execute(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		err = sub.err
 	}
+	err = s.goneFunction(fn, err)
 	if err != nil {
 		s.writeError(w, r, err, slog.String("function_id", fn.ID))
 		return
@@ -64,6 +66,16 @@ func (s *Server) execute(w http.ResponseWriter, r *http.Request) {
 	*b = append(*b, "}\n"...)
 	writeJSON(w, http.StatusCreated, *b)
 	putBuf(b)
+}
+
+// goneFunction turns the store's refusal of a function deleted since it was cached (by
+// another server, say) into the 404 of an unknown function, and forgets it.
+func (s *Server) goneFunction(fn store.Function, err error) error {
+	if errors.Is(err, store.ErrNotFound) {
+		s.fns.drop(fn.ID)
+		return notFound("no function with id %q", fn.ID)
+	}
+	return err
 }
 
 func checkInput(fn store.Function, what string, input []byte) error {
@@ -139,7 +151,7 @@ func (s *Server) executeBatch(w http.ResponseWriter, r *http.Request) {
 	if err == nil && len(ids) != len(inputs) {
 		err = fmt.Errorf("store.Submit returned %d ids for %d inputs", len(ids), len(inputs))
 	}
-	if err != nil {
+	if err = s.goneFunction(fn, err); err != nil {
 		s.writeError(w, r, err, slog.String("function_id", fn.ID))
 		return
 	}

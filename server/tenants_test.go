@@ -452,3 +452,28 @@ func TestClientSeesRetryAfter(t *testing.T) {
 		t.Fatalf("client without a key: %v", err)
 	}
 }
+
+// TestDeleteSeenByOtherServers: a second server that cached the function refuses it (404)
+// once the first has deleted it.
+func TestDeleteSeenByOtherServers(t *testing.T) {
+	e := newTenantEnv(t, "")
+	other := server.New(e.st, e.sb, e.done, server.Config{Keys: mustRing(t)}, nil)
+	hs := httptest.NewServer(other.Handler())
+	t.Cleanup(hs.Close)
+	o := &env{st: e.st, url: hs.URL}
+	fn := e.registerAs(t, keyA, "double", samples.DoubleWAT)
+	o.executeAs(t, keyA, fn, "1").want(t, http.StatusCreated) // cached by the other server now
+	e.as(t, keyA, "DELETE", "/functions/"+fn, "", nil).want(t, http.StatusOK)
+	o.executeAs(t, keyA, fn, "1").wantError(t, http.StatusNotFound, "not_found", fn)
+	o.as(t, keyA, "POST", "/execute_batch", "application/json",
+		[]byte(`{"function_id":"`+fn+`","payloads":["MQ=="]}`)).wantError(t, http.StatusNotFound, "not_found")
+}
+
+func mustRing(t *testing.T) *server.KeyRing {
+	t.Helper()
+	ring, err := server.ParseKeys(strings.NewReader("A "+keyA+"\nB "+keyB+"\n"), server.Quota{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ring
+}

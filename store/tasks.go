@@ -51,10 +51,13 @@ func (a submitArgs) call(k keys) call {
 // An id whose record exists already is skipped (a retried call queues nothing twice). The
 // ids go on the namespace's queue, and the namespace on the ring if it was not there.
 // Publishes the new ids once on the tasks channel. Returns the creation time (ms, as
-// text), or -1 when the bound refuses the whole call (nothing written).
+// text), -1 when the bound refuses the whole call, -2 when the function no longer exists
+// (nothing written in either case).
 var scriptSubmit = redis.NewScript(luaPrelude + luaQueues + `
 local task_prefix, fid, tasks_channel, ns, max_active =
   ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
+-- A function deleted since the caller read it (another server's cache) takes no new tasks.
+if redis.call('EXISTS', key_prefix .. 'function:' .. fid) == 0 then return '-2' end
 local usage = usage_of(ns)
 if max_active > 0 then
   local active = tonumber(redis.call('HGET', usage, 'active')) or 0
@@ -86,6 +89,9 @@ func (s *Store) Submit(ctx context.Context, fn Function, inputs [][]byte) ([]str
 	return s.SubmitLimited(ctx, fn, inputs, 0)
 }
 
+// Submit and SubmitLimited refuse, with an error wrapping ErrNotFound, a function that has
+// been deleted.
+//
 // SubmitLimited is Submit refusing, with an error wrapping ErrQuota and nothing queued,
 // inputs that would take fn's namespace over maxActive unfinished (queued plus running)
 // tasks; 0 is no bound. Every input counts.
@@ -104,6 +110,9 @@ func (s *Store) SubmitLimited(ctx context.Context, fn Function, inputs [][]byte,
 	res, err := s.eval(ctx, scriptSubmit, a.call(s.k)).Text()
 	if err != nil {
 		return nil, redisErr("submit", err)
+	}
+	if res == "-2" {
+		return nil, fmt.Errorf("store: submit: function %s: %w", fn.ID, ErrNotFound)
 	}
 	if res == "-1" {
 		return nil, fmt.Errorf("store: namespace %s: %d more tasks would exceed %d unfinished: %w",
