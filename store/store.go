@@ -73,12 +73,14 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // QueueLen is the number of QUEUED tasks waiting, in every namespace.
 func (s *Store) QueueLen(ctx context.Context) (int64, error) {
-	n, err := s.eval(ctx, scriptQueueLen, call{argv: []any{s.k.taskPrefix()}}).Int64()
+	// KEYS[1] routes the script to the node of the store's slot on a Redis Cluster.
+	n, err := s.eval(ctx, scriptQueueLen, call{keys: []string{s.k.queue()}, argv: []any{s.k.taskPrefix()}}).Int64()
 	return n, redisErr("queue length", err)
 }
 
 // scriptQueueLen sums the lengths of the default queue and of every namespace's on the ring.
 //
+//	KEYS[1]  queue (of the default namespace)
 //	ARGV[1]  task key prefix (see luaQueues)
 var scriptQueueLen = redis.NewScript(luaQueues + `
 local total = redis.call('LLEN', queue_of('default'))
