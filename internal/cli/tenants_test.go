@@ -56,6 +56,14 @@ func TestServerWithAPIKeys(t *testing.T) {
 		t.Fatalf("team-b lists %q", out)
 	}
 	cliOK(t, url, "", ExitServer, "exec", "double", "--input", "1", "--api-key", keyB)
+	// team-b's own "double" (an echo) changes nothing for team-a's.
+	cliOK(t, url, "", 0, "register", "double", writeFile(t, "echo.wasm", samples.Echo), "--api-key", keyB)
+	if out, _ := cliOK(t, url, "", 0, "exec", "double", "--input", "21", "--wait", "--timeout", "30s"); out != "42" {
+		t.Fatalf("team-a's double printed %q after team-b registered one", out)
+	}
+	if out, _ := cliOK(t, url, "", 0, "exec", "double", "--input", "21", "--wait", "--timeout", "30s", "--api-key", keyB); out != "21" {
+		t.Fatalf("team-b's double printed %q", out)
+	}
 
 	out, _ := cliOK(t, url, "", 0, "delete", "double")
 	if !uuidRE.MatchString(out) {

@@ -4,6 +4,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -14,6 +15,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -138,6 +140,27 @@ func TestTLSEndToEnd(t *testing.T) {
 	if out, _ := cliOK(t, url, "", 0, "exec", "double", "--input", "21", "--wait", "--timeout", "30s", "--ca-file", ca.File); out != "42" {
 		t.Fatalf("exec over TLS printed %q", out)
 	}
+	// SIGHUP: a renewed certificate is served to new connections.
+	if serial := servedSerial(t, addr, ca.File); serial != 3 {
+		t.Fatalf("serial %d served, want 3", serial)
+	}
+	renewed, renewedKey := ca.issue(t, "server-renewed", 5)
+	for src, dst := range map[string]string{renewed: serverCert, renewedKey: serverKey} {
+		b, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(dst, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	srv.waitLog(t, regexp.MustCompile(`SIGHUP: TLS certificate reloaded`))
+	if serial := servedSerial(t, addr, ca.File); serial != 5 {
+		t.Fatalf("serial %d served after SIGHUP, want 5", serial)
+	}
 	if strings.Contains(srv.stderr.String(), password) {
 		t.Fatalf("the server log shows the Redis password")
 	}
@@ -150,6 +173,23 @@ func TestTLSEndToEnd(t *testing.T) {
 	if code != ExitUsage || !strings.Contains(errs, "--redis-cert and --redis-key go together") {
 		t.Fatalf("cert without key: exit %d %q", code, errs)
 	}
+}
+
+// servedSerial connects to addr over TLS and returns the serial of the certificate served.
+func servedSerial(t *testing.T, addr, caFile string) int64 {
+	t.Helper()
+	pemCA, err := os.ReadFile(caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pemCA)
+	conn, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12})
+	if err != nil {
+		t.Fatalf("TLS to %s: %v", addr, err)
+	}
+	defer conn.Close()
+	return conn.ConnectionState().PeerCertificates[0].SerialNumber.Int64()
 }
 
 func TestSecretsStayOutOfMessages(t *testing.T) {
