@@ -67,9 +67,13 @@ local ids = {}
 for i = 6, #ARGV, 2 do
   local key = task_prefix .. ARGV[i]
   if redis.call('EXISTS', key) == 0 then
-    redis.call('HSET', key, 'status', 'QUEUED', 'function_id', fid, 'input', ARGV[i + 1],
-      'attempts', '0', 'created', now)
-    if ns ~= '' then redis.call('HSET', key, 'ns', ns) end
+    if ns == '' then
+      redis.call('HSET', key, 'status', 'QUEUED', 'function_id', fid, 'input', ARGV[i + 1],
+        'attempts', '0', 'created', now)
+    else
+      redis.call('HSET', key, 'status', 'QUEUED', 'function_id', fid, 'input', ARGV[i + 1],
+        'attempts', '0', 'created', now, 'ns', ns)
+    end
     ids[#ids + 1] = ARGV[i]
   end
 end
