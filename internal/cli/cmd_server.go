@@ -113,6 +113,11 @@ SIGHUP re-reads the key file and the TLS certificate.`,
 			scfg.Metrics = metrics.NewRegistry()
 			scfg.Keys, scfg.CORSOrigin, scfg.DefaultQuota = ring, topts.corsOrigin, topts.quota
 			srv := server.New(st, sb, done, *scfg, d.log)
+			if ring != nil {
+				d.log.Info("API keys loaded", "namespaces", len(ring.Namespaces()))
+			} else {
+				d.log.Info("no API keys: one namespace, no authentication", "namespace", store.DefaultNamespace)
+			}
 			return components{
 				"server": func(ctx context.Context) error { return srv.Serve(ctx, ln) },
 				"done":   done.Run,
