@@ -21,7 +21,8 @@ func (a deleteArgs) call(k keys) call {
 	}
 	return call{
 		keys: []string{k.function(a.idOrName), k.fname(ns, a.idOrName), k.functions(ns), k.usage(ns)},
-		argv: []any{k.functionPrefix(), ns, k.fname(ns, ""), k.modref(""), k.module("")},
+		argv: []any{k.functionPrefix(), ns, k.fname(ns, ""), k.modref(""), k.module(""),
+			k.upgraded(), k.functions(DefaultNamespace), k.usage(DefaultNamespace)},
 	}
 }
 
@@ -36,13 +37,16 @@ func (a deleteArgs) call(k keys) call {
 //	ARGV[3]  <ns>fname: prefix
 //	ARGV[4]  modref: prefix
 //	ARGV[5]  module: prefix
+//	ARGV[6..8]  upgraded, functions and usage of the default namespace (luaUpgradeRefs)
 //
 // The name goes too if it pointed at this function (an older function of the same name is
 // then reached by its id only). Returns {} if there is no such function in the namespace,
 // else {id, name, module hash, 1 if the module was deleted}.
 var scriptDelete = redis.NewScript(`
 local by_id, by_name, functions, usage = unpack(KEYS)
-local fn_prefix, ns, fname_prefix, modref_prefix, module_prefix = unpack(ARGV)
+local fn_prefix, ns, fname_prefix, modref_prefix, module_prefix = unpack(ARGV, 1, 5)
+local upgraded, default_functions, default_usage = unpack(ARGV, 6, 8)
+` + luaUpgradeRefs + `
 local id
 if redis.call('EXISTS', by_id) == 1 and (redis.call('HGET', by_id, 'ns') or '') == ns then
   id = redis.call('HGET', by_id, 'id')
@@ -93,3 +97,21 @@ func (s *Store) DeleteFunction(ctx context.Context, ns, idOrName string) (Delete
 	}
 	return d, nil
 }
+
+// luaUpgradeRefs gives the functions registered before modules were reference-counted (by
+// a faas without namespaces: all in the default namespace, without an ns field) their
+// place in their module's modref set and in the default namespace's module bytes, once
+// (flag upgraded.modrefs). Deletion runs it first, in the same script, so that it never
+// deletes a module an older function still uses. SADD tells an already counted function,
+// so a second run changes nothing.
+const luaUpgradeRefs = `
+if redis.call('HEXISTS', upgraded, 'modrefs') == 0 then
+  for _, fid in ipairs(redis.call('ZRANGE', default_functions, 0, -1)) do
+    local f = redis.call('HMGET', fn_prefix .. fid, 'module', 'size', 'ns')
+    if f[1] and not f[3] and redis.call('SADD', modref_prefix .. f[1], fid) == 1 then
+      redis.call('HINCRBY', default_usage, 'module_bytes', tonumber(f[2]) or 0)
+    end
+  end
+  redis.call('HSET', upgraded, 'modrefs', '1')
+end
+`

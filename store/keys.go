@@ -18,6 +18,7 @@ package store
 //	<prefix><ns>queue         list    QUEUED task ids: submit LPUSHes, Claim RPOPs (FIFO)
 //	<prefix><ns>usage         hash    module_bytes: the bytes of the namespace's functions'
 //	                                  modules (a module counts once per function)
+//	<prefix>upgraded          hash    modrefs: functions of an older faas were counted
 //	<prefix>nsring            list    namespaces that may have queued tasks, in the order
 //	                                  Claim serves them (round robin)
 //	<prefix>nsqueued          set     the same namespaces, to add each to the ring once
@@ -90,6 +91,7 @@ func (k keys) functions(ns string) string   { return k.nsPrefix(ns) + "functions
 func (k keys) queue() string                { return k.queueOf(DefaultNamespace) }
 func (k keys) queueOf(ns string) string     { return k.nsPrefix(ns) + "queue" }
 func (k keys) usage(ns string) string       { return k.nsPrefix(ns) + "usage" }
+func (k keys) upgraded() string             { return k.prefix + "upgraded" }
 func (k keys) nsRing() string               { return k.prefix + "nsring" }
 func (k keys) nsQueued() string             { return k.prefix + "nsqueued" }
 func (k keys) leases() string               { return k.prefix + "leases" }

@@ -137,3 +137,34 @@ func TestNamespaceFunctionsAndTaskQuota(t *testing.T) {
 		t.Fatalf("task namespace %q", rec.Namespace)
 	}
 }
+
+// TestDeleteKeepsModulesOfOlderFunctions: functions written by a faas without module
+// references (no modref entry) still hold their module when a newer function of the same
+// module is deleted.
+func TestDeleteKeepsModulesOfOlderFunctions(t *testing.T) {
+	s, srv := startStore(t, store.Config{Prefix: "faas:"})
+	ctx := ctxT(t)
+	old := mkFunction(t, s, "old")
+	// What an older faas wrote: no modref, no usage.
+	rdb := srv.Client(t)
+	if err := rdb.Del(ctx, "faas:modref:"+old.ModuleHash, "faas:usage").Err(); err != nil {
+		t.Fatal(err)
+	}
+	newer := inNS(t, s, old, store.DefaultNamespace)
+	d, err := s.DeleteFunction(ctx, store.DefaultNamespace, newer.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.ModuleDeleted {
+		t.Fatal("the module was deleted while an older function uses it")
+	}
+	if _, err := s.Module(ctx, old.ModuleHash); err != nil {
+		t.Fatalf("module of the older function: %v", err)
+	}
+	if d, err := s.DeleteFunction(ctx, store.DefaultNamespace, old.ID); err != nil || !d.ModuleDeleted {
+		t.Fatalf("deleting the last function: %+v %v", d, err)
+	}
+	if n, _ := rdb.HGet(ctx, "faas:usage", "module_bytes").Int64(); n != 0 {
+		t.Fatalf("module bytes of the default namespace: %d, want 0", n)
+	}
+}
