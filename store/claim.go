@@ -61,16 +61,20 @@ local task_prefix, fn_prefix, max, owner, lease_ttl, task_ttl, done_channel, no_
 local deadline = n(now_n + lease_ttl)
 local tasks, fns, seen, done, leases = {}, {}, {}, {}, {}
 local claimed = 0
+-- Popped tasks that are not claimed (a deleted function's, which fail here) count against a
+-- budget: one script never walks a whole backlog of them; the next claim carries on.
+local budget = 4 * max + 100
 -- Tasks queued before namespaces existed (or by an older faas) are on the default queue
 -- without a ring entry.
 if redis.call('LLEN', queue) > 0 then announce_ns('default') end
-while claimed < max do
+while claimed < max and budget > 0 do
   local turns = redis.call('LLEN', ring_key)
   if turns == 0 then break end
   local ns = redis.call('LMOVE', ring_key, ring_key, 'LEFT', 'RIGHT')
   local share = math.max(1, math.floor((max - claimed) / turns))
   -- RPOP with a count (Redis 6.2+) takes the share in one call.
   local popped = redis.call('RPOP', queue_of(ns), share) or {}
+  budget = budget - #popped
   if #popped < share then
     redis.call('LREM', ring_key, -1, ns)
     redis.call('SREM', nsq_key, ns)

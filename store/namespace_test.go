@@ -168,3 +168,33 @@ func TestDeleteKeepsModulesOfOlderFunctions(t *testing.T) {
 		t.Fatalf("module bytes of the default namespace: %d, want 0", n)
 	}
 }
+
+// TestClaimBoundsFailedBacklog: a deleted function's queued backlog fails over several
+// claims (each does bounded work) and never hides another namespace's task.
+func TestClaimBoundsFailedBacklog(t *testing.T) {
+	s, _ := startStore(t, store.Config{})
+	ctx := ctxT(t)
+	fa := mkFunction(t, s, "f")
+	doomed := submitNS(t, s, fa, 2000)
+	fb := inNS(t, s, fa, "B")
+	if _, err := s.DeleteFunction(ctx, store.DefaultNamespace, fa.ID); err != nil {
+		t.Fatal(err)
+	}
+	b := submitNS(t, s, fb, 1)
+	got, err := s.Claim(ctx, "d", 1)
+	if err != nil || len(got) != 1 || got[0].ID != b[0] {
+		t.Fatalf("claim: %v %v; want B's task", got, err)
+	}
+	// The backlog fails over several empty claims, each bounded.
+	for i := 0; i < 20; i++ {
+		if _, err := s.Claim(ctx, "d", 10); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, _ := s.QueueLen(ctx); n != 0 {
+		t.Fatalf("%d tasks of the deleted function still queued after 20 claims", n)
+	}
+	if r := mustTask(t, s, doomed[1999]); r.Status != task.Failed {
+		t.Fatalf("last doomed task: %+v", r)
+	}
+}
