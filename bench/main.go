@@ -12,6 +12,9 @@
 //	                        process, -c clients each submitting and waiting (?wait=) in a
 //	                        loop for -n tasks; reports tasks/s and submit-to-result p50/p99.
 //	-mode latency           one client, one task at a time: submit-to-result p50/p99.
+//	-keys                   rest/latency: the server requires an API key (namespace "bench",
+//	                        with rate and task quotas set high enough never to refuse), so
+//	                        that authentication and quota checks are on the measured path.
 //
 // Output is one line of key=value pairs on stdout (details on stderr).
 package main
@@ -26,6 +29,7 @@ import (
 	"os"
 	"runtime/pprof"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -55,6 +59,7 @@ type options struct {
 	conc     int  // rest: concurrent clients
 	redisURL string
 	module   string
+	keys     bool // rest/latency: API keys and quotas on
 }
 
 func main() {
@@ -67,6 +72,7 @@ func main() {
 	flag.IntVar(&o.conc, "c", 64, "rest: concurrent clients")
 	flag.StringVar(&o.redisURL, "redis", "", "Redis URL (default: start a redis-server on a free port)")
 	flag.StringVar(&o.module, "module", "noop", "sample to run: noop, double_wat, double_c, fib")
+	flag.BoolVar(&o.keys, "keys", false, "rest/latency: require an API key and apply (never refusing) quotas")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	flag.Parse()
 	if *cpuprofile != "" {
@@ -306,9 +312,27 @@ func rest(ctx context.Context, o options, st *store.Store, sb *sandbox.Sandbox, 
 	if err != nil {
 		return err
 	}
+	var scfg server.Config
+	var copts []client.Option
+	if o.keys {
+		key, err := server.NewKey()
+		if err != nil {
+			return err
+		}
+		ring, err := server.ParseKeys(strings.NewReader("bench "+key+" rate=1e9 burst=1000000000 tasks=1000000000\n"), server.Quota{})
+		if err != nil {
+			return err
+		}
+		scfg.Keys = ring
+		copts = append(copts, client.WithAPIKey(key))
+		fn.ID, fn.Namespace = uuid.NewString(), "bench"
+		if err := st.CreateFunction(ctx, fn); err != nil {
+			return err
+		}
+	}
 	runCtx, stop := context.WithCancel(ctx)
 	done := st.NewDone()
-	srv := server.New(st, sb, done, server.Config{}, log)
+	srv := server.New(st, sb, done, scfg, log)
 	var wg sync.WaitGroup
 	wg.Add(3)
 	go func() { defer wg.Done(); _ = done.Run(runCtx) }()
@@ -319,7 +343,7 @@ func rest(ctx context.Context, o options, st *store.Store, sb *sandbox.Sandbox, 
 	}()
 	defer func() { stop(); wg.Wait() }()
 
-	c := client.New("http://" + ln.Addr().String())
+	c := client.New("http://"+ln.Addr().String(), copts...)
 	conc := o.conc
 	if o.mode == "latency" {
 		conc = 1
@@ -360,8 +384,8 @@ func rest(ctx context.Context, o options, st *store.Store, sb *sandbox.Sandbox, 
 	all := slices.Concat(lat...)
 	slices.Sort(all)
 	q := func(p float64) time.Duration { return all[int(p*float64(len(all)-1))] }
-	fmt.Printf("mode=%s module=%s tasks=%d clients=%d workers=%d seconds=%.3f tasks_per_sec=%.0f p50_ms=%.3f p99_ms=%.3f\n",
-		o.mode, o.module, len(all), conc, o.workers, elapsed.Seconds(), float64(len(all))/elapsed.Seconds(),
+	fmt.Printf("mode=%s keys=%t module=%s tasks=%d clients=%d workers=%d seconds=%.3f tasks_per_sec=%.0f p50_ms=%.3f p99_ms=%.3f\n",
+		o.mode, o.keys, o.module, len(all), conc, o.workers, elapsed.Seconds(), float64(len(all))/elapsed.Seconds(),
 		ms(q(0.5)), ms(q(0.99)))
 	return nil
 }

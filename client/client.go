@@ -26,10 +26,10 @@ var ErrUnreachable = errors.New("faas server unreachable")
 // APIError is a non-2xx answer of the server.
 type APIError struct {
 	StatusCode int    // HTTP status
-	Code       string // bad_request, invalid_module, not_found, too_large, unavailable, internal
+	Code       string // bad_request, invalid_module, not_found, too_large, unavailable, internal, unauthorized, unsupported_media_type, rate_limited, quota_exceeded
 	Message    string // what the server said, for a person
-	// RetryAfter is the server's Retry-After on a 503 (it is full or cannot reach Redis for
-	// now); zero when it sent none.
+	// RetryAfter is the server's Retry-After: on a 503 (it is full or cannot reach Redis for
+	// now) or a 429 rate_limited, when to try again; zero when it sent none.
 	RetryAfter time.Duration
 }
 
@@ -92,6 +92,7 @@ func (t Task) Terminal() bool { return t.Status == StatusCompleted || t.Status =
 type Client struct {
 	base string
 	hc   *http.Client
+	auth string // "Bearer KEY", or "" without a key
 }
 
 // Option configures a Client.
@@ -100,6 +101,16 @@ type Option func(*Client)
 // WithHTTPClient makes the client use hc (for its transport, TLS settings or timeout).
 // A timeout shorter than the longest wait asked of Result or Wait cuts those waits short.
 func WithHTTPClient(hc *http.Client) Option { return func(c *Client) { c.hc = hc } }
+
+// WithAPIKey sends key on every request (Authorization: Bearer KEY): a server run with
+// --api-keys answers 401 without it, and scopes everything to the key's namespace.
+func WithAPIKey(key string) Option {
+	return func(c *Client) {
+		if key != "" {
+			c.auth = "Bearer " + key
+		}
+	}
+}
 
 // New returns a client of the server at baseURL (like "http://127.0.0.1:8000"). By default
 // it keeps up to 256 idle connections to the server, so that many goroutines can share it.
@@ -133,6 +144,9 @@ func (c *Client) do(ctx context.Context, method, path, contentType string, body 
 		req.Header.Set("Content-Type", contentType)
 	}
 	req.Header.Set("Accept", "application/json")
+	if c.auth != "" {
+		req.Header.Set("Authorization", c.auth)
+	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -149,11 +163,11 @@ func (c *Client) do(ctx context.Context, method, path, contentType string, body 
 		return nil, fmt.Errorf("%w: reading the answer to %s %s: %w", ErrUnreachable, method, path, err)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		e := apiError(resp.StatusCode, raw)
-		if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s > 0 {
-			e.RetryAfter = time.Duration(s) * time.Second
+		ae := apiError(resp.StatusCode, raw)
+		if n, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && n >= 0 {
+			ae.RetryAfter = time.Duration(n) * time.Second
 		}
-		return nil, e
+		return nil, ae
 	}
 	if out != nil {
 		if err := json.Unmarshal(raw, out); err != nil {
@@ -382,6 +396,21 @@ func (c *Client) Function(ctx context.Context, idOrName string) (Function, error
 	var f Function
 	_, err := c.do(ctx, http.MethodGet, "/functions/"+url.PathEscape(idOrName), "", nil, &f)
 	return f, err
+}
+
+// Deleted is the answer to Delete.
+type Deleted struct {
+	ID            string `json:"function_id"`
+	Name          string `json:"name"`
+	ModuleDeleted bool   `json:"module_deleted"` // no function uses its module any more
+}
+
+// Delete deletes a function by id, or the newest registered under a name. Its tasks still
+// queued become FAILED when a dispatcher reaches them; running ones finish.
+func (c *Client) Delete(ctx context.Context, idOrName string) (Deleted, error) {
+	var d Deleted
+	_, err := c.do(ctx, http.MethodDelete, "/functions/"+url.PathEscape(idOrName), "", nil, &d)
+	return d, err
 }
 
 // Health returns nil when the server answers and reaches Redis; an *APIError with code

@@ -18,6 +18,12 @@ import (
 // so that a slot that frees up does not wait a Redis round trip for its next task.
 const localPrefetch = 32
 
+// prefetchBelow: local mode prefetches only while tasks run this fast on average. A round
+// trip saved matters for short tasks only, while each prefetched task delays the tasks of
+// other namespaces (fair share happens in the claim) by one run: with long tasks, claim no
+// more than the free slots. Until runs are measured, tasks count as long.
+const prefetchBelow = 20 * time.Millisecond
+
 // runLocal runs tasks in an in-process pool of cfg.Workers sandboxes.
 //
 // One loop claims tasks (never more than the free slots plus a small prefetch, so the
@@ -30,6 +36,8 @@ func runLocal(ctx context.Context, c *core, sb *sandbox.Sandbox, cfg Config, log
 	jobs := make(chan task.Task, capacity)
 	freed := make(chan struct{}, 1)
 	var pending atomic.Int64 // claimed and not yet finished
+	var meanRun atomic.Int64 // moving average of a task's run, ns (lost updates are harmless)
+	meanRun.Store(int64(2 * prefetchBelow))
 
 	// Tasks run under runCtx: it outlives ctx by up to DrainTimeout so that a stop lets
 	// running tasks finish instead of killing them.
@@ -42,12 +50,15 @@ func runLocal(ctx context.Context, c *core, sb *sandbox.Sandbox, cfg Config, log
 		go func() {
 			defer wg.Done()
 			for t := range jobs {
+				start := time.Now()
 				if ctx.Err() != nil {
 					c.release(t.Ref()) // claimed, never started
 				} else if out, err := ex.Execute(runCtx, t); err != nil {
 					c.release(t.Ref()) // interrupted at the end of the drain
 				} else {
 					c.finish(out)
+					m := meanRun.Load()
+					meanRun.Store(m + (int64(time.Since(start))-m)/8)
 				}
 				pending.Add(-1)
 				select {
@@ -63,10 +74,14 @@ func runLocal(ctx context.Context, c *core, sb *sandbox.Sandbox, cfg Config, log
 	backoff := 50 * time.Millisecond
 	queueEmpty := false
 	for ctx.Err() == nil {
-		free := capacity - int(pending.Load())
+		limit := capacity
+		if time.Duration(meanRun.Load()) > prefetchBelow {
+			limit = cfg.Workers
+		}
+		free := limit - int(pending.Load())
 		// Claim when slots are free; while the queue is known to hold work, wait for a
 		// worthwhile batch rather than claiming one task per freed slot.
-		if free > 0 && (queueEmpty || free >= capacity/2 || pending.Load() < int64(cfg.Workers)) {
+		if free > 0 && (queueEmpty || free >= limit/2 || pending.Load() < int64(cfg.Workers)) {
 			tasks, err := c.claim(ctx, min(free, cfg.ClaimBatch))
 			switch {
 			case err != nil && ctx.Err() == nil:

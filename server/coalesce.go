@@ -119,7 +119,8 @@ type submitResp struct {
 func (s *Server) submitBatch(ctx context.Context, reqs []submitReq) ([]submitResp, error) {
 	out := make([]submitResp, len(reqs))
 	if len(reqs) == 1 { // the common case when idle
-		ids, err := s.st.Submit(ctx, reqs[0].fn, [][]byte{reqs[0].input})
+		fn := reqs[0].fn
+		ids, err := s.st.SubmitLimited(ctx, fn, [][]byte{reqs[0].input}, s.quota(fn.Namespace).Tasks)
 		if err == nil && len(ids) != 1 {
 			err = fmt.Errorf("store.Submit returned %d ids for 1 input", len(ids))
 		}
@@ -144,7 +145,8 @@ func (s *Server) submitBatch(ctx context.Context, reqs []submitReq) ([]submitRes
 		for j, i := range idx {
 			inputs[j] = reqs[i].input
 		}
-		ids, err := s.st.Submit(ctx, reqs[idx[0]].fn, inputs)
+		fn := reqs[idx[0]].fn
+		ids, err := s.st.SubmitLimited(ctx, fn, inputs, s.quota(fn.Namespace).Tasks)
 		if err == nil && len(ids) != len(inputs) {
 			err = fmt.Errorf("store.Submit returned %d ids for %d inputs", len(ids), len(inputs))
 		}

@@ -63,6 +63,10 @@ var errorTable = []struct {
 	public  bool
 	message string
 }{
+	{match: is(errUnauthorized), status: http.StatusUnauthorized, code: codeUnauthorized, public: true},
+	{match: is(errMediaType), status: http.StatusUnsupportedMediaType, code: codeMediaType, public: true},
+	{match: is(errRateLimited), status: http.StatusTooManyRequests, code: codeRateLimited, public: true},
+	{match: is(store.ErrQuota), status: http.StatusTooManyRequests, code: codeQuotaExceeded, public: true},
 	{match: is(sandbox.ErrInvalidModule), status: http.StatusBadRequest, code: codeInvalidModule, public: true},
 	{match: isA[*task.LimitError], status: http.StatusBadRequest, code: codeBadRequest, public: true},
 	{match: is(errBadRequest), status: http.StatusBadRequest, code: codeBadRequest, public: true},
@@ -105,6 +109,9 @@ func classify(err error) (status int, code, message string) {
 // failures at Error (Warn for 503), client mistakes at Debug.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error, attrs ...slog.Attr) {
 	status, code, msg := classify(err)
+	if status == http.StatusTooManyRequests {
+		setRetryAfter(w, err)
+	}
 	level := slog.LevelDebug
 	switch {
 	case r.Context().Err() != nil:

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -49,15 +48,16 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, s.moduleTooLarge())
 		return
 	}
-	limits = limits.WithDefaults()
 	ctx := r.Context()
+	ns := namespace(ctx)
+	limits, err = s.nsLimits(ns, limits, limits.WithDefaults())
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	info, err := s.sb.Validate(ctx, wasm, limits)
 	if err != nil {
 		s.writeError(w, r, err, slog.String("name", name))
-		return
-	}
-	if err := s.st.PutModule(ctx, info.Hash, wasm); err != nil {
-		s.writeError(w, r, err)
 		return
 	}
 	f := store.Function{
@@ -67,13 +67,14 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 		ModuleSize: info.Size,
 		Limits:     limits,
 		CreatedAt:  time.Now().UTC(),
+		Namespace:  ns,
 	}
-	if err := s.st.CreateFunction(ctx, f); err != nil {
+	if err := s.st.Register(ctx, f, wasm, s.quota(ns).ModuleBytes); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
 	s.fns.put(f)
-	s.log.Info("function registered", slog.String("function_id", f.ID), slog.String("name", name),
+	s.log.Info("function registered", slog.String("function_id", f.ID), slog.String("name", name), slog.String("namespace", ns),
 		slog.String("module_sha256", info.Hash), slog.Int64("size", info.Size))
 	b := getBuf()
 	*b = append(*b, `{"function_id":`...)
@@ -84,8 +85,8 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 }
 
 func isWasm(contentType string) bool {
-	mt, _, _ := strings.Cut(contentType, ";")
-	return strings.EqualFold(strings.TrimSpace(mt), "application/wasm")
+	mt := mediaType(contentType)
+	return mt == "application/wasm" || mt == "application/octet-stream"
 }
 
 func (s *Server) moduleTooLarge() error {
@@ -176,7 +177,7 @@ func checkName(name string) error {
 
 // functions handles GET /functions: every function, newest first.
 func (s *Server) functions(w http.ResponseWriter, r *http.Request) {
-	fns, err := s.st.Functions(r.Context())
+	fns, err := s.st.FunctionsIn(r.Context(), namespace(r.Context()))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -192,10 +193,11 @@ func (s *Server) functions(w http.ResponseWriter, r *http.Request) {
 // function handles GET /functions/{id_or_name}: a function by id, or the newest with a name.
 func (s *Server) function(w http.ResponseWriter, r *http.Request) {
 	key := mux.Vars(r)["id_or_name"]
+	ns := namespace(r.Context())
 	f, ok := s.fns.get(key)
-	if !ok {
+	if !ok || f.Namespace != ns {
 		var err error
-		f, err = s.st.Function(r.Context(), key)
+		f, err = s.st.FunctionIn(r.Context(), ns, key)
 		if errors.Is(err, store.ErrNotFound) {
 			err = notFound("no function with id or name %q", key)
 		}
@@ -208,6 +210,29 @@ func (s *Server) function(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.writeValue(w, r, http.StatusOK, f)
+}
+
+// deleteFunction handles DELETE /functions/{id_or_name}: the function by id, or the newest
+// with a name, of the caller's namespace. Its queued tasks become FAILED when claimed.
+func (s *Server) deleteFunction(w http.ResponseWriter, r *http.Request) {
+	key := mux.Vars(r)["id_or_name"]
+	ns := namespace(r.Context())
+	d, err := s.st.DeleteFunction(r.Context(), ns, key)
+	if errors.Is(err, store.ErrNotFound) {
+		err = notFound("no function with id or name %q", key)
+	}
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.fns.drop(d.Function.ID)
+	s.log.Info("function deleted", slog.String("function_id", d.Function.ID), slog.String("name", d.Function.Name),
+		slog.String("namespace", ns), slog.Bool("module_deleted", d.ModuleDeleted))
+	s.writeValue(w, r, http.StatusOK, struct {
+		ID            string `json:"function_id"`
+		Name          string `json:"name"`
+		ModuleDeleted bool   `json:"module_deleted"`
+	}{d.Function.ID, d.Function.Name, d.ModuleDeleted})
 }
 
 // healthz handles GET /healthz: 200 when Redis answers a PING, 503 otherwise.

@@ -18,6 +18,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -62,6 +63,15 @@ type Config struct {
 	// GET /metrics; pass one to serve other components' metrics (a dispatcher's, the Go
 	// runtime's) beside them. Default (nil): a fresh registry holding the server's only.
 	Metrics *prometheus.Registry
+	// Keys maps API keys to namespaces (see SetKeys). Nil: no keys; every request is in
+	// the default namespace.
+	Keys *KeyRing
+	// CORSOrigin is the one origin browsers may call the API from ("" sends no CORS
+	// headers, so browsers refuse cross-origin answers; "*" allows any).
+	CORSOrigin string
+	// DefaultQuota is the quota of a namespace without a key ring (the default namespace);
+	// with one, each namespace's quota comes from the ring.
+	DefaultQuota Quota
 }
 
 // Defaults of Config.
@@ -129,6 +139,8 @@ type Server struct {
 	bodies   *memBudget // request body bytes held (budget.go)
 	outputs  *memBudget // stored output bytes being answered (budget.go)
 	fns      fnCache
+	keys     atomic.Pointer[KeyRing]
+	rates    buckets
 	submits  coalescer[submitReq, submitResp] // concurrent /execute_function → one Submit
 	reads    coalescer[string, store.Record]  // concurrent task reads → one pipeline
 	handler  http.Handler
@@ -154,6 +166,7 @@ func New(st *store.Store, sb *sandbox.Sandbox, done *store.Done, cfg Config, log
 	s.m = newServerMetrics(s.cfg.Metrics, st)
 	s.submits = coalescer[submitReq, submitResp]{max: 512, run: s.submitBatch}
 	s.reads = coalescer[string, store.Record]{max: 512, run: s.readBatch}
+	s.keys.Store(cfg.Keys)
 	s.handler = s.routes()
 	return s
 }
@@ -172,6 +185,7 @@ func (s *Server) routes() http.Handler {
 	handle("/wait", http.MethodPost, http.HandlerFunc(s.wait))
 	handle("/functions", http.MethodGet, http.HandlerFunc(s.functions))
 	handle("/functions/{id_or_name}", http.MethodGet, http.HandlerFunc(s.function))
+	handle("/functions/{id_or_name}", http.MethodDelete, http.HandlerFunc(s.deleteFunction))
 	handle("/healthz", http.MethodGet, http.HandlerFunc(s.healthz))
 	handle("/metrics", http.MethodGet, metrics.Handler(s.cfg.Metrics))
 	r.NotFoundHandler = s.m.instrument(unmatchedRoute, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -181,7 +195,7 @@ func (s *Server) routes() http.Handler {
 		s.writeError(w, r, &requestError{kind: errMethod,
 			msg: "method " + r.Method + " is not allowed on " + r.URL.Path})
 	}))
-	return r
+	return s.guarding(s.authenticating(r))
 }
 
 // Handler returns the HTTP handler of the API, recovering from panics as 500 answers.
@@ -270,16 +284,24 @@ func (c *fnCache) put(f store.Function) {
 	c.m[f.ID] = f
 }
 
-// functionByID returns a function by its uuid, from the cache when possible. A string that
+func (c *fnCache) drop(id string) {
+	c.mu.Lock()
+	delete(c.m, id)
+	c.mu.Unlock()
+}
+
+// functionByID returns a function of the request's namespace by its uuid, from the cache
+// when possible (another namespace's function is not found). A string that
 // is not a uuid is a 404 as an unknown id would be.
 func (s *Server) functionByID(ctx context.Context, id string) (store.Function, error) {
-	if f, ok := s.fns.get(id); ok {
+	ns := namespace(ctx)
+	if f, ok := s.fns.get(id); ok && f.Namespace == ns {
 		return f, nil
 	}
 	if !validUUID(id) {
 		return store.Function{}, notFound("no function with id %q (a function_id is a uuid)", id)
 	}
-	f, err := s.st.Function(ctx, id)
+	f, err := s.st.FunctionIn(ctx, ns, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return store.Function{}, notFound("no function with id %q", id)
 	}

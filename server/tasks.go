@@ -42,10 +42,15 @@ func (s *Server) execute(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err, slog.String("function_id", fn.ID))
 		return
 	}
+	if err := s.admit(fn.Namespace, 1); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	sub, err := s.submits.do(ctx, submitReq{fn: fn, input: input})
 	if err == nil {
 		err = sub.err
 	}
+	err = s.goneFunction(fn, err)
 	if err != nil {
 		s.writeError(w, r, err, slog.String("function_id", fn.ID))
 		return
@@ -61,6 +66,16 @@ func (s *Server) execute(w http.ResponseWriter, r *http.Request) {
 	*b = append(*b, "}\n"...)
 	writeJSON(w, http.StatusCreated, *b)
 	putBuf(b)
+}
+
+// goneFunction turns the store's refusal of a function deleted since it was cached (by
+// another server, say) into the 404 of an unknown function, and forgets it.
+func (s *Server) goneFunction(fn store.Function, err error) error {
+	if errors.Is(err, store.ErrNotFound) {
+		s.fns.drop(fn.ID)
+		return notFound("no function with id %q", fn.ID)
+	}
+	return err
 }
 
 func checkInput(fn store.Function, what string, input []byte) error {
@@ -128,11 +143,15 @@ func (s *Server) executeBatch(w http.ResponseWriter, r *http.Request) {
 			total, s.cfg.MaxBatchBytes))
 		return
 	}
-	ids, err := s.st.Submit(ctx, fn, inputs)
+	if err := s.admit(fn.Namespace, len(inputs)); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	ids, err := s.st.SubmitLimited(ctx, fn, inputs, s.quota(fn.Namespace).Tasks)
 	if err == nil && len(ids) != len(inputs) {
 		err = fmt.Errorf("store.Submit returned %d ids for %d inputs", len(ids), len(inputs))
 	}
-	if err != nil {
+	if err = s.goneFunction(fn, err); err != nil {
 		s.writeError(w, r, err, slog.String("function_id", fn.ID))
 		return
 	}
@@ -157,11 +176,11 @@ func taskNotFound(id string) error {
 }
 
 // readTask returns a task's summary (no outputs: see store.Summaries), 404 for a malformed
-// or unknown id.
+// or unknown id, or a task of another namespace (answered exactly as an unknown one).
 func (s *Server) readTask(r *http.Request, id string) (store.Record, error) {
 	rec, err := s.reads.do(r.Context(), id)
-	if err == nil && rec.Status == "" {
-		err = taskNotFound(id)
+	if err == nil && (rec.Status == "" || rec.Namespace != namespace(r.Context())) {
+		return store.Record{}, taskNotFound(id)
 	}
 	return rec, err
 }

@@ -70,8 +70,9 @@ func (s *Server) wait(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	ns := namespace(ctx)
 	for i := range recs {
-		if recs[i].Status == "" {
+		if recs[i].Status == "" || recs[i].Namespace != ns { // another namespace's: as unknown
 			s.writeError(w, r, taskNotFound(recs[i].ID))
 			return
 		}

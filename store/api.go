@@ -24,6 +24,8 @@ var (
 	// ErrUnavailable wraps every failure to reach Redis (connection refused, timeout, LOADING...).
 	// The server maps it to 503.
 	ErrUnavailable = errors.New("redis unavailable")
+	// ErrQuota: the namespace's quota refuses the write (nothing was written).
+	ErrQuota = errors.New("quota exceeded")
 )
 
 // Config tunes the store. Every zero value means the documented default.
@@ -49,6 +51,9 @@ type Function struct {
 	ModuleSize int64       `json:"module_size"`
 	Limits     task.Limits `json:"limits"` // with defaults applied
 	CreatedAt  time.Time   `json:"created_at"`
+	// Namespace owns the function ("" is the default namespace). Not in API answers: a
+	// caller only ever sees its own namespace's functions.
+	Namespace string `json:"-"`
 }
 
 // Record is a task as stored.
@@ -65,6 +70,7 @@ type Record struct {
 	StartedAt  time.Time // zero until first RUNNING
 	FinishedAt time.Time // zero until terminal
 	DurationMs int64     // sandbox run time of the final attempt
+	Namespace  string    // the namespace of its function (DefaultNamespace if none recorded)
 	// OutputBytes is the stored size of Result plus Stderr. Set by Summaries (which leaves
 	// Result and Stderr out), so that a caller can budget the memory of reading them.
 	OutputBytes int64

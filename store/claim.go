@@ -32,7 +32,14 @@ func (a claimArgs) call(k keys) call {
 
 // scriptClaim pops up to max QUEUED tasks, marks them RUNNING and leases them.
 //
-//	KEYS[1]  queue
+// Fair share: the namespaces with queued tasks form a ring (luaQueues); each turn takes the
+// ring's head, moves it to the tail and pops that namespace's share of what is still wanted
+// (at least one task), FIFO within the namespace. A namespace found drained leaves the ring.
+// The ring lives in Redis, so the rotation is shared by every dispatcher and every claim,
+// whatever its size: one namespace's backlog delays another's task by one turn, not by the
+// backlog.
+//
+//	KEYS[1]  queue (of the default namespace; the others are named from ARGV[1], luaQueues)
 //	KEYS[2]  leases
 //	ARGV[1]  task key prefix
 //	ARGV[2]  function key prefix
@@ -47,17 +54,31 @@ func (a claimArgs) call(k keys) call {
 // function is gone becomes FAILED with kind ARGV[8]. Returns
 // {now, {id, function_id, input, attempt, ...}, {function_id, name, module, limits, ...}}
 // with each function once.
-var scriptClaim = redis.NewScript(luaPrelude + luaFinish + `
+var scriptClaim = redis.NewScript(luaPrelude + luaQueues + luaFinish + `
 local queue, leases_key = KEYS[1], KEYS[2]
 local task_prefix, fn_prefix, max, owner, lease_ttl, task_ttl, done_channel, no_fn_kind =
   ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5]), ARGV[6], ARGV[7], ARGV[8]
 local deadline = n(now_n + lease_ttl)
 local tasks, fns, seen, done, leases = {}, {}, {}, {}, {}
 local claimed = 0
-while claimed < max do
-  -- RPOP with a count (Redis 6.2+) takes what is still wanted in one call.
-  local popped = redis.call('RPOP', queue, max - claimed)
-  if not popped then break end
+-- Popped tasks that are not claimed (a deleted function's, which fail here) count against a
+-- budget: one script never walks a whole backlog of them; the next claim carries on.
+local budget = 4 * max + 100
+-- Tasks queued before namespaces existed (or by an older faas) are on the default queue
+-- without a ring entry.
+if redis.call('LLEN', queue) > 0 then announce_ns('default') end
+while claimed < max and budget > 0 do
+  local turns = redis.call('LLEN', ring_key)
+  if turns == 0 then break end
+  local ns = redis.call('LMOVE', ring_key, ring_key, 'LEFT', 'RIGHT')
+  local share = math.max(1, math.floor((max - claimed) / turns))
+  -- RPOP with a count (Redis 6.2+) takes the share in one call.
+  local popped = redis.call('RPOP', queue_of(ns), share) or {}
+  budget = budget - #popped
+  if #popped < share then
+    redis.call('LREM', ring_key, -1, ns)
+    redis.call('SREM', nsq_key, ns)
+  end
   for _, id in ipairs(popped) do
     local key = task_prefix .. id
     local t = redis.call('HMGET', key, 'status', 'function_id', 'input', 'attempts')
@@ -82,7 +103,7 @@ while claimed < max do
         claimed = claimed + 1
       else
         finish(key, 'FAILED', task_ttl, {'err_kind', no_fn_kind, 'err_msg',
-          'function ' .. tostring(fid) .. ' not found'})
+          'function ' .. tostring(fid) .. ' was deleted before the task ran'})
         done[#done + 1] = id
       end
     end
@@ -247,7 +268,7 @@ func nonNil(b []byte) []byte {
 // empty (a remote worker's), was sent on that connection (Sent recorded it); the rest (late,
 // duplicate, expired, from another worker) change nothing. Publishes the applied ids once on the done channel.
 // Returns the number applied.
-var scriptComplete = redis.NewScript(luaPrelude + `
+var scriptComplete = redis.NewScript(luaPrelude + luaQueues + `
 local leases = KEYS[1]
 local task_prefix, task_ttl, done_channel = ARGV[1], ARGV[2], ARGV[3]
 local applied = {}
@@ -256,6 +277,7 @@ for i = 4, #ARGV, 10 do
   local key = task_prefix .. id
   local t = redis.call('HMGET', key, 'status', 'attempts', 'sent_to')
   if t[1] == 'RUNNING' and tonumber(t[2]) == tonumber(attempt) and (via == '' or t[3] == via) then
+    count_done(key)
     if status == 'COMPLETED' then
       redis.call('HSET', key, 'status', 'COMPLETED', 'finished', now, 'result', result,
         'stderr', stderr, 'duration_ms', duration, 'worker', worker)

@@ -40,4 +40,16 @@ func TestCoreFlowCluster(t *testing.T) {
 	if fs, err := s.Functions(ctx); err != nil || len(fs) != 1 {
 		t.Fatalf("Functions = %v, %v", fs, err)
 	}
+	// Namespaces: their keys (queues, ring, usage) share the store's slot.
+	fb := inNS(t, s, mkFunction(t, s, "g"), "B")
+	ids := submitNS(t, s, fb, 2)
+	if n, err := s.QueueLen(ctx); err != nil || n != 2 {
+		t.Fatalf("QueueLen = %d, %v", n, err)
+	}
+	if ts, err := s.Claim(ctx, "d", 5); err != nil || len(ts) != 2 || ts[0].ID != ids[0] {
+		t.Fatalf("Claim in namespace B = %v, %v", ts, err)
+	}
+	if _, err := s.DeleteFunction(ctx, "B", fb.ID); err != nil {
+		t.Fatalf("DeleteFunction: %v", err)
+	}
 }

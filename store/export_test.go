@@ -24,5 +24,5 @@ func RequeueOwner(ctx context.Context, s *Store, owner, reason string) (int, err
 
 // Withdraw runs what a failed Submit runs to leave nothing queued.
 func Withdraw(ctx context.Context, s *Store, fnID string, ids []string) error {
-	return s.withdraw(ctx, fnID, ids)
+	return s.withdraw(ctx, Function{ID: fnID}, ids)
 }

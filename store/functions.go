@@ -13,11 +13,13 @@ import (
 	"faas/task"
 )
 
-// Modules and functions: modules are content-addressed and kept forever; functions are
-// immutable records pointing at a module, found by id or by (newest) name.
+// Modules and functions: modules are content-addressed and shared by every function (of
+// any namespace) that uses them, and deleted with the last; functions are immutable records
+// of one namespace pointing at a module, found by id or by (newest) name in the namespace.
 
 // PutModule stores wasm under its hash once (SET NX); the same bytes again are a no-op.
-// Modules are kept forever: they are content-addressed and shared by functions.
+// Register does this and CreateFunction in one script; a module stored by PutModule alone
+// is not deleted by DeleteFunction until a function used it.
 func (s *Store) PutModule(ctx context.Context, hash string, wasm []byte) error {
 	return redisErr("put module", s.rdb.SetNX(ctx, s.k.module(hash), wasm, 0).Err())
 }
@@ -40,32 +42,103 @@ func (s *Store) hasModule(ctx context.Context, hash string) (bool, error) {
 	return n == 1, redisErr("has module", err)
 }
 
-// CreateFunction stores f (ID, Name, ModuleHash set by the caller) and points f.Name at it.
-// A zero CreatedAt is set to now. It is one MULTI/EXEC round trip.
+// CreateFunction stores f (ID, Name, ModuleHash set by the caller; its module stored by
+// PutModule) and points f.Name at it in f's namespace. A zero CreatedAt is set to now. It is
+// one script (one round trip).
 func (s *Store) CreateFunction(ctx context.Context, f Function) error {
+	return s.create(ctx, f, nil, 0)
+}
+
+// Register stores wasm (once per hash) and f in one script, so that a module never exists
+// without a function that uses it. With maxModuleBytes > 0, a namespace whose functions'
+// modules would then weigh more than that gets an error wrapping ErrQuota, and nothing is
+// stored.
+func (s *Store) Register(ctx context.Context, f Function, wasm []byte, maxModuleBytes int64) error {
+	if wasm == nil {
+		wasm = []byte{}
+	}
+	return s.create(ctx, f, wasm, maxModuleBytes)
+}
+
+// createArgs are the KEYS and ARGV of scriptCreate.
+type createArgs struct {
+	f        Function
+	limits   []byte
+	wasm     []byte // nil: stored already by PutModule
+	maxBytes int64
+}
+
+func (a createArgs) call(k keys) call {
+	ns := a.f.Namespace
+	if ns == DefaultNamespace {
+		ns = ""
+	}
+	hasWasm := 0
+	wasm := []byte{}
+	if a.wasm != nil {
+		hasWasm, wasm = 1, a.wasm
+	}
+	return call{
+		keys: []string{k.function(a.f.ID), k.fname(ns, a.f.Name), k.functions(ns),
+			k.module(a.f.ModuleHash), k.modref(a.f.ModuleHash), k.usage(ns)},
+		argv: []any{a.f.ID, a.f.Name, a.f.ModuleHash, a.f.ModuleSize, a.limits,
+			a.f.CreatedAt.UnixMilli(), ns, a.maxBytes, hasWasm, wasm},
+	}
+}
+
+// scriptCreate stores a function (and its module, when given).
+//
+//	KEYS[1]  function:<id>
+//	KEYS[2]  <ns>fname:<name>
+//	KEYS[3]  <ns>functions
+//	KEYS[4]  module:<hash>
+//	KEYS[5]  modref:<hash>
+//	KEYS[6]  <ns>usage
+//	ARGV[1..6]  id, name, module hash, module size, limits (JSON), created (ms)
+//	ARGV[7]  namespace ("" for the default: no field written)
+//	ARGV[8]  most module bytes of the namespace (0: no bound)
+//	ARGV[9]  1 if ARGV[10] is the module to store (SET NX)
+//	ARGV[10] the module's bytes
+//
+// Returns -1 when the quota refuses (nothing written), else the namespace's module bytes.
+var scriptCreate = redis.NewScript(`
+local fn_key, fname, functions, module, modref, usage = unpack(KEYS)
+local id, name, hash, size, limits, created, ns, max_bytes, has_wasm =
+  ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5], ARGV[6], ARGV[7], tonumber(ARGV[8]), ARGV[9]
+local used = tonumber(redis.call('HGET', usage, 'module_bytes')) or 0
+if max_bytes > 0 and used + size > max_bytes then return -1 end
+if has_wasm == '1' then redis.call('SET', module, ARGV[10], 'NX') end
+redis.call('HSET', fn_key, 'id', id, 'name', name, 'module', hash, 'size', ARGV[4],
+  'limits', limits, 'created', created)
+if ns ~= '' then redis.call('HSET', fn_key, 'ns', ns) end
+redis.call('SET', fname, id)
+redis.call('ZADD', functions, created, id)
+redis.call('SADD', modref, id)
+return redis.call('HINCRBY', usage, 'module_bytes', size)
+`)
+
+func (s *Store) create(ctx context.Context, f Function, wasm []byte, maxBytes int64) error {
 	if f.ID == "" || f.Name == "" || f.ModuleHash == "" {
 		return fmt.Errorf("store: create function: id, name and module hash are required")
 	}
 	if f.CreatedAt.IsZero() {
 		f.CreatedAt = time.Now()
 	}
+	f.Namespace = nsOrDefault(f.Namespace)
 	f.Limits = f.Limits.WithDefaults()
 	lim, err := json.Marshal(f.Limits)
 	if err != nil {
 		return fmt.Errorf("store: create function: %w", err)
 	}
-	ms := f.CreatedAt.UnixMilli()
-	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.HSet(ctx, s.k.function(f.ID), ffID, f.ID, ffName, f.Name, ffModule, f.ModuleHash,
-			ffSize, f.ModuleSize, ffLimits, lim, ffCreated, ms)
-		p.Set(ctx, s.k.fname(f.Name), f.ID, 0)
-		p.ZAdd(ctx, s.k.functions(), redis.Z{Score: float64(ms), Member: f.ID})
-		return nil
-	})
+	f.CreatedAt = time.UnixMilli(f.CreatedAt.UnixMilli())
+	a := createArgs{f: f, limits: lim, wasm: wasm, maxBytes: maxBytes}
+	used, err := s.eval(ctx, scriptCreate, a.call(s.k)).Int64()
 	if err != nil {
 		return redisErr("create function", err)
 	}
-	f.CreatedAt = time.UnixMilli(ms)
+	if used < 0 {
+		return fmt.Errorf("store: namespace %s: its modules would exceed %d bytes: %w", f.Namespace, maxBytes, ErrQuota)
+	}
 	s.cacheFunction(f)
 	return nil
 }
@@ -80,39 +153,52 @@ func (s *Store) cacheFunction(f Function) {
 }
 
 // functionArgs are the KEYS and ARGV of scriptFunction.
-type functionArgs struct{ idOrName string }
+type functionArgs struct{ ns, idOrName string }
 
 func (a functionArgs) call(k keys) call {
+	ns := a.ns
+	if ns == DefaultNamespace {
+		ns = ""
+	}
 	return call{
-		keys: []string{k.function(a.idOrName), k.fname(a.idOrName)},
-		argv: []any{k.functionPrefix()},
+		keys: []string{k.function(a.idOrName), k.fname(ns, a.idOrName)},
+		argv: []any{k.functionPrefix(), ns},
 	}
 }
 
-// scriptFunction reads a function by id, or else by name, in one round trip.
+// scriptFunction reads a function of a namespace by id, or else by name, in one round trip.
 //
 //	KEYS[1]  function:<idOrName>
-//	KEYS[2]  fname:<idOrName>
+//	KEYS[2]  <ns>fname:<idOrName>
 //	ARGV[1]  function key prefix
+//	ARGV[2]  namespace ("" for the default)
 //
-// Returns HGETALL of the function, empty if none.
+// Returns HGETALL of the function, empty if none (a function of another namespace is none).
 var scriptFunction = redis.NewScript(`
 local by_id, by_name = KEYS[1], KEYS[2]
-local fn_prefix = ARGV[1]
-local f = redis.call('HGETALL', by_id)
-if #f > 0 then return f end
+local fn_prefix, ns = ARGV[1], ARGV[2]
+if redis.call('EXISTS', by_id) == 1 and (redis.call('HGET', by_id, 'ns') or '') == ns then
+  return redis.call('HGETALL', by_id)
+end
 local id = redis.call('GET', by_name)
 if not id then return {} end
 return redis.call('HGETALL', fn_prefix .. id)
 `)
 
-// Function returns a function by id, or by name (the newest with that name). ErrNotFound if none.
-// A lookup by id is served from memory once seen (functions are immutable).
+// Function returns a function of the default namespace by id or name; see FunctionIn.
 func (s *Store) Function(ctx context.Context, idOrName string) (Function, error) {
-	if v, ok := s.fns.Load(idOrName); ok {
+	return s.FunctionIn(ctx, DefaultNamespace, idOrName)
+}
+
+// FunctionIn returns a function of namespace ns by id, or by name (the newest with that
+// name in ns). ErrNotFound if none, or if the id is another namespace's. A lookup by id is
+// served from memory once seen (functions are immutable).
+func (s *Store) FunctionIn(ctx context.Context, ns, idOrName string) (Function, error) {
+	ns = nsOrDefault(ns)
+	if v, ok := s.fns.Load(idOrName); ok && v.(Function).Namespace == ns {
 		return v.(Function), nil
 	}
-	res, err := s.eval(ctx, scriptFunction, functionArgs{idOrName: idOrName}.call(s.k)).Slice()
+	res, err := s.eval(ctx, scriptFunction, functionArgs{ns: ns, idOrName: idOrName}.call(s.k)).Slice()
 	if err != nil {
 		return Function{}, redisErr("function", err)
 	}
@@ -132,7 +218,7 @@ func (s *Store) Function(ctx context.Context, idOrName string) (Function, error)
 }
 
 func parseFunction(m map[string]string) (Function, error) {
-	f := Function{ID: m[ffID], Name: m[ffName], ModuleHash: m[ffModule]}
+	f := Function{ID: m[ffID], Name: m[ffName], ModuleHash: m[ffModule], Namespace: nsOrDefault(m[ffNS])}
 	if f.ID == "" {
 		return Function{}, fmt.Errorf("store: function record without id")
 	}
@@ -158,9 +244,14 @@ func parseLimits(s string) (task.Limits, error) {
 	return l.WithDefaults(), nil
 }
 
-// Functions lists every function, newest first (two round trips).
+// Functions lists the default namespace's functions; see FunctionsIn.
 func (s *Store) Functions(ctx context.Context) ([]Function, error) {
-	ids, err := s.rdb.ZRevRange(ctx, s.k.functions(), 0, -1).Result()
+	return s.FunctionsIn(ctx, DefaultNamespace)
+}
+
+// FunctionsIn lists every function of namespace ns, newest first (two round trips).
+func (s *Store) FunctionsIn(ctx context.Context, ns string) ([]Function, error) {
+	ids, err := s.rdb.ZRevRange(ctx, s.k.functions(ns), 0, -1).Result()
 	if err != nil {
 		return nil, redisErr("functions", err)
 	}

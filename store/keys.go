@@ -2,13 +2,26 @@ package store
 
 // Every Redis key and channel faas uses is built here, from Config.Prefix (default "faas:").
 //
-//	<prefix>module:<sha256>   string  a module's bytes, stored once (SET NX), kept forever
-//	<prefix>function:<id>     hash    id, name, module, size, limits (JSON), created (unix ms)
-//	<prefix>fname:<name>      string  the id of the newest function with that name
-//	<prefix>functions         zset    function ids scored by creation time (unix ms)
+// Names, function lists and queues are per namespace: <ns> below is "" for the default
+// namespace (its keys are those of faas before namespaces) and "ns:<name>:" for the others.
+// Function and task ids are uuids, global; their records carry their namespace.
+//
+//	<prefix>module:<sha256>   string  a module's bytes, stored once (SET NX), deleted with
+//	                                  the last function that uses it
+//	<prefix>modref:<sha256>   set     ids of the functions that use the module
+//	<prefix>function:<id>     hash    id, name, module, size, limits (JSON), created (unix ms),
+//	                                  ns (absent: default)
+//	<prefix><ns>fname:<name>  string  the id of the newest function with that name
+//	<prefix><ns>functions     zset    function ids scored by creation time (unix ms)
 //	<prefix>task:<id>         hash    see the task* field names below; no TTL until terminal,
 //	                                  then TaskTTL (and the input is dropped)
-//	<prefix>queue             list    QUEUED task ids: submit LPUSHes, Claim RPOPs (FIFO)
+//	<prefix><ns>queue         list    QUEUED task ids: submit LPUSHes, Claim RPOPs (FIFO)
+//	<prefix><ns>usage         hash    module_bytes: the bytes of the namespace's functions'
+//	                                  modules (a module counts once per function)
+//	<prefix>upgraded          hash    modrefs: functions of an older faas were counted
+//	<prefix>nsring            list    namespaces that may have queued tasks, in the order
+//	                                  Claim serves them (round robin)
+//	<prefix>nsqueued          set     the same namespaces, to add each to the ring once
 //	<prefix>leases            zset    RUNNING task ids scored by lease deadline (Redis TIME, ms)
 //	<prefix>recoverer         hash    last: the last lease recovery run, hold: none before
 //	                                  (Redis TIME, ms; the outage guard of scriptRecover)
@@ -42,6 +55,7 @@ const (
 	fStarted    = "started"
 	fFinished   = "finished"
 	fDurationMs = "duration_ms"
+	fNamespace  = "ns" // absent in the default namespace
 )
 
 // Function hash fields.
@@ -52,19 +66,35 @@ const (
 	ffSize    = "size"
 	ffLimits  = "limits"
 	ffCreated = "created"
+	ffNS      = "ns" // absent in the default namespace
 )
 
 type keys struct{ prefix string }
 
 func (k keys) module(hash string) string { return k.prefix + "module:" + hash }
+func (k keys) modref(hash string) string { return k.prefix + "modref:" + hash }
 func (k keys) function(id string) string { return k.prefix + "function:" + id }
 func (k keys) functionPrefix() string    { return k.prefix + "function:" }
-func (k keys) fname(name string) string  { return k.prefix + "fname:" + name }
-func (k keys) functions() string         { return k.prefix + "functions" }
 func (k keys) task(id string) string     { return k.prefix + "task:" + id }
 func (k keys) taskPrefix() string        { return k.prefix + "task:" }
-func (k keys) queue() string             { return k.prefix + "queue" }
-func (k keys) leases() string            { return k.prefix + "leases" }
-func (k keys) recoverer() string         { return k.prefix + "recoverer" }
-func (k keys) doneChannel() string       { return k.prefix + "done" }
-func (k keys) tasksChannel() string      { return TasksChannel }
+
+// nsPrefix is the prefix of namespace ns's own keys; the default namespace has today's.
+func (k keys) nsPrefix(ns string) string {
+	if ns == "" || ns == DefaultNamespace {
+		return k.prefix
+	}
+	return k.prefix + "ns:" + ns + ":"
+}
+
+func (k keys) fname(ns, name string) string { return k.nsPrefix(ns) + "fname:" + name }
+func (k keys) functions(ns string) string   { return k.nsPrefix(ns) + "functions" }
+func (k keys) queue() string                { return k.queueOf(DefaultNamespace) }
+func (k keys) queueOf(ns string) string     { return k.nsPrefix(ns) + "queue" }
+func (k keys) usage(ns string) string       { return k.nsPrefix(ns) + "usage" }
+func (k keys) upgraded() string             { return k.prefix + "upgraded" }
+func (k keys) nsRing() string               { return k.prefix + "nsring" }
+func (k keys) nsQueued() string             { return k.prefix + "nsqueued" }
+func (k keys) leases() string               { return k.prefix + "leases" }
+func (k keys) recoverer() string            { return k.prefix + "recoverer" }
+func (k keys) doneChannel() string          { return k.prefix + "done" }
+func (k keys) tasksChannel() string         { return TasksChannel }

@@ -90,10 +90,10 @@ func (a lostArgs) call(k keys, extra ...any) call {
 }
 
 // luaRequeue puts one RUNNING task back (charged attempt), or fails it with the lost kind
-// once it has used MaxAttempts; announce then publishes what moved. Needs luaPrelude and
-// luaFinish.
+// once it has used MaxAttempts; announce then publishes what moved. Needs luaPrelude,
+// luaQueues and luaFinish.
 //
-//	KEYS[1]  queue
+//	KEYS[1]  queue (of the default namespace: a task goes back to its own namespace's)
 //	KEYS[2]  leases
 //	ARGV[1]  task key prefix
 //	ARGV[2]  MaxAttempts
@@ -114,7 +114,7 @@ local function requeue(key, id, attempts, reason)
     done[#done + 1] = id
   else
     redis.call('HSET', key, 'status', 'QUEUED')
-    redis.call('RPUSH', queue, id)
+    back_to_queue(key, id)
     queued[#queued + 1] = id
   end
 end
@@ -143,7 +143,7 @@ func (a requeueArgs) call(k keys) call {
 //
 // Only tasks RUNNING at that attempt move; they go to the consumer end of the queue (they
 // run next), the first ref first. Returns {requeued, failed}.
-var scriptRequeue = redis.NewScript(luaPrelude + luaFinish + luaRequeue + `
+var scriptRequeue = redis.NewScript(luaPrelude + luaQueues + luaFinish + luaRequeue + `
 local reason = ARGV[7]
 -- Backwards: each RPUSH lands at the consumer end, so the first ref is claimed again first.
 for i = #ARGV - 1, 8, -2 do
@@ -209,7 +209,7 @@ func (a recoverArgs) call(k keys) call {
 // for the live dispatchers to renew their leases (a renewal succeeds while the task is
 // RUNNING at that attempt, even past its deadline). Only Redis's own clock is used.
 // Returns {requeued, failed, leases examined}.
-var scriptRecover = redis.NewScript(luaPrelude + luaFinish + luaRequeue + `
+var scriptRecover = redis.NewScript(luaPrelude + luaQueues + luaFinish + luaRequeue + `
 local recoverer = KEYS[3]
 local batch, gap, hold_for = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
 local clock = redis.call('HMGET', recoverer, 'last', 'hold')
@@ -277,7 +277,7 @@ func (a requeueOwnerArgs) call(k keys) call { return a.lostArgs.call(k, a.owner,
 //	ARGV[8]  reason
 //
 // O(leases): every lease is examined. Returns {requeued, failed}.
-var scriptRequeueOwner = redis.NewScript(luaPrelude + luaFinish + luaRequeue + `
+var scriptRequeueOwner = redis.NewScript(luaPrelude + luaQueues + luaFinish + luaRequeue + `
 local owner, reason = ARGV[7], ARGV[8]
 for _, id in ipairs(redis.call('ZRANGE', leases, 0, -1)) do
   local key = task_prefix .. id
@@ -328,7 +328,7 @@ func (a releaseArgs) call(k keys) call {
 //	ARGV[3..] id, attempt, id, attempt, ... (in claim order)
 //
 // Returns the number released.
-var scriptRelease = redis.NewScript(luaPrelude + `
+var scriptRelease = redis.NewScript(luaPrelude + luaQueues + `
 local queue, leases = KEYS[1], KEYS[2]
 local task_prefix, tasks_channel = ARGV[1], ARGV[2]
 local ids = {}
@@ -339,7 +339,7 @@ for i = #ARGV - 1, 3, -2 do
   if t[1] == 'RUNNING' and a == tonumber(ARGV[i + 1]) then
     redis.call('HSET', key, 'status', 'QUEUED', 'attempts', n(a - 1))
     redis.call('ZREM', leases, ARGV[i])
-    redis.call('RPUSH', queue, ARGV[i])
+    back_to_queue(key, ARGV[i])
     ids[#ids + 1] = ARGV[i]
   end
 end
@@ -384,7 +384,7 @@ func (a straysArgs) call(k keys) call {
 //	ARGV[4..] ids the owner holds
 //
 // O(leases): every lease is examined. Returns the number released.
-var scriptReleaseStrays = redis.NewScript(luaPrelude + `
+var scriptReleaseStrays = redis.NewScript(luaPrelude + luaQueues + `
 local queue, leases = KEYS[1], KEYS[2]
 local task_prefix, tasks_channel, owner = ARGV[1], ARGV[2], ARGV[3]
 local held = {}
@@ -397,7 +397,7 @@ for _, id in ipairs(redis.call('ZRANGE', leases, 0, -1)) do
     if t[1] == 'RUNNING' and t[3] == owner then
       redis.call('HSET', key, 'status', 'QUEUED', 'attempts', n(math.max((tonumber(t[2]) or 1) - 1, 0)))
       redis.call('ZREM', leases, id)
-      redis.call('RPUSH', queue, id)
+      back_to_queue(key, id)
       ids[#ids + 1] = id
     end
   end

@@ -70,9 +70,10 @@ end
 `
 
 // luaFinish marks a task terminal: status, extra fields, finished time, input dropped,
-// TaskTTL set. `fields` is a flat list of field, value pairs.
+// TaskTTL set. `fields` is a flat list of field, value pairs. Needs luaQueues before it.
 const luaFinish = `
 local function finish(key, status, ttl, fields)
+  count_done(key)
   redis.call('HSET', key, 'status', status, 'finished', now, unpack(fields))
   redis.call('HDEL', key, 'input')
   redis.call('PEXPIRE', key, ttl)
@@ -86,3 +87,40 @@ func refArgs(argv []any, refs []task.Ref) []any {
 	}
 	return argv
 }
+
+// luaQueues holds the per-namespace queues, the ring of namespaces with queued work and the
+// count of each namespace's unfinished tasks. Every script that uses it has the task key
+// prefix ('<prefix>task:') as ARGV[1]; the other keys are named from it as keys.go names
+// them (nsPrefix, queueOf, usage, nsRing, nsQueued), as task keys are built from a prefix.
+//
+//	queue_of(ns)          the queue key of namespace ns (nil or '' is the default)
+//	usage_of(ns)          its usage hash (module_bytes, active)
+//	announce_ns(ns)       puts ns on the ring (once) because it has queued work: at the
+//	                      head, so that a namespace that had nothing queued is served next
+//	                      (one turn each still holds among those with a backlog)
+//	back_to_queue(key,id) puts task id back at the consumer end of its namespace's queue
+//	count_done(key)       the task at key became terminal: one fewer active in its namespace
+const luaQueues = `
+local key_prefix = string.sub(ARGV[1], 1, -6)
+local ring_key, nsq_key = key_prefix .. 'nsring', key_prefix .. 'nsqueued'
+local function ns_prefix(ns)
+  if not ns or ns == '' or ns == 'default' then return key_prefix end
+  return key_prefix .. 'ns:' .. ns .. ':'
+end
+local function queue_of(ns) return ns_prefix(ns) .. 'queue' end
+local function usage_of(ns) return ns_prefix(ns) .. 'usage' end
+local function announce_ns(ns)
+  if not ns or ns == '' then ns = 'default' end
+  if redis.call('SADD', nsq_key, ns) == 1 then redis.call('LPUSH', ring_key, ns) end
+end
+local function back_to_queue(key, id)
+  local ns = redis.call('HGET', key, 'ns')
+  redis.call('RPUSH', queue_of(ns), id)
+  announce_ns(ns)
+end
+local function count_done(key)
+  local usage = usage_of(redis.call('HGET', key, 'ns'))
+  -- Tasks queued before the count existed were never counted: never go below zero.
+  if redis.call('HINCRBY', usage, 'active', -1) < 0 then redis.call('HSET', usage, 'active', 0) end
+end
+`

@@ -1,7 +1,10 @@
 package store
 
 import (
+	"crypto/tls"
 	"fmt"
+	"net/url"
+	"regexp"
 	"strings"
 	"time"
 
@@ -23,9 +26,22 @@ const (
 	dialRetries = 2
 )
 
+// OpenOptions are what a Redis URL cannot carry, or should not.
+type OpenOptions struct {
+	// TLS configures rediss:// (CA, client certificate); nil keeps go-redis's defaults.
+	TLS *tls.Config
+	// Password, when set, replaces the URL's (read from a file, it stays out of ps).
+	Password string
+}
+
 // Open parses a redis:// or rediss:// URL (or a comma-separated list of host:port for a
 // cluster; a single host:port is a plain server) and returns a client; it does not ping.
-func Open(url string) (redis.UniversalClient, error) {
+// Errors show the URL with its password redacted.
+func Open(url string) (redis.UniversalClient, error) { return OpenWith(url, OpenOptions{}) }
+
+// OpenWith is Open with options. A TLS configuration needs a rediss:// URL (or a cluster
+// list, whose nodes are then all reached over TLS).
+func OpenWith(url string, o OpenOptions) (redis.UniversalClient, error) {
 	url = strings.TrimSpace(url)
 	if url == "" {
 		return nil, fmt.Errorf("store: empty Redis URL")
@@ -35,7 +51,7 @@ func Open(url string) (redis.UniversalClient, error) {
 		for i, a := range addrs {
 			addrs[i] = strings.TrimSpace(a)
 			if addrs[i] == "" || !strings.Contains(addrs[i], ":") {
-				return nil, fmt.Errorf("store: bad Redis address %q in %q: want host:port", a, url)
+				return nil, fmt.Errorf("store: bad Redis address %q in %q: want host:port", RedactURL(a), RedactURL(url))
 			}
 		}
 		if len(addrs) == 1 {
@@ -50,12 +66,28 @@ func Open(url string) (redis.UniversalClient, error) {
 				MaxRetries:            maxRetries,
 				DialerRetries:         dialRetries,
 				ContextTimeoutEnabled: true,
+				TLSConfig:             o.TLS,
+				Password:              o.Password,
 			}), nil
 		}
 	}
 	opt, err := redis.ParseURL(url)
 	if err != nil {
-		return nil, fmt.Errorf("store: bad Redis URL %q: %w", url, err)
+		// go-redis's message may quote the URL: say what is wrong without it.
+		return nil, fmt.Errorf("store: bad Redis URL %q: want redis://[[USER]:PASSWORD@]HOST:PORT/DB or rediss://...", RedactURL(url))
+	}
+	if o.TLS != nil {
+		if opt.TLSConfig == nil {
+			return nil, fmt.Errorf("store: Redis URL %q: TLS options need a rediss:// URL", RedactURL(url))
+		}
+		sn := opt.TLSConfig.ServerName
+		opt.TLSConfig = o.TLS.Clone()
+		if opt.TLSConfig.ServerName == "" {
+			opt.TLSConfig.ServerName = sn
+		}
+	}
+	if o.Password != "" {
+		opt.Password = o.Password
 	}
 	tune(opt)
 	return redis.NewClient(opt), nil
@@ -82,4 +114,19 @@ func tune(opt *redis.Options) {
 		opt.DialerRetries = dialRetries
 	}
 	opt.ContextTimeoutEnabled = true
+}
+
+// userinfo finds the password of a URL that net/url cannot parse.
+var userinfo = regexp.MustCompile(`(://[^/@]*?:)[^/@]*@`)
+
+// RedactURL returns s with the password of its user information replaced by "xxxxx",
+// whether or not s parses as a URL: it is what every message showing a Redis URL prints.
+func RedactURL(s string) string {
+	if u, err := url.Parse(s); err == nil && u.User != nil {
+		if _, has := u.User.Password(); has {
+			return u.Redacted()
+		}
+		return s
+	}
+	return userinfo.ReplaceAllString(s, "${1}xxxxx@")
 }

@@ -71,11 +71,24 @@ func (s *Store) Ping(ctx context.Context) error {
 	return redisErr("ping", s.rdb.Ping(ctx).Err())
 }
 
-// QueueLen is the number of QUEUED tasks waiting.
+// QueueLen is the number of QUEUED tasks waiting, in every namespace.
 func (s *Store) QueueLen(ctx context.Context) (int64, error) {
-	n, err := s.rdb.LLen(ctx, s.k.queue()).Result()
+	// KEYS[1] routes the script to the node of the store's slot on a Redis Cluster.
+	n, err := s.eval(ctx, scriptQueueLen, call{keys: []string{s.k.queue()}, argv: []any{s.k.taskPrefix()}}).Int64()
 	return n, redisErr("queue length", err)
 }
+
+// scriptQueueLen sums the lengths of the default queue and of every namespace's on the ring.
+//
+//	KEYS[1]  queue (of the default namespace)
+//	ARGV[1]  task key prefix (see luaQueues)
+var scriptQueueLen = redis.NewScript(luaQueues + `
+local total = redis.call('LLEN', queue_of('default'))
+for _, ns in ipairs(redis.call('SMEMBERS', nsq_key)) do
+  if ns ~= 'default' then total = total + redis.call('LLEN', queue_of(ns)) end
+end
+return total
+`)
 
 // LeaseCount is the number of tasks holding a lease (RUNNING).
 func (s *Store) LeaseCount(ctx context.Context) (int64, error) {

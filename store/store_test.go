@@ -455,10 +455,16 @@ func outcomes(ts []task.Task) []task.Outcome {
 func TestClaimMissingFunction(t *testing.T) {
 	s, _ := startStore(t, store.Config{})
 	ctx := ctxT(t)
-	ghost := store.Function{ID: uuid.NewString(), Name: "ghost"}
+	ghost := mkFunction(t, s, "ghost")
 	ids, err := s.Submit(ctx, ghost, [][]byte{[]byte("x")})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if _, err := s.DeleteFunction(ctx, store.DefaultNamespace, ghost.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Submit(ctx, ghost, [][]byte{[]byte("y")}); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("submit to a deleted function: %v", err)
 	}
 	f := mkFunction(t, s, "real")
 	real := submitN(t, s, f, 1)
@@ -466,7 +472,7 @@ func TestClaimMissingFunction(t *testing.T) {
 	if len(ts) != 1 || ts[0].ID != real[0] {
 		t.Fatalf("claimed %+v; want only the real one", ts)
 	}
-	if r := mustTask(t, s, ids[0]); r.Status != task.Failed || r.Error.Kind != "internal" {
+	if r := mustTask(t, s, ids[0]); r.Status != task.Failed || r.Error.Kind != "internal" || !strings.Contains(r.Error.Message, "deleted") {
 		t.Fatalf("ghost task = %+v", r)
 	}
 }

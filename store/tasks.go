@@ -16,13 +16,19 @@ import (
 // submitArgs are the KEYS and ARGV of scriptSubmit.
 type submitArgs struct {
 	functionID string
+	ns         string
+	maxActive  int64
 	ids        []string
 	inputs     [][]byte
 }
 
 func (a submitArgs) call(k keys) call {
-	argv := make([]any, 0, 3+2*len(a.ids))
-	argv = append(argv, k.taskPrefix(), a.functionID, k.tasksChannel())
+	ns := a.ns
+	if ns == DefaultNamespace {
+		ns = ""
+	}
+	argv := make([]any, 0, 5+2*len(a.ids))
+	argv = append(argv, k.taskPrefix(), a.functionID, k.tasksChannel(), ns, a.maxActive)
 	for i, id := range a.ids {
 		in := a.inputs[i]
 		if in == nil {
@@ -35,51 +41,79 @@ func (a submitArgs) call(k keys) call {
 
 // scriptSubmit creates QUEUED tasks and queues them.
 //
-//	KEYS[1]  queue
+//	KEYS[1]  queue (of the default namespace; see luaQueues)
 //	ARGV[1]  task key prefix
 //	ARGV[2]  function id
 //	ARGV[3]  tasks channel
-//	ARGV[4..] id, input, id, input, ...
+//	ARGV[4]  namespace ("" for the default: no field written)
+//	ARGV[5]  most unfinished (queued + running) tasks of the namespace (0: no bound)
+//	ARGV[6..] id, input, id, input, ...
 //
-// An id whose record exists already is skipped (a retried call queues nothing twice).
-// Publishes the new ids once on the tasks channel. Returns the creation time (ms, as text).
+// An id whose record exists already is skipped (a retried call queues nothing twice). The
+// ids go on the namespace's queue, and the namespace on the ring if it was not there.
+// Publishes the new ids once on the tasks channel. Returns the creation time (ms, as
+// text), -1 when the bound refuses the whole call, -2 when the function no longer exists
+// (nothing written in either case).
 //
 // Redis does not undo the writes of a script that fails half-way, so everything that can
 // fail (the queue's type, building the announcement) is done before the first write: an
 // error means nothing was written.
-var scriptSubmit = redis.NewScript(luaPrelude + `
-local queue = KEYS[1]
-local task_prefix, fid, tasks_channel = ARGV[1], ARGV[2], ARGV[3]
+var scriptSubmit = redis.NewScript(luaPrelude + luaQueues + `
+local task_prefix, fid, tasks_channel, ns, max_active =
+  ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
+-- A function deleted since the caller read it (another server's cache) takes no new tasks.
+if redis.call('EXISTS', key_prefix .. 'function:' .. fid) == 0 then return '-2' end
+local queue = queue_of(ns)
 local qt = redis.call('TYPE', queue)
 if type(qt) == 'table' then qt = qt.ok end
 if qt ~= 'none' and qt ~= 'list' then
   return redis.error_reply('WRONGTYPE the queue key holds a ' .. tostring(qt) .. ', not a list')
 end
-local ids = {}
-for i = 4, #ARGV, 2 do
-  if redis.call('EXISTS', task_prefix .. ARGV[i]) == 0 then ids[#ids + 1] = i end
+local usage = usage_of(ns)
+if max_active > 0 then
+  local active = tonumber(redis.call('HGET', usage, 'active')) or 0
+  if active + (#ARGV - 5) / 2 > max_active then return '-1' end
+end
+local fresh = {}
+for i = 6, #ARGV, 2 do
+  if redis.call('EXISTS', task_prefix .. ARGV[i]) == 0 then fresh[#fresh + 1] = i end
 end
 local new = {}
-for j, i in ipairs(ids) do new[j] = ARGV[i] end
+for j, i in ipairs(fresh) do new[j] = ARGV[i] end
 local announce = joined(new)
-for _, i in ipairs(ids) do
-  redis.call('HSET', task_prefix .. ARGV[i], 'status', 'QUEUED', 'function_id', fid,
-    'input', ARGV[i + 1], 'attempts', '0', 'created', now)
+for _, i in ipairs(fresh) do
+  local key = task_prefix .. ARGV[i]
+  if ns == '' then
+    redis.call('HSET', key, 'status', 'QUEUED', 'function_id', fid, 'input', ARGV[i + 1],
+      'attempts', '0', 'created', now)
+  else
+    redis.call('HSET', key, 'status', 'QUEUED', 'function_id', fid, 'input', ARGV[i + 1],
+      'attempts', '0', 'created', now, 'ns', ns)
+  end
 end
 bulk('LPUSH', queue, new)
-if #new > 0 then redis.call('PUBLISH', tasks_channel, announce) end
+if #new > 0 then
+  announce_ns(ns)
+  redis.call('HINCRBY', usage, 'active', #new)
+  redis.call('PUBLISH', tasks_channel, announce)
+end
 return now
 `)
 
 // withdrawArgs are the KEYS and ARGV of scriptWithdraw.
 type withdrawArgs struct {
 	functionID string
+	ns         string
 	ids        []string
 }
 
 func (a withdrawArgs) call(k keys) call {
-	argv := make([]any, 0, 2+len(a.ids))
-	argv = append(argv, k.taskPrefix(), a.functionID)
+	ns := a.ns
+	if ns == DefaultNamespace {
+		ns = ""
+	}
+	argv := make([]any, 0, 3+len(a.ids))
+	argv = append(argv, k.taskPrefix(), a.functionID, ns)
 	for _, id := range a.ids {
 		argv = append(argv, id)
 	}
@@ -87,31 +121,38 @@ func (a withdrawArgs) call(k keys) call {
 	return call{keys: []string{k.queue()}, argv: argv}
 }
 
-// scriptWithdraw deletes the records of tasks of a failed submission that are still QUEUED.
+// scriptWithdraw deletes the records of tasks of a failed submission that are still QUEUED,
+// and takes them off their namespace's count of unfinished tasks.
 //
 //	ARGV[1]  task key prefix
 //	ARGV[2]  function id
-//	ARGV[3..] ids
+//	ARGV[3]  namespace ("" for the default)
+//	ARGV[4..] ids
 //
 // Their queue entries stay: Claim drops popped ids without a QUEUED record. Returns how many
 // of the ids exist and could not be withdrawn (a dispatcher claimed them already).
-var scriptWithdraw = redis.NewScript(`
-local task_prefix, fid = ARGV[1], ARGV[2]
-local kept = 0
-for i = 3, #ARGV do
+var scriptWithdraw = redis.NewScript(luaQueues + `
+local task_prefix, fid, ns = ARGV[1], ARGV[2], ARGV[3]
+local kept, gone = 0, 0
+for i = 4, #ARGV do
   local key = task_prefix .. ARGV[i]
   local t = redis.call('HMGET', key, 'status', 'function_id')
   if t[1] == 'QUEUED' and t[2] == fid then
     redis.call('DEL', key)
+    gone = gone + 1
   elseif t[1] then
     kept = kept + 1
   end
+end
+if gone > 0 then
+  local usage = usage_of(ns)
+  if redis.call('HINCRBY', usage, 'active', -gone) < 0 then redis.call('HSET', usage, 'active', 0) end
 end
 return kept
 `)
 
 // Submit creates one QUEUED task per input for function fn, appends them to the durable
-// queue in order and publishes one wake-up on the "tasks" channel, in one round trip
+// queue of fn's namespace in order and publishes one wake-up on the "tasks" channel, in one round trip
 // (a script). It returns the new task ids, in input order.
 //
 // An error means no task of the call is left queued: the script writes nothing when it
@@ -120,6 +161,16 @@ return kept
 // Only if Redis is unreachable for the withdrawal too, or a dispatcher claimed a task in
 // between, can one survive; the error then says so.
 func (s *Store) Submit(ctx context.Context, fn Function, inputs [][]byte) ([]string, error) {
+	return s.SubmitLimited(ctx, fn, inputs, 0)
+}
+
+// Submit and SubmitLimited refuse, with an error wrapping ErrNotFound, a function that has
+// been deleted.
+//
+// SubmitLimited is Submit refusing, with an error wrapping ErrQuota and nothing queued,
+// inputs that would take fn's namespace over maxActive unfinished (queued plus running)
+// tasks; 0 is no bound. Every input counts.
+func (s *Store) SubmitLimited(ctx context.Context, fn Function, inputs [][]byte, maxActive int64) ([]string, error) {
 	if fn.ID == "" {
 		return nil, fmt.Errorf("store: submit: function id required")
 	}
@@ -130,23 +181,31 @@ func (s *Store) Submit(ctx context.Context, fn Function, inputs [][]byte) ([]str
 	for i := range ids {
 		ids[i] = uuid.NewString()
 	}
-	a := submitArgs{functionID: fn.ID, ids: ids, inputs: inputs}
-	if err := s.eval(ctx, scriptSubmit, a.call(s.k)).Err(); err != nil {
+	a := submitArgs{functionID: fn.ID, ns: fn.Namespace, maxActive: maxActive, ids: ids, inputs: inputs}
+	res, err := s.eval(ctx, scriptSubmit, a.call(s.k)).Text()
+	if err != nil {
 		err = redisErr("submit", err)
-		if werr := s.withdraw(ctx, fn.ID, ids); werr != nil {
+		if werr := s.withdraw(ctx, fn, ids); werr != nil {
 			return nil, fmt.Errorf("%w (and withdrawing its tasks: %v)", err, werr)
 		}
 		return nil, err
+	}
+	if res == "-2" {
+		return nil, fmt.Errorf("store: submit: function %s: %w", fn.ID, ErrNotFound)
+	}
+	if res == "-1" {
+		return nil, fmt.Errorf("store: namespace %s: %d more tasks would exceed %d unfinished: %w",
+			nsOrDefault(fn.Namespace), len(inputs), maxActive, ErrQuota)
 	}
 	return ids, nil
 }
 
 // withdraw removes what a failed Submit may have created, under its own short deadline (the
 // caller's context may be what ended the submission).
-func (s *Store) withdraw(ctx context.Context, fnID string, ids []string) error {
+func (s *Store) withdraw(ctx context.Context, fn Function, ids []string) error {
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	kept, err := s.eval(wctx, scriptWithdraw, withdrawArgs{functionID: fnID, ids: ids}.call(s.k)).Int()
+	kept, err := s.eval(wctx, scriptWithdraw, withdrawArgs{functionID: fn.ID, ns: fn.Namespace, ids: ids}.call(s.k)).Int()
 	if err != nil {
 		return redisErr("withdraw", err)
 	}
@@ -158,7 +217,7 @@ func (s *Store) withdraw(ctx context.Context, fnID string, ids []string) error {
 
 // recordFields are read by Task and Tasks, in this order (never the input).
 var recordFields = []string{fStatus, fFunctionID, fResult, fErrKind, fErrMsg, fStderr,
-	fAttempts, fWorker, fCreated, fStarted, fFinished, fDurationMs}
+	fAttempts, fWorker, fCreated, fStarted, fFinished, fDurationMs, fNamespace}
 
 // Task returns a task's record (without its input). ErrNotFound if unknown or expired.
 func (s *Store) Task(ctx context.Context, id string) (Record, error) {
@@ -217,5 +276,6 @@ func parseRecord(id string, v []any) Record {
 	r.StartedAt = msTime(v[9])
 	r.FinishedAt = msTime(v[10])
 	r.DurationMs = num(v[11])
+	r.Namespace = nsOrDefault(str(v[12]))
 	return r
 }

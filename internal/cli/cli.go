@@ -18,12 +18,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 
 	"faas/client"
 )
@@ -189,7 +187,7 @@ Exit codes of client commands: 0 success, 1 the task FAILED, 2 usage error,
 	})
 	root.AddGroup(&cobra.Group{ID: "client", Title: "Client commands (talk to a server):"},
 		&cobra.Group{ID: "run", Title: "Long-running commands:"})
-	for _, c := range []*cobra.Command{e.registerCmd(), e.execCmd(), e.statusCmd(), e.resultCmd(), e.batchCmd(), e.functionsCmd()} {
+	for _, c := range []*cobra.Command{e.registerCmd(), e.execCmd(), e.statusCmd(), e.resultCmd(), e.batchCmd(), e.functionsCmd(), e.deleteCmd(), e.apikeyCmd()} {
 		c.GroupID = "client"
 		root.AddCommand(c)
 	}
@@ -199,80 +197,4 @@ Exit codes of client commands: 0 success, 1 the task FAILED, 2 usage error,
 	}
 	root.AddCommand(e.keygenCmd(), e.versionCmd())
 	return root
-}
-
-// serverFlag adds --server and returns a function giving its value (flag, else $FAAS_SERVER,
-// else the default), normalized by serverURL. A bad --server is a usage error when the flag
-// is parsed; a bad $FAAS_SERVER when the command starts (checkServerEnv).
-func (e *env) serverFlag(fs *pflag.FlagSet) func() string {
-	var s string
-	fs.Var(serverValue{&s}, "server", "server URL, http(s)://HOST:PORT or HOST:PORT (default $FAAS_SERVER, else http://127.0.0.1:8000)")
-	return func() string {
-		if s != "" {
-			return s
-		}
-		if v, err := serverURL(e.getenv("FAAS_SERVER")); err == nil && v != "" {
-			return v
-		}
-		return "http://127.0.0.1:8000"
-	}
-}
-
-// checkServerEnv refuses a malformed $FAAS_SERVER before a command that would use it runs.
-func (e *env) checkServerEnv(cmd *cobra.Command, _ []string) error {
-	if cmd.Flags().Lookup("server") == nil || cmd.Flags().Changed("server") {
-		return nil
-	}
-	if _, err := serverURL(e.getenv("FAAS_SERVER")); err != nil {
-		return usagef("FAAS_SERVER: %v", err)
-	}
-	return nil
-}
-
-// serverURL normalizes a server address: HOST:PORT means http://HOST:PORT; anything but an
-// http or https URL with a host and nothing after the path is an error saying which form to
-// use. "" stays "".
-func serverURL(s string) (string, error) {
-	if s == "" {
-		return "", nil
-	}
-	raw := s
-	if !strings.Contains(s, "://") {
-		s = "http://" + s
-	}
-	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Hostname() == "" ||
-		u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-		return "", fmt.Errorf("%q is not a server address; use http://HOST:PORT, https://HOST:PORT or HOST:PORT", raw)
-	}
-	return strings.TrimRight(u.String(), "/"), nil
-}
-
-// serverValue is the --server flag: its value is normalized and checked when it is set.
-type serverValue struct{ s *string }
-
-func (v serverValue) Set(s string) error {
-	u, err := serverURL(s)
-	if err != nil {
-		return err
-	}
-	*v.s = u
-	return nil
-}
-func (v serverValue) String() string { return *v.s }
-func (v serverValue) Type() string   { return "string" }
-
-// redisFlag adds --redis, resolved like serverFlag with $FAAS_REDIS_URL.
-func (e *env) redisFlag(fs *pflag.FlagSet) func() string {
-	var s string
-	fs.StringVar(&s, "redis", "", "Redis URL (default $FAAS_REDIS_URL, else redis://127.0.0.1:6379/0)")
-	return func() string {
-		if s != "" {
-			return s
-		}
-		if v := e.getenv("FAAS_REDIS_URL"); v != "" {
-			return v
-		}
-		return defaultRedisURL
-	}
 }

@@ -54,6 +54,12 @@ func TestUsageErrors(t *testing.T) {
 		{"server extra argument", []string{"server", "8000"}, `unexpected argument "8000" (takes no arguments)`},
 		{"server bad addr", []string{"server", "--addr", "nowhere"}, "--addr"},
 		{"server bad max", []string{"server", "--max-batch", "0"}, "--max-batch"},
+		{"server keyless off loopback", []string{"server", "--addr", "0.0.0.0:0"}, "refusing to serve without API keys on 0.0.0.0:0"},
+		{"server keyless on all addresses", []string{"server", "--addr", ":8000"}, "refusing to serve without API keys"},
+		{"server missing key file", []string{"server", "--api-keys", "/nonexistent/keys"}, "--api-keys"},
+		{"server negative quota", []string{"server", "--quota-rate", "-1"}, "--quota-*"},
+		{"apikey bad namespace", []string{"apikey", "a:b"}, "namespace"},
+		{"delete without function", []string{"delete"}, "missing FUNCTION"},
 		{"dev zero workers", []string{"dev", "-w", "0"}, "-w must be at least 1"},
 		{"dev bad log format", []string{"dev", "--log-format", "xml"}, "--log-format"},
 	} {

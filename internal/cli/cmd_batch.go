@@ -12,7 +12,6 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
-	"faas/client"
 	"faas/internal/cli/batch"
 )
 
@@ -57,7 +56,7 @@ Exit 1 when any task FAILED.`,
   faas batch wordcount --inputs docs.jsonl --concurrency 8 --chunk 1000`,
 		Args: exactArgs("FUNCTION"),
 	}
-	server := e.serverFlag(cmd.Flags())
+	conn := e.serverFlags(cmd.Flags())
 	fs := cmd.Flags()
 	fs.StringVar(&inputs, "inputs", "", `JSON-lines file of inputs (default stdin; "-" is stdin)`)
 	fs.BoolVarP(&quiet, "quiet", "q", false, "no progress bar")
@@ -96,7 +95,10 @@ Exit 1 when any task FAILED.`,
 			}
 		}
 		ctx := cmd.Context()
-		c := client.New(server())
+		c, err := conn.client()
+		if err != nil {
+			return err
+		}
 		fnID, err := resolveFunction(ctx, c, args[0])
 		if err != nil {
 			return err

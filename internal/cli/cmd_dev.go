@@ -19,15 +19,16 @@ import (
 
 func (e *env) devCmd() *cobra.Command {
 	var (
-		addr    string
-		workers int
+		addr     string
+		workers  int
+		insecure bool
 	)
 	cmd := &cobra.Command{
 		Use:   "dev [--addr 127.0.0.1:8000] [-w N]",
 		Short: "Everything in one process: embedded Redis, server and a local dispatcher",
 		Long: `Dev runs the whole platform in one process, with nothing else to install or start: an
 embedded Redis (miniredis, served on a loopback port so the same code paths run as in
-production), the REST server on --addr and a local dispatcher running up to N tasks at once.
+production, behind a random password so that other local processes cannot use it), the REST server on --addr and a local dispatcher running up to N tasks at once.
 Prometheus metrics of both are served at /metrics on --addr.
 
 The embedded Redis keeps nothing on disk: functions and tasks are gone when dev stops.
@@ -42,6 +43,7 @@ For anything that must last, run 'faas server' and 'faas dispatcher' on a real R
 	fs := cmd.Flags()
 	fs.StringVar(&addr, "addr", defaultAddr, "address the REST server listens on")
 	fs.IntVarP(&workers, "workers", "w", runtime.NumCPU(), "tasks run at once")
+	fs.BoolVar(&insecure, "insecure", false, "serve on a non-loopback --addr (dev has no API keys: anyone who reaches it can do everything)")
 	scfg := serverConfigFlags(fs)
 	dopts := addDaemonFlags(fs)
 	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
@@ -55,13 +57,24 @@ For anything that must last, run 'faas server' and 'faas dispatcher' on a real R
 			if err := checkAddr("addr", addr); err != nil {
 				return nil, err
 			}
+			if !insecure && !loopback(addr) {
+				return nil, usagef("refusing to serve without API keys on %s, which other machines may reach: "+
+					"faas dev listens on loopback only (or pass --insecure; 'faas server --api-keys' is for sharing)", addr)
+			}
 			ln, err := net.Listen("tcp", addr)
 			if err != nil {
 				return nil, fmt.Errorf("listening on %s: %w", addr, err)
 			}
 			d.onClose(func() { ln.Close() })
 
+			// Other local processes can reach a loopback port: a random password keeps them
+			// from reading or changing tasks (and it is never printed).
+			pw, err := server.NewKey()
+			if err != nil {
+				return nil, err
+			}
 			mr := miniredis.NewMiniRedis()
+			mr.RequireAuth(pw)
 			if err := mr.StartAddr("127.0.0.1:0"); err != nil {
 				return nil, fmt.Errorf("starting the embedded Redis: %w", err)
 			}
@@ -70,9 +83,9 @@ For anything that must last, run 'faas server' and 'faas dispatcher' on a real R
 				mr.Close()
 				d.log.Debug("embedded Redis stopped", "took", time.Since(start))
 			})
-			redisURL := "redis://" + mr.Addr() + "/0"
+			redisURL := "redis://:" + pw + "@" + mr.Addr() + "/0"
 
-			st, err := d.openStore(redisURL, store.Config{})
+			st, err := d.openStore(redisURL, store.OpenOptions{}, store.Config{})
 			if err != nil {
 				return nil, err
 			}
@@ -87,7 +100,7 @@ For anything that must last, run 'faas server' and 'faas dispatcher' on a real R
 			srv := server.New(st, sb, done, *scfg, d.log)
 			dcfg := dispatch.Config{Mode: protocol.ModeLocal, Workers: workers, Metrics: reg}
 			d.log.Info("faas dev: serving the REST API; the embedded Redis keeps nothing on disk",
-				"url", "http://"+ln.Addr().String(), "redis", redisURL, "workers", workers)
+				"url", "http://"+ln.Addr().String(), "redis", redactURL(redisURL), "workers", workers)
 			return components{
 				"server":     func(ctx context.Context) error { return srv.Serve(ctx, ln) },
 				"done":       done.Run,

@@ -138,7 +138,11 @@ With --metrics-addr it serves Prometheus metrics at http://ADDR/metrics (see doc
 					return nil, err
 				}
 			}
-			st, err := d.openStore(redisURL(), store.Config{TaskTTL: taskTTL, LeaseTTL: lease, MaxAttempts: maxAtt})
+			u, ro, err := redisURL.resolve()
+			if err != nil {
+				return nil, err
+			}
+			st, err := d.openStore(u, ro, store.Config{TaskTTL: taskTTL, LeaseTTL: lease, MaxAttempts: maxAtt})
 			if err != nil {
 				return nil, err
 			}

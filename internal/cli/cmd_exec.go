@@ -7,8 +7,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-
-	"faas/client"
 )
 
 func (e *env) execCmd() *cobra.Command {
@@ -33,7 +31,7 @@ while waiting, the task keeps running, its id and status go to stderr and the ex
   faas exec double --input 21 --wait --json`,
 		Args: exactArgs("FUNCTION"),
 	}
-	server := e.serverFlag(cmd.Flags())
+	conn := e.serverFlags(cmd.Flags())
 	fs := cmd.Flags()
 	fs.StringVar(&input, "input", "", "the input, as a string")
 	fs.StringVar(&inputFile, "input-file", "", `read the input from this file ("-" for stdin)`)
@@ -61,7 +59,10 @@ while waiting, the task keeps running, its id and status go to stderr and the ex
 			ctx, cancel = context.WithTimeout(ctx, timeout)
 			defer cancel()
 		}
-		c := client.New(server())
+		c, err := conn.client()
+		if err != nil {
+			return err
+		}
 		id, err := execute(ctx, c, args[0], in)
 		if err != nil {
 			return e.timedOut(ctx, err, timeout, "")

@@ -5,8 +5,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-
-	"faas/client"
 )
 
 func (e *env) functionsCmd() *cobra.Command {
@@ -19,10 +17,14 @@ func (e *env) functionsCmd() *cobra.Command {
   faas functions --json`,
 		Args: exactArgs(),
 	}
-	server := e.serverFlag(cmd.Flags())
+	conn := e.serverFlags(cmd.Flags())
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the list as JSON")
 	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
-		fns, err := client.New(server()).Functions(cmd.Context())
+		c, err := conn.client()
+		if err != nil {
+			return err
+		}
+		fns, err := c.Functions(cmd.Context())
 		if err != nil {
 			return err
 		}

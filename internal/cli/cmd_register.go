@@ -25,7 +25,7 @@ Limit flags left out take the server's defaults.`,
   id=$(faas register double double.wasm) && faas exec "$id" --input 21 --wait`,
 		Args: exactArgs("NAME", "FILE.wasm"),
 	}
-	server := e.serverFlag(cmd.Flags())
+	conn := e.serverFlags(cmd.Flags())
 	fs := cmd.Flags()
 	fs.Int64Var(&lim.TimeoutMs, "timeout-ms", 0, "wall-clock limit of one run, in ms (server default 10000)")
 	fs.Int64Var(&lim.MemoryMB, "memory-mb", 0, "linear memory limit, in MiB (server default 64)")
@@ -50,7 +50,11 @@ Limit flags left out take the server's defaults.`,
 		if lim != (client.Limits{}) {
 			limits = &lim
 		}
-		id, err := client.New(server()).Register(cmd.Context(), name, wasm, limits)
+		c, err := conn.client()
+		if err != nil {
+			return err
+		}
+		id, err := c.Register(cmd.Context(), name, wasm, limits)
 		if err != nil {
 			return err
 		}

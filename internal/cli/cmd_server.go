@@ -64,9 +64,15 @@ func (e *env) serverCmd() *cobra.Command {
 		Use:   "server [--addr 127.0.0.1:8000] [--redis URL]",
 		Short: "Serve the REST API",
 		Long: `Server serves the REST API on --addr, keeping functions and tasks in Redis. Tasks run
-when a dispatcher ('faas dispatcher') shares the same Redis. Stops cleanly on SIGINT/SIGTERM.`,
+when a dispatcher ('faas dispatcher') shares the same Redis. Stops cleanly on SIGINT/SIGTERM.
+
+With --api-keys FILE every call but /healthz needs a key of the file, and each key's
+namespace sees only its own functions and tasks (see 'faas apikey'). Without it, the server
+has one namespace and no keys, and refuses to listen off loopback unless --insecure.
+SIGHUP re-reads the key file and the TLS certificate.`,
 		Example: `  faas server
-  faas server --addr 0.0.0.0:8000 --redis redis://redis.internal:6379/0 --log-format json
+  faas server --addr 0.0.0.0:8443 --api-keys /etc/faas/keys --tls-cert cert.pem --tls-key key.pem \
+    --redis rediss://redis.internal:6380/0 --redis-ca ca.pem --redis-password-file /etc/faas/redis.pw
   FAAS_REDIS_URL=redis://127.0.0.1:6380/0 faas server --max-wait 60s`,
 		Args: exactArgs(),
 	}
@@ -74,6 +80,7 @@ when a dispatcher ('faas dispatcher') shares the same Redis. Stops cleanly on SI
 	fs.StringVar(&addr, "addr", defaultAddr, "address to listen on")
 	redisURL := e.redisFlag(fs)
 	scfg := serverConfigFlags(fs)
+	topts := addTenantFlags(fs)
 	dopts := addDaemonFlags(fs)
 	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
 		return dopts.run(cmd.Context(), e, func(d *startup) (components, error) {
@@ -83,7 +90,19 @@ when a dispatcher ('faas dispatcher') shares the same Redis. Stops cleanly on SI
 			if err := checkAddr("addr", addr); err != nil {
 				return nil, err
 			}
-			st, err := d.openStore(redisURL(), store.Config{})
+			ring, err := topts.check(addr)
+			if err != nil {
+				return nil, err
+			}
+			cert, err := topts.certificate()
+			if err != nil {
+				return nil, err
+			}
+			u, ro, err := redisURL.resolve()
+			if err != nil {
+				return nil, err
+			}
+			st, err := d.openStore(u, ro, store.Config{})
 			if err != nil {
 				return nil, err
 			}
@@ -95,12 +114,22 @@ when a dispatcher ('faas dispatcher') shares the same Redis. Stops cleanly on SI
 			if err != nil {
 				return nil, fmt.Errorf("listening on %s: %w", addr, err)
 			}
+			if cert != nil {
+				ln = cert.listener(ln)
+			}
 			done := st.NewDone()
 			scfg.Metrics = metrics.NewRegistry()
+			scfg.Keys, scfg.CORSOrigin, scfg.DefaultQuota = ring, topts.corsOrigin, topts.quota
 			srv := server.New(st, sb, done, *scfg, d.log)
+			if ring != nil {
+				d.log.Info("API keys loaded", "namespaces", len(ring.Namespaces()))
+			} else {
+				d.log.Info("no API keys: one namespace, no authentication", "namespace", store.DefaultNamespace)
+			}
 			return components{
 				"server": func(ctx context.Context) error { return srv.Serve(ctx, ln) },
 				"done":   done.Run,
+				"sighup": topts.reloadOnHUP(d.log, srv, cert),
 			}, nil
 		})
 	})

@@ -83,10 +83,14 @@ It exits 0 whatever the status (a FAILED status is an answer, not an error); use
   faas status "$(faas exec double --input 21)" --json`,
 		Args: exactArgs("TASK_ID"),
 	}
-	server := e.serverFlag(cmd.Flags())
+	conn := e.serverFlags(cmd.Flags())
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the server's JSON answer")
 	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
-		t, err := client.New(server()).Status(cmd.Context(), args[0])
+		c, err := conn.client()
+		if err != nil {
+			return err
+		}
+		t, err := c.Status(cmd.Context(), args[0])
 		if err != nil {
 			return notFoundTask(err, args[0])
 		}
@@ -125,18 +129,18 @@ waits up to that long for it to finish first.`,
   faas result "$id" --json`,
 		Args: exactArgs("TASK_ID"),
 	}
-	server := e.serverFlag(cmd.Flags())
+	conn := e.serverFlags(cmd.Flags())
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the server's JSON answer")
 	cmd.Flags().DurationVar(&wait, "wait", 0, "wait up to this long for the task to finish, e.g. 10s")
 	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
 		if wait < 0 {
 			return usagef("--wait must not be negative, got %v", wait)
 		}
-		c := client.New(server())
-		var (
-			t   client.Task
-			err error
-		)
+		c, err := conn.client()
+		if err != nil {
+			return err
+		}
+		var t client.Task
 		if wait > 0 {
 			t, err = waitTask(cmd.Context(), c, args[0], wait)
 		} else {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/url"
 	"os"
 	"path/filepath"
 	"time"
@@ -107,8 +106,11 @@ func (d *startup) close() {
 func (d *startup) sandbox() (*sandbox.Sandbox, error) {
 	dir := d.opts.cacheDir
 	if dir != "" {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("--cache-dir: %w", err)
+		}
+		if err := checkCacheDir(dir); err != nil {
+			return nil, err
 		}
 	}
 	sb, err := sandbox.New(d.ctx, sandbox.Config{CacheDir: dir})
@@ -130,10 +132,10 @@ func (d *startup) sandbox() (*sandbox.Sandbox, error) {
 
 // openStore connects to Redis. An unreachable Redis is only a warning: the server answers
 // 503 and the dispatcher retries until it comes back.
-func (d *startup) openStore(redisURL string, cfg store.Config) (*store.Store, error) {
-	rdb, err := store.Open(redisURL)
+func (d *startup) openStore(redisURL string, o store.OpenOptions, cfg store.Config) (*store.Store, error) {
+	rdb, err := store.OpenWith(redisURL, o)
 	if err != nil {
-		return nil, usagef("--redis %q: %v", redisURL, err)
+		return nil, usagef("--redis: %v", err) // store's errors redact the password
 	}
 	d.onClose(func() {
 		start := time.Now()
@@ -149,14 +151,8 @@ func (d *startup) openStore(redisURL string, cfg store.Config) (*store.Store, er
 	return st, nil
 }
 
-// redactURL hides a password in a Redis URL for logs.
-func redactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil || u.User == nil {
-		return s
-	}
-	return u.Redacted()
-}
+// redactURL hides a password in a Redis URL for logs, even in one that does not parse.
+func redactURL(s string) string { return store.RedactURL(s) }
 
 // checkAddr checks a HOST:PORT flag before anything is opened, so that a typo is a usage
 // error rather than a failure to listen.

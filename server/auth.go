@@ -1,0 +1,65 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+
+	"faas/store"
+)
+
+// Authentication: with a key ring, every route but /healthz needs `Authorization: Bearer
+// KEY`, and the key's namespace scopes the request. Without one, every request is in the
+// default namespace (the CLI refuses to run that way off loopback unless told --insecure).
+
+var errUnauthorized = errors.New("unauthorized")
+
+const codeUnauthorized = "unauthorized"
+
+type nsKey struct{}
+
+// namespace returns the namespace of an authenticated request.
+func namespace(ctx context.Context) string {
+	if ns, ok := ctx.Value(nsKey{}).(string); ok {
+		return ns
+	}
+	return store.DefaultNamespace
+}
+
+// SetKeys replaces the key ring (nil: no keys, everything in the default namespace). Safe
+// while serving: a request uses the ring it started with.
+func (s *Server) SetKeys(k *KeyRing) { s.keys.Store(k) }
+
+// authenticating resolves the request's namespace from its key before h runs.
+func (s *Server) authenticating(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ring := s.keys.Load()
+		if ring == nil || r.URL.Path == "/healthz" {
+			h.ServeHTTP(w, r)
+			return
+		}
+		ns, ok := "", false
+		if key, found := bearer(r.Header.Get("Authorization")); found {
+			ns, ok = ring.lookup(key)
+		}
+		if !ok {
+			// Never echo the header: it may be a key of someone else's that was mistyped.
+			w.Header().Set("WWW-Authenticate", `Bearer realm="faas"`)
+			s.writeError(w, r, &requestError{kind: errUnauthorized,
+				msg: "a valid API key is required: send it as 'Authorization: Bearer KEY' (faas --api-key or FAAS_API_KEY)"})
+			return
+		}
+		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), nsKey{}, ns)))
+	})
+}
+
+// bearer extracts the token of an "Authorization: Bearer TOKEN" header.
+func bearer(h string) (string, bool) {
+	scheme, tok, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	tok = strings.TrimSpace(tok)
+	return tok, tok != ""
+}
