@@ -70,8 +70,9 @@ type registerRequest struct {
 
 // executeRequest is the JSON body of POST /execute_function.
 type executeRequest struct {
-	FunctionID string `json:"function_id"`
-	Payload    b64    `json:"payload"`
+	FunctionID   string `json:"function_id"`
+	FunctionName string `json:"function_name"` // instead of function_id: the newest of that name
+	Payload      b64    `json:"payload"`
 }
 
 // batchRequest is the JSON body of POST /execute_batch.

@@ -183,6 +183,13 @@ func TestExecute(t *testing.T) {
 	t.Run("input at the limit", func(t *testing.T) {
 		e.execute(t, fn, bytes.Repeat([]byte("x"), 10))
 	})
+	t.Run("by name, the newest of that name", func(t *testing.T) {
+		newer := e.register(t, "noop", samples.Noop, nil)
+		a := e.postJSON(t, "/execute_function", `{"function_name":"noop","payload":""}`).want(t, http.StatusCreated)
+		if got := e.get(t, "/result/"+a.str("task_id")).want(t, http.StatusOK).str("function_id"); got != newer {
+			t.Fatalf("task of function %s, want the newest noop %s (older %s)", got, newer, fn)
+		}
+	})
 	for _, c := range []struct {
 		name   string
 		body   string
@@ -200,6 +207,10 @@ func TestExecute(t *testing.T) {
 		{"function_id a number", `{"function_id":5,"payload":""}`, 400, "bad_request", []string{"function_id"}},
 		{"unknown function", `{"function_id":"` + uuid.NewString() + `","payload":""}`, 404, "not_found", nil},
 		{"malformed function id", `{"function_id":"nope","payload":""}`, 404, "not_found", []string{"nope"}},
+		{"id and name", `{"function_id":"` + fn + `","function_name":"noop","payload":""}`, 400, "bad_request", []string{"not both"}},
+		{"unknown name", `{"function_name":"nobody","payload":""}`, 404, "not_found", []string{"nobody"}},
+		{"bad name", `{"function_name":"no/pe","payload":""}`, 400, "bad_request", []string{"function_name"}},
+		{"an id as a name", `{"function_name":"` + fn + `","payload":""}`, 404, "not_found", nil},
 		{"input over the limit", `{"function_id":"` + fn + `","payload":"` + b64(make([]byte, 11)) + `"}`, 413, "too_large", []string{"stdin_bytes", "10"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {

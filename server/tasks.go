@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,7 +13,8 @@ import (
 	"faas/store"
 )
 
-// execute handles POST /execute_function {"function_id", "payload"} → 201 {"task_id"}.
+// execute handles POST /execute_function {"function_id" | "function_name", "payload"} →
+// 201 {"task_id"}.
 func (s *Server) execute(w http.ResponseWriter, r *http.Request) {
 	max := (s.cfg.MaxLimits.StdinBytes+2)/3*4 + 4<<10
 	var req executeRequest
@@ -23,19 +25,15 @@ func (s *Server) execute(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	if req.FunctionID == "" {
-		s.writeError(w, r, badRequest("function_id is required"))
-		return
-	}
 	input, err := req.Payload.field("payload")
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
 	ctx := r.Context()
-	fn, err := s.functionByID(ctx, req.FunctionID)
+	fn, err := s.executeTarget(ctx, req)
 	if err != nil {
-		s.writeError(w, r, err, slog.String("function_id", req.FunctionID))
+		s.writeError(w, r, err, slog.String("function_id", req.FunctionID), slog.String("function_name", req.FunctionName))
 		return
 	}
 	if err := checkInput(fn, "the input", input); err != nil {
@@ -66,6 +64,28 @@ func (s *Server) execute(w http.ResponseWriter, r *http.Request) {
 	*b = append(*b, "}\n"...)
 	writeJSON(w, http.StatusCreated, *b)
 	putBuf(b)
+}
+
+// executeTarget is the function an execute request names: by function_id, or by
+// function_name (the newest registration of that name in the request's namespace).
+func (s *Server) executeTarget(ctx context.Context, req executeRequest) (store.Function, error) {
+	switch {
+	case req.FunctionID != "" && req.FunctionName != "":
+		return store.Function{}, badRequest("give function_id or function_name, not both")
+	case req.FunctionID != "":
+		return s.functionByID(ctx, req.FunctionID)
+	case req.FunctionName == "":
+		return store.Function{}, badRequest("function_id is required (or function_name, the name of a registered function)")
+	}
+	if err := checkName(req.FunctionName); err != nil {
+		return store.Function{}, fmt.Errorf("function_name: %w", err)
+	}
+	fn, err := s.st.FunctionIn(ctx, namespace(ctx), req.FunctionName)
+	if errors.Is(err, store.ErrNotFound) || err == nil && fn.Name != req.FunctionName {
+		// (a name shaped like a uuid may have been taken for an id)
+		return store.Function{}, notFound("no function named %q", req.FunctionName)
+	}
+	return fn, err
 }
 
 // goneFunction turns the store's refusal of a function deleted since it was cached (by
