@@ -141,6 +141,7 @@ func (f *wasmFile) readImports(r *reader) error {
 	if err := checkCount(n, maxImports, "imports"); err != nil {
 		return err
 	}
+	f.importCount = n
 	for i := uint32(0); i < n; i++ {
 		var im wasmImport
 		if im.module, err = r.name(); err != nil {
@@ -196,33 +197,49 @@ func (f *wasmFile) readMemory(r *reader) error {
 	return nil
 }
 
-func (f *wasmFile) readExports(r *reader) error {
+// readExports reads the exports and, when metering, returns them with every function index
+// remapped (remap.go).
+func (f *wasmFile) readExports(r *reader) ([]byte, error) {
 	n, err := r.u32()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := checkCount(n, maxExports, "exports"); err != nil {
-		return err
+		return nil, err
 	}
 	f.exports = n
+	out := r.b
+	if f.meter {
+		out = appendULEB(make([]byte, 0, len(r.b)+8), uint64(n))
+	}
 	for i := uint32(0); i < n; i++ {
+		at := r.off
 		name, err := r.name()
 		if err != nil {
-			return err
+			return nil, err
 		}
 		kind, err := r.byte()
 		if err != nil {
-			return err
+			return nil, err
 		}
-		if _, err := r.u32(); err != nil {
-			return err
+		idxAt := r.off
+		idx, err := r.u32()
+		if err != nil {
+			return nil, err
 		}
 		if name == "_start" && kind == 0 {
 			f.hasStart = true
 		}
-		if name == budgetExport {
+		if name == budgetExport || name == meterExport {
 			f.reserved = true
 		}
+		if f.meter {
+			out = append(out, r.b[at:idxAt]...)
+			if kind == 0 {
+				idx = f.remap(idx)
+			}
+			out = appendULEB(out, uint64(idx))
+		}
 	}
-	return nil
+	return out, nil
 }
