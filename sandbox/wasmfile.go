@@ -320,7 +320,9 @@ func (f *wasmFile) readCode(r *reader) ([]byte, error) {
 			if err != nil {
 				return nil, err
 			}
-			locals += uint64(count)
+			if locals += uint64(count); locals > maxLocals { // before the type: a bad type must not hide it
+				return nil, overLimit("function %d declares %d locals; at most %d (locals per function limit)", fn, locals, maxLocals)
+			}
 			t, err := br.byte()
 			if err != nil {
 				return nil, err
@@ -330,9 +332,6 @@ func (f *wasmFile) readCode(r *reader) ([]byte, error) {
 			default:
 				return nil, br.fail(fmt.Sprintf("unsupported local type %#x", t))
 			}
-		}
-		if locals > maxLocals {
-			return nil, overLimit("function %d declares %d locals; at most %d (locals per function limit)", fn, locals, maxLocals)
 		}
 		head, code := br.b[:br.off], br.b[br.off:]
 		edits, err := scanCode(code, fn, br.base+br.off)
