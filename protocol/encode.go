@@ -85,7 +85,9 @@ func (m ResultReady) Append(dst [][]byte) [][]byte {
 				kind = []byte(task.KindInternal)
 			}
 		}
-		dst = append(dst, []byte(o.ID), u32(o.Attempt), kind, msg, u64(int64(o.Duration)), o.Stdout, o.Stderr)
+		// The timing frame: duration ns, then cpu units (docs/PROTOCOL.md: 8 or 16 bytes).
+		cost := binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(make([]byte, 0, 16), uint64(o.Duration)), o.CPUUnits)
+		dst = append(dst, []byte(o.ID), u32(o.Attempt), kind, msg, cost, o.Stdout, o.Stderr)
 	}
 	return dst
 }
