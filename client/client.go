@@ -71,6 +71,7 @@ type Task struct {
 	FunctionID string    `json:"function_id,omitempty"`
 	Attempts   int       `json:"attempts"`
 	DurationMs int64     `json:"duration_ms"`
+	CPUUnits   uint64    `json:"cpu_units"` // guest function entries and loop iterations (terminal tasks)
 	Worker     string    `json:"worker,omitempty"`
 	CreatedAt  time.Time `json:"created_at"`
 	StartedAt  time.Time `json:"started_at"`

@@ -64,4 +64,5 @@ type Record struct {
 	StartedAt  time.Time // zero until first RUNNING
 	FinishedAt time.Time // zero until terminal
 	DurationMs int64     // sandbox run time of the final attempt
+	CPUUnits   uint64    // the final attempt's cpu units (task.Outcome.CPUUnits)
 }

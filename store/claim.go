@@ -193,7 +193,7 @@ type completeArgs struct {
 }
 
 func (a completeArgs) call(k keys) call {
-	argv := make([]any, 0, 3+9*len(a.outcomes))
+	argv := make([]any, 0, 3+10*len(a.outcomes))
 	argv = append(argv, k.taskPrefix(), a.taskTTL.Milliseconds(), k.doneChannel())
 	for _, o := range a.outcomes {
 		var kind, msg string
@@ -203,7 +203,7 @@ func (a completeArgs) call(k keys) call {
 			stdout = nil
 		}
 		argv = append(argv, o.ID, o.Attempt, string(o.Status()), nonNil(stdout), kind, msg,
-			nonNil(o.Stderr), o.Duration.Milliseconds(), o.Worker)
+			nonNil(o.Stderr), o.Duration.Milliseconds(), o.Worker, o.CPUUnits)
 	}
 	return call{keys: []string{k.leases()}, argv: argv}
 }
@@ -221,8 +221,8 @@ func nonNil(b []byte) []byte {
 //	ARGV[1]  task key prefix
 //	ARGV[2]  TaskTTL (ms)
 //	ARGV[3]  done channel
-//	ARGV[4..] per outcome, 9 values: id, attempt, status (COMPLETED|FAILED), result,
-//	          err_kind, err_msg, stderr, duration_ms, worker
+//	ARGV[4..] per outcome, 10 values: id, attempt, status (COMPLETED|FAILED), result,
+//	          err_kind, err_msg, stderr, duration_ms, worker, cpu_units
 //
 // An outcome applies only if the task is RUNNING at that attempt; the rest (late, duplicate,
 // expired) change nothing. Publishes the applied ids once on the done channel.
@@ -231,17 +231,17 @@ var scriptComplete = redis.NewScript(luaPrelude + `
 local leases = KEYS[1]
 local task_prefix, task_ttl, done_channel = ARGV[1], ARGV[2], ARGV[3]
 local applied = {}
-for i = 4, #ARGV, 9 do
-  local id, attempt, status, result, kind, msg, stderr, duration, worker = unpack(ARGV, i, i + 8)
+for i = 4, #ARGV, 10 do
+  local id, attempt, status, result, kind, msg, stderr, duration, worker, cpu = unpack(ARGV, i, i + 9)
   local key = task_prefix .. id
   local t = redis.call('HMGET', key, 'status', 'attempts')
   if t[1] == 'RUNNING' and tonumber(t[2]) == tonumber(attempt) then
     if status == 'COMPLETED' then
       redis.call('HSET', key, 'status', 'COMPLETED', 'finished', now, 'result', result,
-        'stderr', stderr, 'duration_ms', duration, 'worker', worker)
+        'stderr', stderr, 'duration_ms', duration, 'worker', worker, 'cpu_units', cpu)
     else
       redis.call('HSET', key, 'status', 'FAILED', 'finished', now, 'err_kind', kind,
-        'err_msg', msg, 'stderr', stderr, 'duration_ms', duration, 'worker', worker)
+        'err_msg', msg, 'stderr', stderr, 'duration_ms', duration, 'worker', worker, 'cpu_units', cpu)
     end
     redis.call('HDEL', key, 'input')
     redis.call('PEXPIRE', key, task_ttl)

@@ -42,6 +42,7 @@ const (
 	fStarted    = "started"
 	fFinished   = "finished"
 	fDurationMs = "duration_ms"
+	fCPUUnits   = "cpu_units"
 )
 
 // Function hash fields.

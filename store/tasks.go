@@ -82,7 +82,7 @@ func (s *Store) Submit(ctx context.Context, fn Function, inputs [][]byte) ([]str
 
 // recordFields are read by Task and Tasks, in this order (never the input).
 var recordFields = []string{fStatus, fFunctionID, fResult, fErrKind, fErrMsg, fStderr,
-	fAttempts, fWorker, fCreated, fStarted, fFinished, fDurationMs}
+	fAttempts, fWorker, fCreated, fStarted, fFinished, fDurationMs, fCPUUnits}
 
 // Task returns a task's record (without its input). ErrNotFound if unknown or expired.
 func (s *Store) Task(ctx context.Context, id string) (Record, error) {
@@ -141,5 +141,6 @@ func parseRecord(id string, v []any) Record {
 	r.StartedAt = msTime(v[9])
 	r.FinishedAt = msTime(v[10])
 	r.DurationMs = num(v[11])
+	r.CPUUnits = uint64(num(v[12]))
 	return r
 }

@@ -120,11 +120,12 @@ type Line struct {
 	Result         string        `json:"result"`
 	ResultEncoding string        `json:"result_encoding"`
 	Error          *task.Failure `json:"error,omitempty"`
+	CPUUnits       uint64        `json:"cpu_units"` // the task's guest code: function entries and loop iterations
 }
 
 // NewLine builds the output line of input index from its terminal task.
 func NewLine(index int, t client.Task) Line {
-	l := Line{Index: index, TaskID: t.TaskID, Status: t.Status}
+	l := Line{Index: index, TaskID: t.TaskID, Status: t.Status, CPUUnits: t.CPUUnits}
 	res := t.Result
 	if t.Error != nil {
 		l.Error = t.Error
