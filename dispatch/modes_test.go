@@ -58,8 +58,23 @@ func executorCases() []executorCase {
 
 // TestModesExecutor runs the same executor cases in local, pull and push mode: each task
 // ends with the right output or failure kind, counted once in the dispatcher's metrics,
-// and afterwards the workers still serve.
+// and afterwards the workers still serve. The cpu_units of the deterministic cases are the
+// same in every mode.
 func TestModesExecutor(t *testing.T) {
+	units := map[string]map[string]uint64{} // case -> mode -> cpu_units
+	defer func() {
+		t.Logf("cpu_units of fib(20) by mode: %v; of wordcount: %v", units["fib"], units["wordcount"])
+		for name, by := range units {
+			var first uint64
+			for mode, u := range by {
+				if u == 0 || (first != 0 && u != first) {
+					t.Errorf("%s: cpu_units differ across modes or are 0: %v (%s)", name, by, mode)
+					break
+				}
+				first = u
+			}
+		}
+	}()
 	for _, mode := range allModes {
 		t.Run(string(mode), func(t *testing.T) {
 			f := newFixture(t, mode)
@@ -83,6 +98,13 @@ func TestModesExecutor(t *testing.T) {
 				t.Run(c.name, func(t *testing.T) {
 					checkCase(t, recs[i], c)
 				})
+				switch c.name { // the same code path whatever the clock: the same units
+				case "double_wat", "double_c", "double_bad_input", "noop", "echo_binary", "wordcount", "fib", "unreachable", "exit_nonzero":
+					if units[c.name] == nil {
+						units[c.name] = map[string]uint64{}
+					}
+					units[c.name][string(mode)] = recs[i].CPUUnits
+				}
 			}
 			wantFinished(t, reg, recs)
 
