@@ -195,6 +195,7 @@ func (c *Client) Register(ctx context.Context, name string, wasm []byte, limits 
 		}{
 			{"timeout_ms", limits.TimeoutMs}, {"memory_mb", limits.MemoryMB},
 			{"stdout_bytes", limits.StdoutBytes}, {"stdin_bytes", limits.StdinBytes},
+			{"cpu_units", limits.CPUUnits},
 		} {
 			if p.v != 0 {
 				q.Set(p.k, strconv.FormatInt(p.v, 10))

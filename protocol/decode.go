@@ -183,8 +183,8 @@ func (d *decoder) tasks() []task.Task {
 	for i := range ts {
 		b := i * taskFrames
 		lim := d.bytes(b + 5)
-		if d.err == nil && len(lim) != limitsSize {
-			d.fail("task %d: limits of %d bytes, want %d", i, len(lim), limitsSize)
+		if d.err == nil && len(lim) != limitsSize && len(lim) != limitsSize+8 {
+			d.fail("task %d: limits of %d bytes, want %d or %d", i, len(lim), limitsSize, limitsSize+8)
 		}
 		if d.err != nil {
 			return nil
@@ -195,7 +195,10 @@ func (d *decoder) tasks() []task.Task {
 			StdoutBytes: int64(binary.BigEndian.Uint64(lim[16:])),
 			StdinBytes:  int64(binary.BigEndian.Uint64(lim[24:])),
 		}
-		if l.TimeoutMs < 0 || l.MemoryMB < 0 || l.StdoutBytes < 0 || l.StdinBytes < 0 {
+		if len(lim) > limitsSize {
+			l.CPUUnits = int64(binary.BigEndian.Uint64(lim[limitsSize:]))
+		}
+		if l.TimeoutMs < 0 || l.MemoryMB < 0 || l.StdoutBytes < 0 || l.StdinBytes < 0 || l.CPUUnits < 0 {
 			d.fail("task %d: negative limit", i)
 			return nil
 		}

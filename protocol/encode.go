@@ -63,11 +63,14 @@ func (m NewTask) Append(dst [][]byte) [][]byte {
 	dst = head(dst, m.Type())
 	for i := range m.Tasks {
 		t := &m.Tasks[i]
-		lim := make([]byte, 0, limitsSize)
+		lim := make([]byte, 0, limitsSize+8)
 		lim = binary.BigEndian.AppendUint64(lim, uint64(t.Limits.TimeoutMs))
 		lim = binary.BigEndian.AppendUint64(lim, uint64(t.Limits.MemoryMB))
 		lim = binary.BigEndian.AppendUint64(lim, uint64(t.Limits.StdoutBytes))
 		lim = binary.BigEndian.AppendUint64(lim, uint64(t.Limits.StdinBytes))
+		if t.Limits.CPUUnits != 0 { // only then: workers older than cpu_units read 32 bytes
+			lim = binary.BigEndian.AppendUint64(lim, uint64(t.Limits.CPUUnits))
+		}
 		dst = append(dst, []byte(t.ID), u32(t.Attempt), []byte(t.FunctionID), []byte(t.Name),
 			[]byte(t.ModuleHash), lim, t.Input)
 	}

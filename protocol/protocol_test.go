@@ -20,6 +20,7 @@ func sampleMessages() map[string]Message {
 			{ID: "t1", FunctionID: "f1", Name: "double", ModuleHash: "ab12", Input: []byte("21"), Limits: lim, Attempt: 1},
 			{ID: "t2", FunctionID: "f1", Name: "double", ModuleHash: "ab12", Input: []byte{0, 1, 0xff, 0}, Limits: lim, Attempt: 3},
 			{ID: "t3", FunctionID: "f2", Name: "noop", ModuleHash: "cd", Input: []byte{}, Limits: lim, Attempt: 2},
+			{ID: "t4", FunctionID: "f3", Name: "spin", ModuleHash: "ef", Input: []byte{}, Limits: task.Limits{TimeoutMs: 5, CPUUnits: 1_000_000}, Attempt: 1},
 		}},
 		"result": ResultReady{Worker: "w", Outcomes: []task.Outcome{
 			{Ref: task.Ref{ID: "t1", Attempt: 1}, Stdout: []byte("42"), Stderr: []byte{}, Duration: 1500 * time.Microsecond, CPUUnits: 242_807},
@@ -108,6 +109,7 @@ func TestDecodeRefuses(t *testing.T) {
 		{"empty task id", [][]byte{v, {byte(TypeNewTask)}, nil, u32(1), nil, nil, nil, make([]byte, limitsSize), nil}, ErrMalformed},
 		{"negative duration", [][]byte{v, {byte(TypeResultReady)}, []byte("w"), []byte("t"), u32(1), nil, nil, u64(-1), nil, nil}, ErrMalformed},
 		{"timing of 12 bytes", [][]byte{v, {byte(TypeResultReady)}, []byte("w"), []byte("t"), u32(1), nil, nil, make([]byte, 12), nil, nil}, ErrMalformed},
+		{"limits of 36 bytes", [][]byte{v, {byte(TypeNewTask)}, []byte("t"), u32(1), nil, nil, nil, make([]byte, limitsSize+4), nil}, ErrMalformed},
 		{"odd refs", [][]byte{v, {byte(TypeHeartbeat)}, []byte("w"), []byte("t")}, ErrMalformed},
 	}
 	for _, c := range cases {
