@@ -66,8 +66,8 @@ func TestModesExecutor(t *testing.T) {
 	defer func() {
 		t.Logf("cpu_units of fib(20) by mode: %v; of wordcount: %v", units["fib"], units["wordcount"])
 		for mode, u := range units["spin_cpu_limit"] {
-			if u != 1001 {
-				t.Errorf("%s: spin under cpu_units=1000 stopped at unit %d, want 1001", mode, u)
+			if u <= 1000 || u > 1000+1024 {
+				t.Errorf("%s: spin under cpu_units=1000 stopped at unit %d, want within 1024 past the limit", mode, u)
 			}
 		}
 		for name, by := range units {

@@ -20,8 +20,10 @@ type edit struct {
 
 const (
 	editLoop = iota // a loop header: the check goes at `at` (after its block type); end == at
-	editFunc        // a function index immediate (call, ref.func), remapped
+	editFunc        // a function index immediate of ref.func, remapped
+	editCall        // a call: opcode at `at`, remapped; a call of an import is flushed before
 	editGrow        // a table.grow (0xfc 15 table), turned into a call of its helper
+	editExit        // a way out of the function (return, a branch to its label, its final end): flushed before `at`; end == at
 )
 
 // scanCode walks code, a function body after its local declarations, and checks that it has
@@ -58,7 +60,17 @@ func scanCode(code []byte, fn uint64, base int) ([]edit, error) {
 				if r.off != len(r.b) {
 					return nil, r.fail("code after the function's final end")
 				}
-				return edits, nil
+				return append(edits, edit{at: at, end: at, kind: editExit}), nil
+			}
+		case op == 0x0f: // return
+			edits = append(edits, edit{at: at, end: at, kind: editExit})
+		case op == 0x0c || op == 0x0d: // br, br_if: a label
+			l, err := r.u32()
+			if err != nil {
+				return nil, err
+			}
+			if uint64(l) == uint64(depth-1) { // the function's own label: a return
+				edits = append(edits, edit{at: at, end: at, kind: editExit})
 			}
 		case op == 0x0e: // br_table: vec(label) label
 			n, err := r.u32()
@@ -68,10 +80,24 @@ func scanCode(code []byte, fn uint64, base int) ([]edit, error) {
 			if n > maxBrTable {
 				return nil, overLimit("function %d has a br_table of %d targets; at most %d", fn, n, maxBrTable)
 			}
-			if err := r.skipU32s(int(n) + 1); err != nil {
+			exits := false
+			for i := uint32(0); i <= n; i++ {
+				l, err := r.u32()
+				if err != nil {
+					return nil, err
+				}
+				exits = exits || uint64(l) == uint64(depth-1)
+			}
+			if exits {
+				edits = append(edits, edit{at: at, end: at, kind: editExit})
+			}
+		case op == 0x10: // call: a function index
+			idx, err := r.u32()
+			if err != nil {
 				return nil, err
 			}
-		case op == 0x10 || op == 0xd2: // call, ref.func: a function index
+			edits = append(edits, edit{at: at, end: r.off, kind: editCall, idx: idx})
+		case op == 0xd2: // ref.func: a function index
 			imm := r.off
 			idx, err := r.u32()
 			if err != nil {
@@ -176,8 +202,8 @@ var immediates = func() (t [256]byte) {
 	for op := 0x45; op <= 0xc4; op++ { // numeric instructions
 		t[op] = immNone
 	}
-	// br br_if local.* global.* table.get/set memory.size memory.grow
-	for _, op := range []byte{0x0c, 0x0d, 0x20, 0x21, 0x22, 0x23, 0x24, 0x25, 0x26, 0x3f, 0x40} {
+	// local.* global.* table.get/set memory.size memory.grow
+	for _, op := range []byte{0x20, 0x21, 0x22, 0x23, 0x24, 0x25, 0x26, 0x3f, 0x40} {
 		t[op] = immIndex
 	}
 	return t

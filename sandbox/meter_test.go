@@ -15,7 +15,7 @@ import (
 )
 
 // TestCPUUnits: the count is exact and the same on every run; a cpu_units limit stops a task
-// at exactly its limit plus one.
+// past its limit, within loopBatch units, at the same unit on every run.
 func TestCPUUnits(t *testing.T) {
 	s := sharedSandbox(t)
 	ctx := context.Background()
@@ -32,15 +32,29 @@ func TestCPUUnits(t *testing.T) {
 	if a.Failure != nil || a.CPUUnits != b.CPUUnits || a.CPUUnits < 242_785 || a.CPUUnits > 260_000 {
 		t.Errorf("fib(25): %v, %d then %d units", a.Failure, a.CPUUnits, b.CPUUnits)
 	}
+	// Realistic C: the same count twice (malloc, stdio, a merge sort).
+	sa, sb := run(samples.Sort, "100000", task.Limits{}), run(samples.Sort, "100000", task.Limits{})
+	if sa.Failure != nil || sa.CPUUnits != sb.CPUUnits || sa.CPUUnits < 100_000 {
+		t.Errorf("sort 100000: %v, %d then %d units", sa.Failure, sa.CPUUnits, sb.CPUUnits)
+	}
+	t.Logf("cpu_units: fib(25) %d, sort of 100,000 integers %d", a.CPUUnits, sa.CPUUnits)
 	// spin: _start's entry plus 10,000,000 loop iterations, nothing else.
 	if r := run(samples.Spin, "", task.Limits{}); r.Failure != nil || r.CPUUnits != 10_000_001 {
 		t.Errorf("spin: %v, %d units, want 10000001", r.Failure, r.CPUUnits)
 	}
 	for _, limit := range []int64{1, 1000, meterRefill, 3*meterRefill + 7} {
 		r := run(samples.Spin, "", task.Limits{CPUUnits: limit})
-		if r.Failure == nil || r.Failure.Kind != task.KindCPULimit || r.CPUUnits != uint64(limit)+1 {
-			t.Errorf("spin under cpu_units=%d: %v, %d units, want cpu_limit at %d", limit, r.Failure, r.CPUUnits, limit+1)
+		again := run(samples.Spin, "", task.Limits{CPUUnits: limit})
+		if r.Failure == nil || r.Failure.Kind != task.KindCPULimit || r.CPUUnits <= uint64(limit) ||
+			r.CPUUnits > uint64(limit)+loopBatch || again.CPUUnits != r.CPUUnits {
+			t.Errorf("spin under cpu_units=%d: %v, %d then %d units, want cpu_limit within %d past the limit",
+				limit, r.Failure, r.CPUUnits, again.CPUUnits, loopBatch)
 		}
+	}
+	// A loop-free call tree stops exactly at limit+1: function entries count one by one.
+	if r := run(samples.Hostile["call_tree"], "", task.Limits{CPUUnits: 5000}); r.Failure == nil ||
+		r.Failure.Kind != task.KindCPULimit || r.CPUUnits != 5001 {
+		t.Errorf("call tree under cpu_units=5000: %v, %d units, want cpu_limit at 5001", r.Failure, r.CPUUnits)
 	}
 	if r := run(samples.Spin, "", task.Limits{CPUUnits: 10_000_001}); r.Failure != nil {
 		t.Errorf("spin under its exact need: %v", r.Failure)

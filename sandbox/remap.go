@@ -35,6 +35,76 @@ func (f *wasmFile) checkCode() []byte {
 	return append(c, 0x0b)
 }
 
+// loopCheckCode is the check of a loop header in a function whose local p counts the
+// iterations not yet charged to the counter (G, H as in checkCode):
+//
+//	local.get p  i64.const 1  i64.add  local.tee p  i64.const loopBatch  i64.ge_u
+//	if  global.get G  local.get p  i64.sub  global.set G  i64.const 0  local.set p
+//	    global.get G  i64.const 0  i64.lt_s  if  call H  global.set G  end
+//	end
+//
+// So an iteration costs a few register instructions, and the counter in memory is touched
+// once every loopBatch iterations.
+func (f *wasmFile) loopCheckCode(p uint64) []byte {
+	g := appendULEB(nil, uint64(f.counterIndex()))
+	lp := appendULEB(nil, p)
+	c := append([]byte{0x20}, lp...)
+	c = append(append(c, 0x42, 0x01, 0x7c, 0x22), lp...)
+	c = append(c, 0x42)
+	c = appendSLEB(c, loopBatch)
+	c = append(c, 0x5a, 0x04, 0x40)
+	c = append(c, f.charge(g, lp)...)
+	return append(c, f.refillIfNegative(g)...)
+}
+
+// flushCode charges what local p holds to the counter, before a way out of the function or a
+// host call, and calls refill when that took the counter below zero (a loop whose every
+// iteration calls the host would otherwise never reach a refill):
+//
+//	local.get p  i64.const 0  i64.ne
+//	if  global.get G  local.get p  i64.sub  global.set G  i64.const 0  local.set p
+//	    global.get G  i64.const 0  i64.lt_s  if  call H  global.set G  end
+//	end
+func (f *wasmFile) flushCode(p uint64) []byte {
+	g := appendULEB(nil, uint64(f.counterIndex()))
+	lp := appendULEB(nil, p)
+	c := append([]byte{0x20}, lp...)
+	c = append(c, 0x42, 0x00, 0x52, 0x04, 0x40)
+	c = append(c, f.charge(g, lp)...)
+	return append(c, f.refillIfNegative(g)...)
+}
+
+// refillIfNegative is `global.get G  i64.const 0  i64.lt_s  if  call H  global.set G  end  end`
+// (the second end closes the caller's if).
+func (f *wasmFile) refillIfNegative(g []byte) []byte {
+	c := append([]byte{0x23}, g...)
+	c = append(c, 0x42, 0x00, 0x53, 0x04, 0x40, 0x10)
+	c = appendULEB(c, uint64(f.importFuncs))
+	c = append(append(c, 0x24), g...)
+	return append(c, 0x0b, 0x0b)
+}
+
+// charge is `global.get G  local.get p  i64.sub  global.set G  i64.const 0  local.set p`.
+func (f *wasmFile) charge(g, lp []byte) []byte {
+	c := append([]byte{0x23}, g...)
+	c = append(append(c, 0x20), lp...)
+	c = append(append(c, 0x7d, 0x24), g...)
+	c = append(c, 0x42, 0x00, 0x21)
+	return append(c, lp...)
+}
+
+// appendSLEB appends v as a signed LEB128.
+func appendSLEB(dst []byte, v int64) []byte {
+	for {
+		c := byte(v & 0x7f)
+		v >>= 7
+		if (v == 0 && c&0x40 == 0) || (v == -1 && c&0x40 != 0) {
+			return append(dst, c)
+		}
+		dst = append(dst, c|0x80)
+	}
+}
+
 // counterIndex is the index of the counter global: the first one after the module's own.
 func (f *wasmFile) counterIndex() uint32 { return f.importGlobals + f.definedGlobals }
 

@@ -14,16 +14,17 @@ func readCount(r *reader, max int, what string) (uint32, error) {
 	return n, checkCount(n, max, what)
 }
 
-// readTypes checks the number of function types and the parameters and results of each.
-func readTypes(r *reader) (uint32, error) {
+// readTypes checks the number of function types and the parameters and results of each, and
+// keeps each type's number of parameters (the metering's local comes after them).
+func (f *wasmFile) readTypes(r *reader) (uint32, error) {
 	n, err := r.u32()
 	if err != nil {
 		return 0, err
 	}
-	return n, checkTypes(r, n)
+	return n, f.checkTypes(r, n)
 }
 
-func checkTypes(r *reader, n uint32) error {
+func (f *wasmFile) checkTypes(r *reader, n uint32) error {
 	if err := checkCount(n, maxTypes, "types"); err != nil {
 		return err
 	}
@@ -46,10 +47,31 @@ func checkTypes(r *reader, n uint32) error {
 			if k > side.max {
 				return overLimit("type %d has %d %s; at most %d", i, k, side.what, side.max)
 			}
+			if side.what == "parameters" {
+				f.typeParams = append(f.typeParams, k)
+			}
 			if _, err := r.bytes(uint64(k)); err != nil { // value types: one byte each
 				return err
 			}
 		}
+	}
+	return nil
+}
+
+// readFunctions reads the function section: each defined function's type index.
+func (f *wasmFile) readFunctions(r *reader) error {
+	n, err := readCount(r, maxFunctions, "functions")
+	if err != nil {
+		return err
+	}
+	f.definedFuncs = n
+	f.funcTypes = make([]uint32, 0, min(n, uint32(len(r.b))))
+	for i := uint32(0); i < n; i++ {
+		t, err := r.u32()
+		if err != nil {
+			return err
+		}
+		f.funcTypes = append(f.funcTypes, t)
 	}
 	return nil
 }

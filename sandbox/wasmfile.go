@@ -43,8 +43,11 @@ type wasmFile struct {
 	hasStart  bool // exports a function named _start
 	// meter is set when instrumenting: every function index >= importFuncs moves up by one
 	// (the refill import takes importFuncs), and check is the metering code (meter.go).
-	meter       bool
-	check       []byte
+	meter bool
+	check []byte
+	// typeParams is each type's number of parameters, funcTypes each defined function's type.
+	typeParams  []uint32
+	funcTypes   []uint32
 	importFuncs int // imported functions: the index of the first body
 	tables      []tableType
 
@@ -225,9 +228,9 @@ func parseWasm(wasm []byte, instrument bool) (*wasmFile, []byte, error) {
 		contents := body
 		switch id {
 		case secType:
-			f.types, err = readTypes(sr)
+			f.types, err = f.readTypes(sr)
 		case secFunction:
-			f.definedFuncs, err = readCount(sr, maxFunctions, "functions")
+			err = f.readFunctions(sr)
 		case secGlobal:
 			contents, err = f.readGlobals(sr)
 		case secElement:
@@ -347,7 +350,10 @@ func (f *wasmFile) readCode(r *reader) ([]byte, error) {
 		if !f.meter {
 			continue
 		}
-		body := f.rewriteBody(append(append(make([]byte, 0, len(br.b)+len(f.check)*(1+len(edits))), head...), f.check...), code, edits)
+		body, err := f.meterBody(i, head, groups, code, edits, br)
+		if err != nil {
+			return nil, err
+		}
 		out = appendULEB(out, uint64(len(body)))
 		out = append(out, body...)
 	}
@@ -355,29 +361,4 @@ func (f *wasmFile) readCode(r *reader) ([]byte, error) {
 		return nil, r.fail("bytes after the last function body")
 	}
 	return out, nil
-}
-
-// rewriteBody appends code to out with its edits applied: a check after each loop header, each
-// function index remapped, each table.grow of a defined table a call of its helper.
-func (f *wasmFile) rewriteBody(out, code []byte, edits []edit) []byte {
-	prev := 0
-	for _, e := range edits {
-		out = append(out, code[prev:e.at]...)
-		prev = e.end
-		switch e.kind {
-		case editLoop:
-			out = append(out, f.check...)
-		case editFunc:
-			out = appendULEB(out, uint64(f.remap(e.idx)))
-		case editGrow:
-			if f.reserved || uint64(e.idx) >= uint64(len(f.tables)) || !f.tables[e.idx].defined {
-				// left alone: the module is refused (reserved), or wazero refuses the grow
-				out = append(out, code[e.at:e.end]...)
-				continue
-			}
-			out = append(out, 0x10) // call
-			out = appendULEB(out, uint64(f.helperIndex(e.idx)))
-		}
-	}
-	return append(out, code[prev:]...)
 }
