@@ -174,8 +174,8 @@ func (f *wasmFile) meterBody(i uint32, head []byte, groups uint32, code []byte, 
 		// counter is then touched once per call, at the exit's flush, not twice (fib(25):
 		// 1.2x instead of 1.37x). A loop without calls is better off with the entry on the
 		// counter: with the entry in P, wazero's compiler made the tight loop 1.45x slower.
-		lp := appendULEB(nil, pIndex)
-		out = append(append(out, 0x42, 0x01, 0x21), lp...)
+		f.entryInP++
+		out = append(append(out, 0x42, 0x01, 0x21), appendULEB(nil, pIndex)...)
 	} else {
 		out = append(out, f.check...)
 	}

@@ -48,6 +48,7 @@ type wasmFile struct {
 	// typeParams is each type's number of parameters, funcTypes each defined function's type.
 	typeParams  []uint32
 	funcTypes   []uint32
+	entryInP    int // functions whose entry counts in their local P (meterBody)
 	importFuncs int // imported functions: the index of the first body
 	tables      []tableType
 
