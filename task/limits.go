@@ -8,10 +8,10 @@ type Limits struct {
 	MemoryMB    int64 `json:"memory_mb,omitempty"`    // linear memory, default 64
 	StdoutBytes int64 `json:"stdout_bytes,omitempty"` // captured result, default 4 MiB
 	StdinBytes  int64 `json:"stdin_bytes,omitempty"`  // accepted input, default 4 MiB
-	// CPUUnits, when set, stops the task (kind cpu_limit) at its CPUUnits+1-th unit: a
-	// function entry or loop iteration (see Outcome.CPUUnits). Zero: no limit, only the
-	// deadline. Unlike timeout_ms it is deterministic: the same input stops at the same point
-	// on any machine.
+	// CPUUnits, when set, stops the task (kind cpu_limit) just past CPUUnits units (function
+	// entries and loop iterations, see Outcome.CPUUnits; within 1,024 units when in a loop).
+	// Zero: no limit, only the deadline. Unlike timeout_ms it is deterministic: the same input
+	// stops at the same point on any machine.
 	CPUUnits int64 `json:"cpu_units,omitempty"`
 }
 

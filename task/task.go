@@ -53,7 +53,8 @@ type Outcome struct {
 	// CPUUnits is the guest code the task ran, counted by the sandbox's metering: one unit per
 	// function entry and per loop iteration (start section included). The same function and
 	// input give the same count on any machine and in any mode; a task stopped by its
-	// deadline counts what it ran until then.
+	// deadline counts what it ran until then (but for the last iterations of the loops it was
+	// in, under 1,024 per active function; so does a trap).
 	CPUUnits uint64
 }
 
