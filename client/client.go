@@ -74,6 +74,7 @@ type Task struct {
 	FunctionID string    `json:"function_id,omitempty"`
 	Attempts   int       `json:"attempts"`
 	DurationMs int64     `json:"duration_ms"`
+	CPUUnits   uint64    `json:"cpu_units"` // guest function entries and loop iterations (terminal tasks)
 	Worker     string    `json:"worker,omitempty"`
 	CreatedAt  time.Time `json:"created_at"`
 	StartedAt  time.Time `json:"started_at"`
@@ -218,6 +219,7 @@ func (c *Client) Register(ctx context.Context, name string, wasm []byte, limits 
 		}{
 			{"timeout_ms", limits.TimeoutMs}, {"memory_mb", limits.MemoryMB},
 			{"stdout_bytes", limits.StdoutBytes}, {"stdin_bytes", limits.StdinBytes},
+			{"cpu_units", limits.CPUUnits},
 		} {
 			if p.v != 0 {
 				q.Set(p.k, strconv.FormatInt(p.v, 10))

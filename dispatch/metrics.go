@@ -11,6 +11,7 @@ import (
 // hand-backs pass, so each mode is counted the same way. Listed in docs/API.md.
 type dispatchMetrics struct {
 	finished    *prometheus.CounterVec   // status, kind
+	cpuUnits    *prometheus.CounterVec   // status, kind
 	duration    *prometheus.HistogramVec // status
 	lost        prometheus.Counter
 	released    prometheus.Counter
@@ -31,6 +32,10 @@ func newDispatchMetrics(reg prometheus.Registerer) (*dispatchMetrics, error) {
 		finished: register(reg, &errs, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "faas_dispatch_tasks_finished_total",
 			Help: "Tasks this dispatcher ended, by status (COMPLETED, FAILED) and failure kind (empty when COMPLETED).",
+		}, []string{"status", "kind"})),
+		cpuUnits: register(reg, &errs, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "faas_dispatch_cpu_units_total",
+			Help: "CPU units (function entries and loop iterations of guest code) of the tasks this dispatcher ended, by status and failure kind.",
 		}, []string{"status", "kind"})),
 		duration: register(reg, &errs, prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "faas_dispatch_task_duration_seconds",
@@ -64,8 +69,10 @@ func newDispatchMetrics(reg prometheus.Registerer) (*dispatchMetrics, error) {
 	}
 	// Every series exists from the start, at 0, so that rates over them are defined.
 	m.finished.WithLabelValues(string(task.Completed), "")
+	m.cpuUnits.WithLabelValues(string(task.Completed), "")
 	for _, k := range task.Kinds {
 		m.finished.WithLabelValues(string(task.Failed), string(k))
+		m.cpuUnits.WithLabelValues(string(task.Failed), string(k))
 	}
 	for _, r := range dropReasons {
 		m.dropped.WithLabelValues(r)
@@ -93,6 +100,7 @@ func (m *dispatchMetrics) outcome(o task.Outcome) {
 	}
 	status := string(o.Status())
 	m.finished.WithLabelValues(status, kind).Inc()
+	m.cpuUnits.WithLabelValues(status, kind).Add(float64(o.CPUUnits))
 	m.duration.WithLabelValues(status).Observe(o.Duration.Seconds())
 }
 

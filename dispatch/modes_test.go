@@ -36,6 +36,7 @@ func executorCases() []executorCase {
 		{name: "wordcount", wasm: samples.Wordcount, input: "one two\nthree\n", result: `{"lines":2,"words":3,"bytes":14}`},
 		{name: "fib", wasm: samples.Fib, input: "20", result: "6765"},
 		{name: "sleep", wasm: samples.Sleep, input: "20", result: "slept 20 ms"},
+		{name: "spin_cpu_limit", wasm: samples.Spin, limits: task.Limits{CPUUnits: 1000}, kind: task.KindCPULimit},
 	}
 	names := make([]string, 0, len(samples.Hostile))
 	for name := range samples.Hostile {
@@ -58,8 +59,28 @@ func executorCases() []executorCase {
 
 // TestModesExecutor runs the same executor cases in local, pull and push mode: each task
 // ends with the right output or failure kind, counted once in the dispatcher's metrics,
-// and afterwards the workers still serve.
+// and afterwards the workers still serve. The cpu_units of the deterministic cases are the
+// same in every mode.
 func TestModesExecutor(t *testing.T) {
+	units := map[string]map[string]uint64{} // case -> mode -> cpu_units
+	defer func() {
+		t.Logf("cpu_units of fib(20) by mode: %v; of wordcount: %v", units["fib"], units["wordcount"])
+		for mode, u := range units["spin_cpu_limit"] {
+			if u <= 1000 || u > 1000+1024 {
+				t.Errorf("%s: spin under cpu_units=1000 stopped at unit %d, want within 1024 past the limit", mode, u)
+			}
+		}
+		for name, by := range units {
+			var first uint64
+			for mode, u := range by {
+				if u == 0 || (first != 0 && u != first) {
+					t.Errorf("%s: cpu_units differ across modes or are 0: %v (%s)", name, by, mode)
+					break
+				}
+				first = u
+			}
+		}
+	}()
 	for _, mode := range allModes {
 		t.Run(string(mode), func(t *testing.T) {
 			f := newFixture(t, mode)
@@ -83,6 +104,13 @@ func TestModesExecutor(t *testing.T) {
 				t.Run(c.name, func(t *testing.T) {
 					checkCase(t, recs[i], c)
 				})
+				switch c.name { // the same code path whatever the clock: the same units
+				case "double_wat", "double_c", "double_bad_input", "noop", "echo_binary", "wordcount", "fib", "unreachable", "exit_nonzero", "spin_cpu_limit":
+					if units[c.name] == nil {
+						units[c.name] = map[string]uint64{}
+					}
+					units[c.name][string(mode)] = recs[i].CPUUnits
+				}
 			}
 			wantFinished(t, reg, recs)
 

@@ -60,7 +60,7 @@ func (e *Executor) Execute(ctx context.Context, t task.Task) (task.Outcome, erro
 		out.Failure = &task.Failure{Kind: task.KindInternal, Message: err.Error()}
 		return out, nil
 	}
-	out.Stdout, out.Stderr, out.Failure, out.Duration = res.Stdout, res.Stderr, res.Failure, res.Duration
+	out.Stdout, out.Stderr, out.Failure, out.Duration, out.CPUUnits = res.Stdout, res.Stderr, res.Failure, res.Duration, res.CPUUnits
 	return out, nil
 }
 

@@ -139,6 +139,29 @@ func (d *decoder) int64(i int) int64 {
 	return v
 }
 
+// cost reads an outcome's timing frame: duration ns u64, then cpu units u64. A frame of 8
+// bytes (a worker from before cpu units) has no units: 0.
+func (d *decoder) cost(i int) (time.Duration, uint64) {
+	b := d.bytes(i)
+	if d.err != nil {
+		return 0, 0
+	}
+	if len(b) != 8 && len(b) != 16 {
+		d.fail("field %d: timing of %d bytes, want 8 or 16", i, len(b))
+		return 0, 0
+	}
+	dur := int64(binary.BigEndian.Uint64(b))
+	if dur < 0 {
+		d.fail("field %d: negative duration", i)
+		return 0, 0
+	}
+	var units uint64
+	if len(b) == 16 {
+		units = binary.BigEndian.Uint64(b[8:])
+	}
+	return time.Duration(dur), units
+}
+
 func (d *decoder) groups(from, size int) int {
 	n := len(d.f) - from
 	if n < 0 || n%size != 0 {
@@ -160,8 +183,8 @@ func (d *decoder) tasks() []task.Task {
 	for i := range ts {
 		b := i * taskFrames
 		lim := d.bytes(b + 5)
-		if d.err == nil && len(lim) != limitsSize {
-			d.fail("task %d: limits of %d bytes, want %d", i, len(lim), limitsSize)
+		if d.err == nil && len(lim) != limitsSize && len(lim) != limitsSize+8 {
+			d.fail("task %d: limits of %d bytes, want %d or %d", i, len(lim), limitsSize, limitsSize+8)
 		}
 		if d.err != nil {
 			return nil
@@ -172,7 +195,10 @@ func (d *decoder) tasks() []task.Task {
 			StdoutBytes: int64(binary.BigEndian.Uint64(lim[16:])),
 			StdinBytes:  int64(binary.BigEndian.Uint64(lim[24:])),
 		}
-		if l.TimeoutMs < 0 || l.MemoryMB < 0 || l.StdoutBytes < 0 || l.StdinBytes < 0 {
+		if len(lim) > limitsSize {
+			l.CPUUnits = int64(binary.BigEndian.Uint64(lim[limitsSize:]))
+		}
+		if l.TimeoutMs < 0 || l.MemoryMB < 0 || l.StdoutBytes < 0 || l.StdinBytes < 0 || l.CPUUnits < 0 {
 			d.fail("task %d: negative limit", i)
 			return nil
 		}
@@ -198,7 +224,7 @@ func (d *decoder) outcomes(from int) []task.Outcome {
 		if kind := d.bytes(b + 2); len(kind) > 0 {
 			o.Failure = &task.Failure{Kind: task.Kind(kind), Message: d.str(b + 3)}
 		}
-		o.Duration = time.Duration(d.int64(b + 4))
+		o.Duration, o.CPUUnits = d.cost(b + 4)
 		o.Stdout, o.Stderr = d.bytes(b+5), d.bytes(b+6)
 		if d.err != nil {
 			return nil

@@ -63,11 +63,14 @@ func (m NewTask) Append(dst [][]byte) [][]byte {
 	dst = head(dst, m.Type())
 	for i := range m.Tasks {
 		t := &m.Tasks[i]
-		lim := make([]byte, 0, limitsSize)
+		lim := make([]byte, 0, limitsSize+8)
 		lim = binary.BigEndian.AppendUint64(lim, uint64(t.Limits.TimeoutMs))
 		lim = binary.BigEndian.AppendUint64(lim, uint64(t.Limits.MemoryMB))
 		lim = binary.BigEndian.AppendUint64(lim, uint64(t.Limits.StdoutBytes))
 		lim = binary.BigEndian.AppendUint64(lim, uint64(t.Limits.StdinBytes))
+		if t.Limits.CPUUnits != 0 { // only then: workers older than cpu_units read 32 bytes
+			lim = binary.BigEndian.AppendUint64(lim, uint64(t.Limits.CPUUnits))
+		}
 		dst = append(dst, []byte(t.ID), u32(t.Attempt), []byte(t.FunctionID), []byte(t.Name),
 			[]byte(t.ModuleHash), lim, t.Input)
 	}
@@ -85,7 +88,9 @@ func (m ResultReady) Append(dst [][]byte) [][]byte {
 				kind = []byte(task.KindInternal)
 			}
 		}
-		dst = append(dst, []byte(o.ID), u32(o.Attempt), kind, msg, u64(int64(o.Duration)), o.Stdout, o.Stderr)
+		// The timing frame: duration ns, then cpu units (docs/PROTOCOL.md: 8 or 16 bytes).
+		cost := binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(make([]byte, 0, 16), uint64(o.Duration)), o.CPUUnits)
+		dst = append(dst, []byte(o.ID), u32(o.Attempt), kind, msg, cost, o.Stdout, o.Stderr)
 	}
 	return dst
 }

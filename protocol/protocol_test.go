@@ -20,9 +20,10 @@ func sampleMessages() map[string]Message {
 			{ID: "t1", FunctionID: "f1", Name: "double", ModuleHash: "ab12", Input: []byte("21"), Limits: lim, Attempt: 1},
 			{ID: "t2", FunctionID: "f1", Name: "double", ModuleHash: "ab12", Input: []byte{0, 1, 0xff, 0}, Limits: lim, Attempt: 3},
 			{ID: "t3", FunctionID: "f2", Name: "noop", ModuleHash: "cd", Input: []byte{}, Limits: lim, Attempt: 2},
+			{ID: "t4", FunctionID: "f3", Name: "spin", ModuleHash: "ef", Input: []byte{}, Limits: task.Limits{TimeoutMs: 5, CPUUnits: 1_000_000}, Attempt: 1},
 		}},
 		"result": ResultReady{Worker: "w", Outcomes: []task.Outcome{
-			{Ref: task.Ref{ID: "t1", Attempt: 1}, Stdout: []byte("42"), Stderr: []byte{}, Duration: 1500 * time.Microsecond},
+			{Ref: task.Ref{ID: "t1", Attempt: 1}, Stdout: []byte("42"), Stderr: []byte{}, Duration: 1500 * time.Microsecond, CPUUnits: 242_807},
 			{Ref: task.Ref{ID: "t2", Attempt: 3}, Stdout: []byte{}, Stderr: []byte("oops\x00"),
 				Failure: &task.Failure{Kind: task.KindTrap, Message: "unreachable"}},
 		}},
@@ -107,6 +108,8 @@ func TestDecodeRefuses(t *testing.T) {
 		{"short limits", [][]byte{v, {byte(TypeNewTask)}, []byte("t"), u32(1), nil, nil, nil, {1, 2}, nil}, ErrMalformed},
 		{"empty task id", [][]byte{v, {byte(TypeNewTask)}, nil, u32(1), nil, nil, nil, make([]byte, limitsSize), nil}, ErrMalformed},
 		{"negative duration", [][]byte{v, {byte(TypeResultReady)}, []byte("w"), []byte("t"), u32(1), nil, nil, u64(-1), nil, nil}, ErrMalformed},
+		{"timing of 12 bytes", [][]byte{v, {byte(TypeResultReady)}, []byte("w"), []byte("t"), u32(1), nil, nil, make([]byte, 12), nil, nil}, ErrMalformed},
+		{"limits of 36 bytes", [][]byte{v, {byte(TypeNewTask)}, []byte("t"), u32(1), nil, nil, nil, make([]byte, limitsSize+4), nil}, ErrMalformed},
 		{"odd refs", [][]byte{v, {byte(TypeHeartbeat)}, []byte("w"), []byte("t")}, ErrMalformed},
 	}
 	for _, c := range cases {
@@ -116,6 +119,19 @@ func TestDecodeRefuses(t *testing.T) {
 				t.Fatalf("Decode = %#v, %v; want %v", m, err, c.want)
 			}
 		})
+	}
+}
+
+// TestOutcomeWithoutUnits: a RESULT_READY from a worker older than cpu units (an 8-byte timing
+// frame) decodes, with no units.
+func TestOutcomeWithoutUnits(t *testing.T) {
+	m, err := Decode([][]byte{{Version}, {byte(TypeResultReady)}, []byte("w"), []byte("t"), u32(1), nil, nil, u64(1500), []byte("42"), nil})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := m.(ResultReady).Outcomes[0]
+	if o.Duration != 1500 || o.CPUUnits != 0 || string(o.Stdout) != "42" {
+		t.Errorf("%+v", o)
 	}
 }
 

@@ -32,12 +32,13 @@ fi
 wat() { wat2wasm "$1" -o "$2"; }
 wat noop/noop.wat noop/noop.wasm
 wat double/double.wat double/double_wat.wasm
+wat spin/spin.wat spin/spin.wasm
 for f in hostile/*.wat; do wat "$f" "${f%.wat}.wasm"; done
 
 # C (wasi-libc)
 cc() { clang --target=wasm32-wasi -O2 -Wl,--strip-debug -o "$2" "$1"; }
 cc double/double.c double/double_c.wasm
-for f in echo wordcount fib sleep; do cc "$f/$f.c" "$f/$f.wasm"; done
+for f in echo wordcount fib sleep sort; do cc "$f/$f.c" "$f/$f.wasm"; done
 for f in hostile/*.c; do cc "$f" "${f%.c}.wasm"; done
 
 # Go (wasip1)

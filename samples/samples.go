@@ -42,6 +42,15 @@ var (
 	// Sleep reads a number of milliseconds, sleeps that long, then writes "slept N ms".
 	//go:embed sleep/sleep.wasm
 	Sleep []byte
+	// Sort reads n (1..1000000), merge-sorts n pseudo-random integers (the same ones every run)
+	// and writes "sorted N checksum C": a realistic CPU-bound C program (n=100000: ~1.7M
+	// comparisons and the memory traffic of a merge sort).
+	//go:embed sort/sort.wasm
+	Sort []byte
+	// Spin counts an i64 to 10,000,000 in the tightest loop there is and writes nothing: the
+	// worst case for a per-iteration check.
+	//go:embed spin/spin.wasm
+	Spin []byte
 )
 
 var (
@@ -135,7 +144,7 @@ var HostileKind = map[string]task.Kind{
 }
 
 // Good returns the well-behaved samples by name (double_wat, double_c, double_go, double_as,
-// noop, echo, wordcount, fib, sleep).
+// noop, echo, wordcount, fib, sleep, sort, spin).
 func Good() map[string][]byte {
 	return map[string][]byte{
 		"double_wat": DoubleWAT,
@@ -147,6 +156,8 @@ func Good() map[string][]byte {
 		"wordcount":  Wordcount,
 		"fib":        Fib,
 		"sleep":      Sleep,
+		"sort":       Sort,
+		"spin":       Spin,
 	}
 }
 

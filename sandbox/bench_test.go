@@ -29,6 +29,19 @@ var benchCases = []struct {
 	{"double_go", samples.DoubleGo, "21", "42"},
 }
 
+// cpuCases are the CPU-bound guests, where a per-check cost shows most: call-heavy (fib), the
+// tightest loop (spin), and realistic C (sort). BenchmarkOverhead runs them when not -short.
+var cpuCases = []struct {
+	name  string
+	wasm  []byte
+	input string
+	want  string
+}{
+	{"fib25", samples.Fib, "25", "75025"},
+	{"spin", samples.Spin, "", ""},
+	{"sort100k", samples.Sort, "100000", "sorted 100000 checksum 14334044835415049311"},
+}
+
 func BenchmarkRun(b *testing.B) {
 	for _, c := range benchCases {
 		b.Run(c.name+"/sandbox", func(b *testing.B) {
@@ -41,15 +54,12 @@ func BenchmarkRun(b *testing.B) {
 }
 
 // BenchmarkFib is CPU-bound guest code (fib(25) by naive recursion: ~240k calls), where the
-// sandbox's safety costs the most: the function-entry check runs at every call.
+// sandbox's safety costs the most: the metering check runs at every call.
 func BenchmarkFib(b *testing.B) {
 	const in, want = "25", "75025"
 	b.Run("sandbox", func(b *testing.B) { benchSandbox(b, options{}, samples.Fib, in, want) })
-	b.Run("sandbox-no-close-on-done", func(b *testing.B) {
-		benchSandbox(b, options{noCloseOnDone: true}, samples.Fib, in, want)
-	})
-	b.Run("sandbox-no-entry-check", func(b *testing.B) {
-		benchSandbox(b, options{noEntryCheck: true}, samples.Fib, in, want)
+	b.Run("sandbox-no-instrument", func(b *testing.B) {
+		benchSandbox(b, options{noInstrument: true}, samples.Fib, in, want)
 	})
 	b.Run("wazero", func(b *testing.B) { benchBare(b, wazero.NewRuntimeConfig(), samples.Fib, in, want) })
 	b.Run("wazero-close-on-done", func(b *testing.B) {
@@ -107,8 +117,8 @@ func benchBare(b *testing.B, rc wazero.RuntimeConfig, wasm []byte, input, want s
 // that load from other processes hits both alike, and reports each one's time per task and
 // their ratio (the figure docs/BENCHMARKS.md records; target ≤ 1.2).
 //
-// The "-no-entry-check" and "-no-close-on-done" variants turn one safety off, to show what
-// each costs; production never does.
+// The "-no-instrument" variant turns the metering (and the table.grow checks) off, to show
+// what they cost; production never does.
 func BenchmarkOverhead(b *testing.B) {
 	type variant struct {
 		suffix string
@@ -116,10 +126,13 @@ func BenchmarkOverhead(b *testing.B) {
 	}
 	variants := []variant{{"", options{}}}
 	if !testing.Short() {
-		variants = append(variants, variant{"-no-entry-check", options{noEntryCheck: true}},
-			variant{"-no-close-on-done", options{noCloseOnDone: true}})
+		variants = append(variants, variant{"-no-instrument", options{noInstrument: true}})
 	}
-	for _, c := range benchCases {
+	cases := benchCases
+	if !testing.Short() {
+		cases = append(cases, cpuCases...)
+	}
+	for _, c := range cases {
 		for _, v := range variants {
 			b.Run(c.name+v.suffix, func(b *testing.B) {
 				ctx := context.Background()

@@ -1,21 +1,42 @@
 package sandbox
 
-// This file walks the instructions of one function body, immediates included, to check the
-// limits only an instruction-level scan can see: block nesting depth and br_table size. It is
-// strict: an opcode it does not know refuses the module (wazero would refuse it too, later and
-// at greater cost), and every read is bounds-checked by reader. Exception handling is not
-// known: the sandbox's runtime does not enable it, so wazero refuses it anyway.
+// This file walks the instructions of one function body, immediates included. It is the
+// one decoder of the sandbox: it checks the limits only an instruction-level scan can see
+// (block nesting depth, br_table size) and finds every place the instrumentation rewrites
+// (loop headers, function indices, table.grow). It is strict and complete for what the
+// sandbox's runtime enables (wazero v1.12.0, api.CoreFeaturesV2: MVP, mutable globals, sign
+// extension, saturating truncation, multi-value, bulk memory, reference types, SIMD): an
+// opcode outside that set refuses the module, naming the opcode and its offset in the
+// module, so nothing it cannot see through ever runs unmetered. Every read is bounds-checked
+// by reader. Threads, tail calls, exception handling, typed function references and relaxed
+// SIMD are refused: wazero would refuse them too under this configuration.
+
+// edit is one place scanCode found that the instrumentation rewrites: code[at:end].
+type edit struct {
+	at, end int
+	kind    byte
+	idx     uint32 // editFunc: the function index; editGrow: the table
+}
+
+const (
+	editLoop = iota // a loop header: the check goes at `at` (after its block type); end == at
+	editFunc        // a function index immediate of ref.func, remapped
+	editCall        // a call: opcode at `at`, remapped; a call of an import is flushed before
+	editGrow        // a table.grow (0xfc 15 table), turned into a call of its helper
+	editExit        // a way out of the function (return, a branch to its label, its final end): flushed before `at`; end == at
+)
 
 // scanCode walks code, a function body after its local declarations, and checks that it has
 // at most maxBlocks blocks, loops and ifs, nests at most maxNesting deep, that no br_table lists more than maxBrTable targets, and that
-// its last `end` is its last byte. fn is the function's index, for messages.
-// It returns where the body uses table.grow.
-func scanCode(code []byte, fn uint64) ([]growAt, error) {
-	var grows []growAt
-	r := &reader{b: code}
+// its last `end` is its last byte. fn is the function's index, for messages; base is the
+// offset of code in the module, for messages. It returns the places to rewrite, in order.
+func scanCode(code []byte, fn uint64, base int) ([]edit, error) {
+	var edits []edit
+	r := &reader{b: code, base: base}
 	depth := 1 // the function body is itself a block
 	blocks := 0
 	for r.off < len(r.b) {
+		at := r.off
 		op, err := r.byte()
 		if err != nil {
 			return nil, err
@@ -31,12 +52,25 @@ func scanCode(code []byte, fn uint64) ([]growAt, error) {
 			if depth++; depth > maxNesting {
 				return nil, overLimit("function %d nests blocks more than %d deep (block nesting limit)", fn, maxNesting)
 			}
+			if op == 0x03 {
+				edits = append(edits, edit{at: r.off, end: r.off, kind: editLoop})
+			}
 		case op == 0x0b: // end
 			if depth--; depth == 0 {
 				if r.off != len(r.b) {
 					return nil, r.fail("code after the function's final end")
 				}
-				return grows, nil
+				return append(edits, edit{at: at, end: at, kind: editExit}), nil
+			}
+		case op == 0x0f: // return
+			edits = append(edits, edit{at: at, end: at, kind: editExit})
+		case op == 0x0c || op == 0x0d: // br, br_if: a label
+			l, err := r.u32()
+			if err != nil {
+				return nil, err
+			}
+			if uint64(l) == uint64(depth-1) { // the function's own label: a return
+				edits = append(edits, edit{at: at, end: at, kind: editExit})
 			}
 		case op == 0x0e: // br_table: vec(label) label
 			n, err := r.u32()
@@ -46,11 +80,30 @@ func scanCode(code []byte, fn uint64) ([]growAt, error) {
 			if n > maxBrTable {
 				return nil, overLimit("function %d has a br_table of %d targets; at most %d", fn, n, maxBrTable)
 			}
+			exits := false
 			for i := uint32(0); i <= n; i++ {
-				if _, err := r.u32(); err != nil {
+				l, err := r.u32()
+				if err != nil {
 					return nil, err
 				}
+				exits = exits || uint64(l) == uint64(depth-1)
 			}
+			if exits {
+				edits = append(edits, edit{at: at, end: at, kind: editExit})
+			}
+		case op == 0x10: // call: a function index
+			idx, err := r.u32()
+			if err != nil {
+				return nil, err
+			}
+			edits = append(edits, edit{at: at, end: r.off, kind: editCall, idx: idx})
+		case op == 0xd2: // ref.func: a function index
+			imm := r.off
+			idx, err := r.u32()
+			if err != nil {
+				return nil, err
+			}
+			edits = append(edits, edit{at: imm, end: r.off, kind: editFunc, idx: idx})
 		case op == 0x1c: // select t*: vec(valtype)
 			n, err := r.u32()
 			if err != nil {
@@ -59,7 +112,7 @@ func scanCode(code []byte, fn uint64) ([]growAt, error) {
 			if _, err := r.bytes(uint64(n)); err != nil {
 				return nil, err
 			}
-		case op == 0x11 || op == 0x13: // call_indirect, return_call_indirect: type, table
+		case op == 0x11: // call_indirect: type, table
 			if err := r.skipU32s(2); err != nil {
 				return nil, err
 			}
@@ -88,7 +141,6 @@ func scanCode(code []byte, fn uint64) ([]growAt, error) {
 				return nil, err
 			}
 		case op == 0xfc:
-			at := r.off - 1
 			sub, err := r.u32()
 			if err != nil {
 				return nil, err
@@ -98,16 +150,12 @@ func scanCode(code []byte, fn uint64) ([]growAt, error) {
 				if err != nil {
 					return nil, err
 				}
-				grows = append(grows, growAt{at: at, end: r.off, table: t})
-			} else if err := r.skipFC(sub); err != nil {
+				edits = append(edits, edit{at: at, end: r.off, kind: editGrow, idx: t})
+			} else if err := r.skipFC(at, sub); err != nil {
 				return nil, err
 			}
 		case op == 0xfd:
-			if err := r.skipSIMD(); err != nil {
-				return nil, err
-			}
-		case op == 0xfe:
-			if err := r.skipAtomic(); err != nil {
+			if err := r.skipSIMD(at); err != nil {
 				return nil, err
 			}
 		default:
@@ -118,18 +166,26 @@ func scanCode(code []byte, fn uint64) ([]growAt, error) {
 					return nil, err
 				}
 			default:
-				r.off--
-				return nil, r.fail("unknown opcode")
+				return nil, r.unknown(at, "opcode %#02x%s", op, opcodeHint(op))
 			}
 		}
 	}
 	return nil, r.fail("function body without its final end")
 }
 
-// growAt is one table.grow in a body: code[at:end], growing table.
-type growAt struct {
-	at, end int
-	table   uint32
+// opcodeHint names the proposal an opcode the sandbox refuses belongs to, when it is one.
+func opcodeHint(op byte) string {
+	switch {
+	case op >= 0x06 && op <= 0x0a, op == 0x18, op == 0x19, op == 0x1f:
+		return " (exception handling, which the sandbox does not enable)"
+	case op == 0x12 || op == 0x13:
+		return " (tail calls, which the sandbox does not enable)"
+	case op == 0x14 || op == 0x15 || (op >= 0xd3 && op <= 0xd6):
+		return " (typed function references, which the sandbox does not enable)"
+	case op == 0xfe:
+		return " (threads: atomic instructions, which the sandbox does not enable)"
+	}
+	return ""
 }
 
 const (
@@ -146,9 +202,8 @@ var immediates = func() (t [256]byte) {
 	for op := 0x45; op <= 0xc4; op++ { // numeric instructions
 		t[op] = immNone
 	}
-	// br br_if call return_call local.* global.* table.get/set memory.size memory.grow ref.func
-	for _, op := range []byte{0x0c, 0x0d, 0x10, 0x12,
-		0x20, 0x21, 0x22, 0x23, 0x24, 0x25, 0x26, 0x3f, 0x40, 0xd2} {
+	// local.* global.* table.get/set memory.size memory.grow
+	for _, op := range []byte{0x20, 0x21, 0x22, 0x23, 0x24, 0x25, 0x26, 0x3f, 0x40} {
 		t[op] = immIndex
 	}
 	return t
@@ -178,28 +233,44 @@ func (r *reader) memarg() error {
 	return err
 }
 
-// skipFC skips a 0xfc-prefixed instruction: saturating truncations, bulk memory and tables.
-func (r *reader) skipFC(sub uint32) error {
+// skipFC skips a 0xfc-prefixed instruction (at is its offset): saturating truncations, bulk
+// memory and tables. table.grow (15) is scanCode's.
+func (r *reader) skipFC(at int, sub uint32) error {
 	switch {
 	case sub <= 7: // trunc_sat
 		return nil
-	case sub == 9 || sub == 13 || (sub >= 15 && sub <= 17): // data.drop elem.drop table.grow/size/fill
+	case sub == 9 || sub == 13 || sub == 16 || sub == 17: // data.drop elem.drop table.size/fill
 		return r.skipU32s(1)
 	case sub == 8 || sub == 10 || sub == 12 || sub == 14: // memory.init/copy table.init/copy
 		return r.skipU32s(2)
 	case sub == 11: // memory.fill
 		return r.skipU32s(1)
 	}
-	return r.fail("unknown 0xfc instruction")
+	return r.unknown(at, "instruction 0xfc %d", sub)
 }
 
-// skipSIMD skips a 0xfd-prefixed (vector) instruction.
-func (r *reader) skipSIMD() error {
+// simdOps marks the 0xfd-prefixed (vector) instructions wazero v1.12.0 knows: all of 0..255
+// but the holes the SIMD proposal left. Relaxed SIMD (0x100 and up) is not enabled.
+var simdOps = func() (t [256]bool) {
+	for i := range t {
+		t[i] = true
+	}
+	for _, op := range []int{0x9a, 0xa2, 0xa5, 0xa6, 0xaf, 0xb0, 0xb2, 0xb3, 0xb4, 0xbb,
+		0xc2, 0xc5, 0xc6, 0xcf, 0xd0, 0xd2, 0xd3, 0xd4, 0xe2, 0xee} {
+		t[op] = false
+	}
+	return t
+}()
+
+// skipSIMD skips a 0xfd-prefixed (vector) instruction (at is its offset).
+func (r *reader) skipSIMD(at int) error {
 	sub, err := r.u32()
 	if err != nil {
 		return err
 	}
 	switch {
+	case sub > 0xff || !simdOps[sub]:
+		return r.unknown(at, "vector instruction 0xfd %d", sub)
 	case sub <= 11 || sub == 92 || sub == 93: // loads and stores
 		return r.memarg()
 	case sub == 12 || sub == 13: // v128.const, i8x16.shuffle
@@ -214,24 +285,6 @@ func (r *reader) skipSIMD() error {
 		}
 		_, err = r.byte()
 		return err
-	case sub <= 0x113: // everything else, relaxed SIMD included, has no immediate
-		return nil
 	}
-	return r.fail("unknown 0xfd instruction")
-}
-
-// skipAtomic skips a 0xfe-prefixed (threads) instruction.
-func (r *reader) skipAtomic() error {
-	sub, err := r.u32()
-	if err != nil {
-		return err
-	}
-	switch {
-	case sub == 3: // atomic.fence: one reserved byte
-		_, err = r.byte()
-		return err
-	case sub <= 0x4e:
-		return r.memarg()
-	}
-	return r.fail("unknown 0xfe instruction")
+	return nil // every other vector instruction has no immediate
 }

@@ -20,6 +20,7 @@ type Result struct {
 	Stdout   []byte        // the result (up to limits.StdoutBytes)
 	Stderr   []byte        // the last Config.StderrBytes bytes of stderr
 	ExitCode uint32        // the guest's exit code (0 when it returned from _start)
+	CPUUnits uint64        // function entries and loop iterations run (meter.go)
 	Duration time.Duration // instantiation + _start, the part under the deadline
 	Failure  *task.Failure // nil: success (COMPLETED)
 }
@@ -67,16 +68,17 @@ func (s *Sandbox) Run(ctx context.Context, hash, name string, stdin []byte, limi
 	// The tables the module starts with take their part of memory_mb (checked above to fit).
 	st.mem.limit -= e.info.TableElements * tableElemBytes
 	cfg := st.config(name)
+	rctx := withMeter(experimental.WithMemoryAllocator(tctx, st), st)
 
 	start := time.Now()
 	var mod api.Module
 	var runErr error
 	if e.budget {
-		mod, runErr = st.runBudgeted(experimental.WithMemoryAllocator(tctx, st), e, cfg)
+		mod, runErr = st.runBudgeted(rctx, e, cfg)
 	} else {
-		mod, runErr = s.rt.InstantiateModule(experimental.WithMemoryAllocator(tctx, st), e.compiled, cfg)
+		mod, runErr = s.rt.InstantiateModule(rctx, e.compiled, cfg)
 	}
-	res := Result{Duration: time.Since(start)}
+	res := Result{Duration: time.Since(start), CPUUnits: st.meter.units()}
 	if mod != nil {
 		_ = mod.Close(context.Background())
 	}
@@ -144,6 +146,7 @@ type runState struct {
 	// budget is the module's table budget global (tablegrow.go), nil when it has none: bytes
 	// of memory_mb left for table and memory growth alike.
 	budget api.MutableGlobal
+	meter  meter
 
 	cfg     wazero.ModuleConfig
 	cfgName string
@@ -180,6 +183,8 @@ func (st *runState) begin(ctx context.Context, cancel context.CancelFunc, stdin 
 	st.limit, st.limitMsg = "", ""
 	st.sleepCut = false
 	st.budget = nil
+	st.meter = meter{}
+	st.meter.deadline, _ = ctx.Deadline()
 }
 
 // end returns the captured output and drops every reference to the task.
@@ -192,11 +197,13 @@ func (st *runState) end() (stdout, stderr []byte) {
 	st.mem = linearMemory{st: st}
 	st.ctx, st.cancel = nil, nil
 	st.budget = nil
+	st.meter = meter{}
 	return stdout, stderr
 }
 
-// hit records the first limit the task reached and stops the guest (it is closed at its next
-// function entry or loop header). A deadline already past wins: the kind is then timeout.
+// hit records the first limit the task reached and cancels the task's context: the guest is
+// stopped at its next refill (meter.go), within meterRefill function entries and loop
+// iterations. A deadline already past wins: the kind is then timeout.
 func (st *runState) hit(kind task.Kind, msg string) {
 	if st.limit != "" {
 		return

@@ -1,10 +1,10 @@
 // Package sandbox runs functions, WASI preview1 command modules, safely on wazero.
 //
 // A Sandbox compiles each module once (a bounded LRU keyed by the sha256 of its bytes, backed
-// by wazero's on-disk compilation cache when Config.CacheDir is set) and instantiates it
-// afresh, anonymously, for every task. Run enforces a task's Limits: a wall-clock deadline
-// that stops loops, start sections, sleeps and loop-free call trees; a memory cap per task; a
-// stdout cap. Task failures come back as a Failure with a Kind from the REST contract; the
+// by wazero's on-disk compilation cache when Config.CacheDir is set), metered (meter.go), and
+// instantiates it afresh, anonymously, for every task. Run enforces a task's Limits: a
+// wall-clock deadline that stops loops, start sections, sleeps and loop-free call trees; an
+// optional budget of CPU units; a memory cap per task; a stdout cap. Task failures come back as a Failure with a Kind from the REST contract; the
 // error of Run is kept for the caller's own problems (module not loaded, context cancelled).
 //
 // The function ABI (docs/API.md, "Writing a function"): stdin is the input, stdout the result, stderr a capped
@@ -64,7 +64,8 @@ type ModuleInfo struct {
 	Hash           string   // lowercase hex sha256 of the module's bytes
 	Size           int64    // bytes
 	Imports        []string // "wasi_snapshot_preview1.fd_write", ... in import order
-	Functions      int      // function bodies (each gets a deadline check at entry)
+	Functions      int      // function bodies (each metered at its entry)
+	Loops          int      // loop instructions (each metered at its header)
 	MemoryMinPages uint32   // 64 KiB pages the module starts with (0: no memory)
 	MemoryMaxPages uint32   // declared maximum; 0 when HasMemoryMax is false
 	HasMemoryMax   bool
@@ -115,23 +116,21 @@ type entry struct {
 	budget   bool // table.grow was instrumented: Run must set the budget global (tablegrow.go)
 }
 
-// New creates a Sandbox: one wazero runtime (compiler, WithCloseOnContextDone) with WASI
-// preview1 instantiated in it.
+// New creates a Sandbox: one wazero runtime (compiler) with WASI preview1 and the private
+// refill function of the metering instantiated in it.
 func New(ctx context.Context, cfg Config) (*Sandbox, error) {
 	return newSandbox(ctx, cfg, options{})
 }
 
 // options let benchmarks turn safety off to measure what it costs. Production code never
-// does: without closeOnDone a deadline cannot stop a running guest, and without the entry
-// check it cannot stop a loop-free call tree.
+// does: without instrumentation a deadline cannot stop a running guest.
 type options struct {
-	noCloseOnDone bool
-	noEntryCheck  bool
+	noInstrument bool
 }
 
 func newSandbox(ctx context.Context, cfg Config, opt options) (*Sandbox, error) {
 	s := &Sandbox{
-		instrument:  !opt.noEntryCheck,
+		instrument:  !opt.noInstrument,
 		stderrBytes: cfg.StderrBytes,
 		maxCompiled: cfg.MaxCompiled,
 		entries:     map[string]*entry{},
@@ -145,7 +144,9 @@ func newSandbox(ctx context.Context, cfg Config, opt options) (*Sandbox, error) 
 		s.maxCompiled = 256
 	}
 	rc := wazero.NewRuntimeConfig().
-		WithCloseOnContextDone(!opt.noCloseOnDone).
+		// The metering stops guests (meter.go); close-on-done would add an exit into Go at
+		// every loop header, 10-50x on CPU-bound code.
+		WithCloseOnContextDone(false).
 		// DWARF offsets would not match the instrumented code; function names still show.
 		WithDebugInfoEnabled(false)
 	if cfg.CacheDir != "" {
@@ -160,6 +161,10 @@ func newSandbox(ctx context.Context, cfg Config, opt options) (*Sandbox, error) 
 	if _, err := wasi_snapshot_preview1.Instantiate(ctx, s.rt); err != nil {
 		_ = s.rt.Close(ctx)
 		return nil, fmt.Errorf("sandbox: instantiate WASI: %w", err)
+	}
+	if err := instantiateMeter(ctx, s.rt); err != nil {
+		_ = s.rt.Close(ctx)
+		return nil, fmt.Errorf("sandbox: instantiate the meter: %w", err)
 	}
 	s.wasi = s.rt.Module(wasiModule).ExportedFunctionDefinitions()
 	// Everything every task shares; Run adds stdin, stdout, stderr, sleep and argv.
@@ -331,12 +336,18 @@ func (s *Sandbox) compile(ctx context.Context, wasm []byte, hash string, pre fun
 		if errors.As(err, &le) {
 			return nil, invalid("exceeds a structural limit: %v", err)
 		}
+		if errors.Is(err, errUnsupported) {
+			return nil, invalid("uses an instruction the sandbox does not run: %v", err)
+		}
 		if errors.Is(err, errMalformed) {
 			return nil, invalid("is not a valid WebAssembly module: %v", err)
 		}
 		return nil, invalid("%v", err)
 	}
-	info := ModuleInfo{Hash: hash, Size: int64(len(wasm)), Functions: f.funcs, TableElements: f.tableElems()}
+	info := ModuleInfo{Hash: hash, Size: int64(len(wasm)), Functions: f.funcs, Loops: f.loops, TableElements: f.tableElems()}
+	if f.reserved {
+		return nil, invalid("exports %s or %s, names the sandbox reserves", budgetExport, meterExport)
+	}
 	for _, im := range f.imports {
 		full := im.module + "." + im.name
 		info.Imports = append(info.Imports, full)
@@ -348,9 +359,6 @@ func (s *Sandbox) compile(ctx context.Context, wasm []byte, hash string, pre fun
 		case s.wasi[im.name] == nil:
 			return nil, invalid("imports %s, which WASI preview1 does not provide", full)
 		}
-	}
-	if f.reserved {
-		return nil, invalid("exports %s, a name the sandbox reserves", budgetExport)
 	}
 	if !f.hasStart {
 		return nil, invalid("does not export a _start function: build it as a WASI command (a program with main), not a reactor or library")
@@ -395,6 +403,9 @@ func (s *Sandbox) checkCompiled(c wazero.CompiledModule) error {
 	}
 	for _, fn := range c.ImportedFunctions() {
 		mod, name, _ := fn.Import()
+		if mod == meterModule && s.instrument {
+			continue // ours: parseWasm added it, and refuses it in the module it was given
+		}
 		want := s.wasi[name]
 		if mod != wasiModule || want == nil {
 			return invalid("imports %s.%s, which is not WASI preview1", mod, name)

@@ -381,25 +381,29 @@ func TestValidate(t *testing.T) {
 }
 
 func TestInstrumentation(t *testing.T) {
-	for _, name := range []string{"noop", "double_c", "double_go", "call_tree"} {
+	for _, name := range []string{"noop", "double_c", "double_go", "call_tree", "spin", "sort"} {
 		wasm := samples.Get(name)
 		f, out, err := parseWasm(wasm, true)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		g, again, err := parseWasm(out, true)
-		if err != nil {
-			t.Fatalf("%s: instrumented module does not parse: %v", name, err)
+		// Every function entry holds the check and every loop header the loop check, which
+		// compares its local with loopBatch (more may match by chance).
+		if n := bytes.Count(out, f.check); f.funcs == 0 || n < f.funcs-f.entryInP {
+			t.Errorf("%s: %d checks for %d functions (%d counting their entry in P)", name, n, f.funcs, f.entryInP)
 		}
-		// Instrumented, every body begins with a loop: instrumenting again changes nothing.
-		if f.funcs == 0 || g.funcs != f.funcs || g.loopAtEntry != g.funcs || !bytes.Equal(again, out) {
-			t.Errorf("%s: %d functions (%d with a loop at entry), then %d (%d); sizes %d, %d, %d",
-				name, f.funcs, f.loopAtEntry, g.funcs, g.loopAtEntry, len(wasm), len(out), len(again))
+		if n := bytes.Count(out, []byte{0x42, 0x80, 0x08, 0x5a, 0x04, 0x40}); n < f.loops {
+			t.Errorf("%s: %d loop checks for %d loops", name, n, f.loops)
+		}
+		// The instrumented module exports the counter: given back, it is refused.
+		if g, _, err := parseWasm(out, true); err != nil || !g.reserved || g.funcs != f.funcs {
+			t.Errorf("%s: instrumented again: %v, reserved %v", name, err, g != nil && g.reserved)
 		}
 	}
-	// noop's one body is `0 locals, end`: instrumented it is `0 locals, loop end, end`.
-	_, out, _ := parseWasm(samples.Noop, true)
-	if !bytes.Contains(out, []byte{0x05, 0x00, 0x03, 0x40, 0x0b, 0x0b}) {
+	// noop's one body is `0 locals, end`: instrumented it is `0 locals, check, end`.
+	f, out, _ := parseWasm(samples.Noop, true)
+	body := append(append([]byte{0x00}, f.check...), 0x0b)
+	if !bytes.Contains(out, append([]byte{byte(len(body))}, body...)) {
 		t.Errorf("noop instrumented: %x", out)
 	}
 }

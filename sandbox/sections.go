@@ -14,16 +14,17 @@ func readCount(r *reader, max int, what string) (uint32, error) {
 	return n, checkCount(n, max, what)
 }
 
-// readTypes checks the number of function types and the parameters and results of each.
-func readTypes(r *reader) (uint32, error) {
+// readTypes checks the number of function types and the parameters and results of each, and
+// keeps each type's number of parameters (the metering's local comes after them).
+func (f *wasmFile) readTypes(r *reader) (uint32, error) {
 	n, err := r.u32()
 	if err != nil {
 		return 0, err
 	}
-	return n, checkTypes(r, n)
+	return n, f.checkTypes(r, n)
 }
 
-func checkTypes(r *reader, n uint32) error {
+func (f *wasmFile) checkTypes(r *reader, n uint32) error {
 	if err := checkCount(n, maxTypes, "types"); err != nil {
 		return err
 	}
@@ -46,10 +47,31 @@ func checkTypes(r *reader, n uint32) error {
 			if k > side.max {
 				return overLimit("type %d has %d %s; at most %d", i, k, side.what, side.max)
 			}
+			if side.what == "parameters" {
+				f.typeParams = append(f.typeParams, k)
+			}
 			if _, err := r.bytes(uint64(k)); err != nil { // value types: one byte each
 				return err
 			}
 		}
+	}
+	return nil
+}
+
+// readFunctions reads the function section: each defined function's type index.
+func (f *wasmFile) readFunctions(r *reader) error {
+	n, err := readCount(r, maxFunctions, "functions")
+	if err != nil {
+		return err
+	}
+	f.definedFuncs = n
+	f.funcTypes = make([]uint32, 0, min(n, uint32(len(r.b))))
+	for i := uint32(0); i < n; i++ {
+		t, err := r.u32()
+		if err != nil {
+			return err
+		}
+		f.funcTypes = append(f.funcTypes, t)
 	}
 	return nil
 }
@@ -141,6 +163,7 @@ func (f *wasmFile) readImports(r *reader) error {
 	if err := checkCount(n, maxImports, "imports"); err != nil {
 		return err
 	}
+	f.importCount = n
 	for i := uint32(0); i < n; i++ {
 		var im wasmImport
 		if im.module, err = r.name(); err != nil {
@@ -196,33 +219,49 @@ func (f *wasmFile) readMemory(r *reader) error {
 	return nil
 }
 
-func (f *wasmFile) readExports(r *reader) error {
+// readExports reads the exports and, when metering, returns them with every function index
+// remapped (remap.go).
+func (f *wasmFile) readExports(r *reader) ([]byte, error) {
 	n, err := r.u32()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := checkCount(n, maxExports, "exports"); err != nil {
-		return err
+		return nil, err
 	}
 	f.exports = n
+	out := r.b
+	if f.meter {
+		out = appendULEB(make([]byte, 0, len(r.b)+8), uint64(n))
+	}
 	for i := uint32(0); i < n; i++ {
+		at := r.off
 		name, err := r.name()
 		if err != nil {
-			return err
+			return nil, err
 		}
 		kind, err := r.byte()
 		if err != nil {
-			return err
+			return nil, err
 		}
-		if _, err := r.u32(); err != nil {
-			return err
+		idxAt := r.off
+		idx, err := r.u32()
+		if err != nil {
+			return nil, err
 		}
 		if name == "_start" && kind == 0 {
 			f.hasStart = true
 		}
-		if name == budgetExport {
+		if name == budgetExport || name == meterExport {
 			f.reserved = true
 		}
+		if f.meter {
+			out = append(out, r.b[at:idxAt]...)
+			if kind == 0 {
+				idx = f.remap(idx)
+			}
+			out = appendULEB(out, uint64(idx))
+		}
 	}
-	return nil
+	return out, nil
 }

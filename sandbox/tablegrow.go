@@ -22,32 +22,16 @@ const budgetExport = "faas:table_budget"
 const budgetRefused = -1
 
 // helperIndex is the function index of the helper for table t, allocating one on first use.
+// The helpers come after the module's own functions, which the refill import moved up one.
 func (f *wasmFile) helperIndex(t uint32) uint32 {
+	first := f.remap(uint32(f.importFuncs) + f.definedFuncs)
 	for i, g := range f.grows {
 		if g == t {
-			return uint32(f.importFuncs) + f.definedFuncs + uint32(i)
+			return first + uint32(i)
 		}
 	}
 	f.grows = append(f.grows, t)
-	return uint32(f.importFuncs) + f.definedFuncs + uint32(len(f.grows)-1)
-}
-
-// rewriteGrows returns code with every table.grow of a table the module defines replaced by a
-// call to that table's helper (same stack effect: ref, n -> old size or -1). Grows naming
-// another table are left alone: wazero refuses them when it validates.
-func (f *wasmFile) rewriteGrows(code []byte, grows []growAt) []byte {
-	out := make([]byte, 0, len(code)+len(grows)*4)
-	prev := 0
-	for _, g := range grows {
-		if uint64(g.table) >= uint64(len(f.tables)) || !f.tables[g.table].defined {
-			continue
-		}
-		out = append(out, code[prev:g.at]...)
-		out = append(out, 0x10) // call
-		out = appendULEB(out, uint64(f.helperIndex(g.table)))
-		prev = g.end
-	}
-	return append(out, code[prev:]...)
+	return first + uint32(len(f.grows)-1)
 }
 
 // addGrowHelpers appends to secs what the helpers need: their types, functions and bodies, the
@@ -56,7 +40,7 @@ func (f *wasmFile) addGrowHelpers(secs []wasmSection) []wasmSection {
 	if len(f.grows) == 0 {
 		return secs
 	}
-	budget := f.importGlobals + f.definedGlobals
+	budget := f.importGlobals + f.definedGlobals // addMeter counted the counter in already
 	var funcs, bodies, types []byte
 	typeOf := map[byte]uint32{} // helper type per table element type
 	for _, t := range f.grows {

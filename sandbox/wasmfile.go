@@ -5,11 +5,11 @@ import (
 	"fmt"
 )
 
-// This file reads the few parts of a Wasm binary the sandbox needs before wazero sees it
-// (imports, declared memory, exports) and instruments the code section: every function body
-// is made to begin with an empty `loop end`. wazero checks for a closed module (a deadline
-// passed, with WithCloseOnContextDone) only at loop headers, so without this a loop-free call
-// tree runs unchecked; with it every function entry is a check point. See docs/RATIONALE.md.
+// This file reads the parts of a Wasm binary the sandbox needs before wazero sees it
+// (imports, declared memory, exports, the code) and writes the instrumented copy: every
+// function entry and loop header metered (meter.go), every function index moved past the
+// refill import (remap.go), every table.grow checked (tablegrow.go). See docs/RATIONALE.md,
+// "Metered guest code".
 
 const (
 	secCustom   = 0
@@ -21,12 +21,10 @@ const (
 	secGlobal   = 6
 	secExport   = 7
 	secElement  = 9
+	secStart    = 8
 	secCode     = 10
 	secData     = 11
 )
-
-// entryCheck is `loop (empty block type) end`: a loop header with nothing in it.
-var entryCheck = []byte{0x03, 0x40, 0x0b}
 
 type wasmImport struct {
 	module, name string
@@ -40,16 +38,23 @@ type wasmFile struct {
 	memMin    uint64
 	memMax    uint64
 	memHasMax bool
-	funcs     int // function bodies in the code section
-	// loopAtEntry counts bodies left as they are: they reach a loop header before any call or
-	// branch, so wazero already checks there.
-	loopAtEntry int
-	hasStart    bool // exports a function named _start
-	importFuncs int  // imported functions: the index of the first body
+	funcs     int  // function bodies in the code section
+	loops     int  // loop instructions in them
+	hasStart  bool // exports a function named _start
+	// meter is set when instrumenting: every function index >= importFuncs moves up by one
+	// (the refill import takes importFuncs), and check is the metering code (meter.go).
+	meter bool
+	check []byte
+	// typeParams is each type's number of parameters, funcTypes each defined function's type.
+	typeParams  []uint32
+	funcTypes   []uint32
+	entryInP    int // functions whose entry counts in their local P (meterBody)
+	importFuncs int // imported functions: the index of the first body
 	tables      []tableType
 
 	types          uint32 // entries of each index space the helpers extend
 	definedFuncs   uint32
+	importCount    uint32
 	importGlobals  uint32
 	definedGlobals uint32
 	exports        uint32
@@ -80,13 +85,33 @@ func (f *wasmFile) tableElems() uint64 {
 
 var errMalformed = errors.New("malformed")
 
+// errUnsupported is an instruction the sandbox's decoder does not know: refused, never run
+// unmetered.
+var errUnsupported = errors.New("unsupported instruction")
+
 type reader struct {
-	b   []byte
-	off int
+	b    []byte
+	off  int
+	base int // the offset of b in the module, for messages
 }
 
 func (r *reader) fail(what string) error {
-	return fmt.Errorf("%w: %s at byte %d", errMalformed, what, r.off)
+	return fmt.Errorf("%w: %s at byte %d", errMalformed, what, r.base+r.off)
+}
+
+// unknown refuses the instruction at b[at:], naming it and its offset in the module.
+func (r *reader) unknown(at int, format string, args ...any) error {
+	return fmt.Errorf("%w: %s at byte %d", errUnsupported, fmt.Sprintf(format, args...), r.base+at)
+}
+
+// sub returns a reader of the n bytes at r's position, which it skips.
+func (r *reader) sub(n uint64) (*reader, error) {
+	at := r.off
+	b, err := r.bytes(n)
+	if err != nil {
+		return nil, err
+	}
+	return &reader{b: b, base: r.base + at}, nil
 }
 
 func (r *reader) byte() (byte, error) {
@@ -173,9 +198,9 @@ func appendULEB(dst []byte, v uint64) []byte {
 	}
 }
 
-// parseWasm reads wasm's sections and returns what it found and, when instrument is true, a
-// copy of the module whose every function body begins with entryCheck. It does not validate
-// what it does not need: wazero's decoder does that afterwards.
+// parseWasm reads wasm's sections and returns what it found and, when instrument is true, the
+// instrumented copy of the module (metered, table.grow checked). It does not validate what it
+// does not need: wazero's decoder does that afterwards, on the copy.
 func parseWasm(wasm []byte, instrument bool) (*wasmFile, []byte, error) {
 	if len(wasm) < 8 || string(wasm[:4]) != "\x00asm" {
 		return nil, nil, errors.New("is not a WebAssembly binary (it does not start with \\0asm)")
@@ -183,7 +208,7 @@ func parseWasm(wasm []byte, instrument bool) (*wasmFile, []byte, error) {
 	if v := uint32(wasm[4]) | uint32(wasm[5])<<8 | uint32(wasm[6])<<16 | uint32(wasm[7])<<24; v != 1 {
 		return nil, nil, fmt.Errorf("is a WebAssembly binary of version %#x (a component?); only core modules (version 1) are supported", v)
 	}
-	f := &wasmFile{}
+	f := &wasmFile{meter: instrument}
 	r := &reader{b: wasm, off: 8}
 	var secs []wasmSection // when instrumenting: the sections to write, in order
 	for r.off < len(wasm) {
@@ -196,21 +221,25 @@ func parseWasm(wasm []byte, instrument bool) (*wasmFile, []byte, error) {
 		if err != nil {
 			return nil, nil, err
 		}
-		body, err := r.bytes(uint64(size))
+		sr, err := r.sub(uint64(size))
 		if err != nil {
 			return nil, nil, err
 		}
-		sr := &reader{b: body}
+		body := sr.b
 		contents := body
 		switch id {
 		case secType:
-			f.types, err = readTypes(sr)
+			f.types, err = f.readTypes(sr)
 		case secFunction:
-			f.definedFuncs, err = readCount(sr, maxFunctions, "functions")
+			err = f.readFunctions(sr)
 		case secGlobal:
-			f.definedGlobals, err = readCount(sr, maxGlobals, "globals")
+			contents, err = f.readGlobals(sr)
 		case secElement:
-			_, err = readCount(sr, maxElemSegments, "element segments")
+			contents, err = f.readElements(sr)
+		case secStart:
+			contents, err = f.readStart(sr)
+		case secCustom:
+			contents, err = f.readCustom(sr)
 		case secData:
 			_, err = readCount(sr, maxDataSegments, "data segments")
 		case secTable:
@@ -220,9 +249,9 @@ func parseWasm(wasm []byte, instrument bool) (*wasmFile, []byte, error) {
 		case secMemory:
 			err = f.readMemory(sr)
 		case secExport:
-			err = f.readExports(sr)
+			contents, err = f.readExports(sr)
 		case secCode:
-			contents, err = f.readCode(sr, instrument)
+			contents, err = f.readCode(sr)
 		}
 		var le *limitError
 		if errors.As(err, &le) {
@@ -231,13 +260,14 @@ func parseWasm(wasm []byte, instrument bool) (*wasmFile, []byte, error) {
 		if err != nil {
 			return nil, nil, fmt.Errorf("section %d at byte %d: %w", id, start, err)
 		}
-		if instrument {
+		if instrument && contents != nil {
 			secs = append(secs, wasmSection{id: id, contents: contents})
 		}
 	}
 	if !instrument {
 		return f, nil, nil
 	}
+	secs = f.addMeter(secs)
 	secs = f.addGrowHelpers(secs)
 	out := make([]byte, 0, len(wasm)+len(wasm)/16+64)
 	out = append(out, wasm[:8]...)
@@ -254,9 +284,10 @@ type wasmSection struct {
 	contents []byte
 }
 
-// readCode walks the function bodies and, when instrument is true, returns the section's new
-// contents with entryCheck inserted after each body's local declarations.
-func (f *wasmFile) readCode(r *reader, instrument bool) ([]byte, error) {
+// readCode walks the function bodies and, when instrumenting, returns the section's new
+// contents: each body metered at its entry (after its local declarations) and at each loop
+// header, its function indices remapped and its table.grow calls checked.
+func (f *wasmFile) readCode(r *reader) ([]byte, error) {
 	n, err := r.u32()
 	if err != nil {
 		return nil, err
@@ -265,8 +296,9 @@ func (f *wasmFile) readCode(r *reader, instrument bool) ([]byte, error) {
 		return nil, err
 	}
 	var out []byte
-	if instrument {
-		out = make([]byte, 0, len(r.b)+int(n)*4+8)
+	if f.meter {
+		f.check = f.checkCode()
+		out = make([]byte, 0, len(r.b)+len(r.b)/4+int(n)*len(f.check)+8)
 		out = appendULEB(out, uint64(n))
 	}
 	for i := uint32(0); i < n; i++ {
@@ -278,11 +310,10 @@ func (f *wasmFile) readCode(r *reader, instrument bool) ([]byte, error) {
 		if size > maxBodySize {
 			return nil, overLimit("function %d has a body of %d bytes; at most %d (function body size limit)", fn, size, maxBodySize)
 		}
-		body, err := r.bytes(uint64(size))
+		br, err := r.sub(uint64(size))
 		if err != nil {
 			return nil, err
 		}
-		br := &reader{b: body}
 		groups, err := br.u32()
 		if err != nil {
 			return nil, err
@@ -293,7 +324,9 @@ func (f *wasmFile) readCode(r *reader, instrument bool) ([]byte, error) {
 			if err != nil {
 				return nil, err
 			}
-			locals += uint64(count)
+			if locals += uint64(count); locals > maxLocals { // before the type: a bad type must not hide it
+				return nil, overLimit("function %d declares %d locals; at most %d (locals per function limit)", fn, locals, maxLocals)
+			}
 			t, err := br.byte()
 			if err != nil {
 				return nil, err
@@ -304,78 +337,29 @@ func (f *wasmFile) readCode(r *reader, instrument bool) ([]byte, error) {
 				return nil, br.fail(fmt.Sprintf("unsupported local type %#x", t))
 			}
 		}
-		if locals > maxLocals {
-			return nil, overLimit("function %d declares %d locals; at most %d (locals per function limit)", fn, locals, maxLocals)
-		}
-		grows, err := scanCode(body[br.off:], fn)
+		head, code := br.b[:br.off], br.b[br.off:]
+		edits, err := scanCode(code, fn, br.base+br.off)
 		if err != nil {
 			return nil, err
 		}
 		f.funcs++
-		if !instrument {
+		for _, e := range edits {
+			if e.kind == editLoop {
+				f.loops++
+			}
+		}
+		if !f.meter {
 			continue
 		}
-		head, code := body[:br.off], body[br.off:]
-		if len(grows) > 0 && !f.reserved {
-			code = f.rewriteGrows(code, grows)
+		body, err := f.meterBody(i, head, groups, code, edits, br)
+		if err != nil {
+			return nil, err
 		}
-		if startsWithLoop(code) {
-			f.loopAtEntry++
-			out = appendULEB(out, uint64(len(head)+len(code)))
-			out = append(append(out, head...), code...)
-			continue
-		}
-		out = appendULEB(out, uint64(len(head)+len(entryCheck)+len(code)))
-		out = append(out, head...)
-		out = append(out, entryCheck...)
-		out = append(out, code...)
+		out = appendULEB(out, uint64(len(body)))
+		out = append(out, body...)
 	}
 	if r.off != len(r.b) {
 		return nil, r.fail("bytes after the last function body")
 	}
 	return out, nil
-}
-
-// startsWithLoop reports whether code (a function body after its locals) runs straight into a
-// `loop` instruction: only instructions that neither branch nor call come before it (Go's
-// wasm functions begin so: a stack-pointer prologue, then their dispatch loop). Such a body
-// passes wazero's loop-header check before it can call anything, so it needs no entry check.
-// Anything unexpected answers false: the body is then instrumented, which is always safe.
-func startsWithLoop(code []byte) bool {
-	r := &reader{b: code}
-	for n := 0; n < 64; n++ {
-		op, err := r.byte()
-		if err != nil {
-			return false
-		}
-		switch {
-		case op == 0x03: // loop
-			return true
-		case op == 0x01 || op == 0x1a: // nop, drop
-		case op == 0x02: // block: blocktype must be empty or one value type
-			bt, err := r.byte()
-			if err != nil || !(bt == 0x40 || (bt >= 0x7b && bt <= 0x7f)) {
-				return false
-			}
-		case op >= 0x20 && op <= 0x24: // local.get/set/tee, global.get/set
-			if _, err := r.u32(); err != nil {
-				return false
-			}
-		case op >= 0x28 && op <= 0x3e: // loads and stores: align, offset
-			if _, err := r.u32(); err != nil {
-				return false
-			}
-			if _, err := r.uleb(10); err != nil {
-				return false
-			}
-		case op == 0x41 || op == 0x42: // i32.const, i64.const (signed LEB)
-			if _, err := r.uleb(10); err != nil {
-				return false
-			}
-		case op >= 0x45 && op <= 0xc4: // numeric instructions without immediates
-		default:
-			return false
-		}
-	}
-	return false
 }

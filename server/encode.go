@@ -92,7 +92,7 @@ func appendTime(b []byte, t time.Time) []byte {
 // appendTask appends a task answer:
 //
 //	{"task_id", "status", "result", "error"?, "stderr"?, "function_id", "attempts",
-//	 "duration_ms", "worker"?, "created_at", "started_at"?, "finished_at"?}
+//	 "duration_ms", "cpu_units", "worker"?, "created_at", "started_at"?, "finished_at"?}
 //
 // result is null until the task is terminal; a FAILED task's result is base64 of
 // "<kind>: <message>". withResult false (the status endpoint) leaves out result and stderr.
@@ -135,6 +135,8 @@ func appendTask(b []byte, rec *store.Record, withResult bool) []byte {
 	if terminal {
 		b = append(b, `,"duration_ms":`...)
 		b = strconv.AppendInt(b, rec.DurationMs, 10)
+		b = append(b, `,"cpu_units":`...)
+		b = strconv.AppendUint(b, rec.CPUUnits, 10)
 	}
 	if rec.Worker != "" {
 		b = append(b, `,"worker":`...)

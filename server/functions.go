@@ -104,6 +104,7 @@ func (s *Server) readRawRegister(w http.ResponseWriter, r *http.Request) (string
 		{"memory_mb", &limits.MemoryMB},
 		{"stdout_bytes", &limits.StdoutBytes},
 		{"stdin_bytes", &limits.StdinBytes},
+		{"cpu_units", &limits.CPUUnits},
 	} {
 		v := q.Get(p.name)
 		if v == "" {

@@ -71,6 +71,7 @@ type Record struct {
 	FinishedAt time.Time // zero until terminal
 	DurationMs int64     // sandbox run time of the final attempt
 	Namespace  string    // the namespace of its function (DefaultNamespace if none recorded)
+	CPUUnits   uint64    // the final attempt's cpu units (task.Outcome.CPUUnits)
 	// OutputBytes is the stored size of Result plus Stderr. Set by Summaries (which leaves
 	// Result and Stderr out), so that a caller can budget the memory of reading them.
 	OutputBytes int64

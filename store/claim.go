@@ -229,7 +229,7 @@ type completeArgs struct {
 }
 
 func (a completeArgs) call(k keys) call {
-	argv := make([]any, 0, 3+10*len(a.outcomes))
+	argv := make([]any, 0, 3+11*len(a.outcomes))
 	argv = append(argv, k.taskPrefix(), a.taskTTL.Milliseconds(), k.doneChannel())
 	for i, o := range a.outcomes {
 		via := ""
@@ -243,7 +243,7 @@ func (a completeArgs) call(k keys) call {
 			stdout = nil
 		}
 		argv = append(argv, o.ID, o.Attempt, string(o.Status()), nonNil(stdout), kind, msg,
-			nonNil(o.Stderr), o.Duration.Milliseconds(), o.Worker, via)
+			nonNil(o.Stderr), o.Duration.Milliseconds(), o.Worker, via, o.CPUUnits)
 	}
 	return call{keys: []string{k.leases()}, argv: argv}
 }
@@ -261,8 +261,8 @@ func nonNil(b []byte) []byte {
 //	ARGV[1]  task key prefix
 //	ARGV[2]  TaskTTL (ms)
 //	ARGV[3]  done channel
-//	ARGV[4..] per outcome, 10 values: id, attempt, status (COMPLETED|FAILED), result,
-//	          err_kind, err_msg, stderr, duration_ms, worker, via
+//	ARGV[4..] per outcome, 11 values: id, attempt, status (COMPLETED|FAILED), result,
+//	          err_kind, err_msg, stderr, duration_ms, worker, via, cpu_units
 //
 // An outcome applies only if the task is RUNNING at that attempt and, when via is not
 // empty (a remote worker's), was sent on that connection (Sent recorded it); the rest (late,
@@ -272,18 +272,18 @@ var scriptComplete = redis.NewScript(luaPrelude + luaQueues + `
 local leases = KEYS[1]
 local task_prefix, task_ttl, done_channel = ARGV[1], ARGV[2], ARGV[3]
 local applied = {}
-for i = 4, #ARGV, 10 do
-  local id, attempt, status, result, kind, msg, stderr, duration, worker, via = unpack(ARGV, i, i + 9)
+for i = 4, #ARGV, 11 do
+  local id, attempt, status, result, kind, msg, stderr, duration, worker, via, cpu = unpack(ARGV, i, i + 10)
   local key = task_prefix .. id
   local t = redis.call('HMGET', key, 'status', 'attempts', 'sent_to')
   if t[1] == 'RUNNING' and tonumber(t[2]) == tonumber(attempt) and (via == '' or t[3] == via) then
     count_done(key)
     if status == 'COMPLETED' then
       redis.call('HSET', key, 'status', 'COMPLETED', 'finished', now, 'result', result,
-        'stderr', stderr, 'duration_ms', duration, 'worker', worker)
+        'stderr', stderr, 'duration_ms', duration, 'worker', worker, 'cpu_units', cpu)
     else
       redis.call('HSET', key, 'status', 'FAILED', 'finished', now, 'err_kind', kind,
-        'err_msg', msg, 'stderr', stderr, 'duration_ms', duration, 'worker', worker)
+        'err_msg', msg, 'stderr', stderr, 'duration_ms', duration, 'worker', worker, 'cpu_units', cpu)
     end
     redis.call('HDEL', key, 'input', 'sent_to')
     redis.call('PEXPIRE', key, task_ttl)

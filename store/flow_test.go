@@ -59,7 +59,7 @@ func coreFlow(t *testing.T, s *store.Store) {
 		t.Fatalf("Tasks: %v", err)
 	}
 	if r := recs[0]; r.Status != task.Completed || string(r.Result) != "aa" || r.Error != nil ||
-		r.Worker != "w1" || r.DurationMs != 7 || r.FinishedAt.IsZero() {
+		r.Worker != "w1" || r.DurationMs != 7 || r.CPUUnits != 242_807 || r.FinishedAt.IsZero() {
 		t.Fatalf("completed record = %+v", r)
 	}
 	if r := recs[1]; r.Status != task.Failed || r.Error == nil || r.Error.Kind != "trap" ||

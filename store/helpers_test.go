@@ -93,7 +93,7 @@ func mustTask(tb testing.TB, s *store.Store, id string) store.Record {
 
 func ok(id string, attempt int, out string) task.Outcome {
 	return task.Outcome{Ref: task.Ref{ID: id, Attempt: attempt}, Stdout: []byte(out),
-		Duration: 7 * time.Millisecond, Worker: "w1"}
+		Duration: 7 * time.Millisecond, Worker: "w1", CPUUnits: 242_807}
 }
 
 func refs(ts []task.Task) []task.Ref {

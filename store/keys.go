@@ -56,6 +56,7 @@ const (
 	fFinished   = "finished"
 	fDurationMs = "duration_ms"
 	fNamespace  = "ns" // absent in the default namespace
+	fCPUUnits   = "cpu_units"
 )
 
 // Function hash fields.

@@ -217,7 +217,7 @@ func (s *Store) withdraw(ctx context.Context, fn Function, ids []string) error {
 
 // recordFields are read by Task and Tasks, in this order (never the input).
 var recordFields = []string{fStatus, fFunctionID, fResult, fErrKind, fErrMsg, fStderr,
-	fAttempts, fWorker, fCreated, fStarted, fFinished, fDurationMs, fNamespace}
+	fAttempts, fWorker, fCreated, fStarted, fFinished, fDurationMs, fNamespace, fCPUUnits}
 
 // Task returns a task's record (without its input). ErrNotFound if unknown or expired.
 func (s *Store) Task(ctx context.Context, id string) (Record, error) {
@@ -277,5 +277,6 @@ func parseRecord(id string, v []any) Record {
 	r.FinishedAt = msTime(v[10])
 	r.DurationMs = num(v[11])
 	r.Namespace = nsOrDefault(str(v[12]))
+	r.CPUUnits = uint64(num(v[13]))
 	return r
 }

@@ -3,7 +3,7 @@ package task
 // Kind is the kind of a task's failure, as the REST contract names it (error.kind).
 type Kind string
 
-// The failure kinds. This is the one list: the sandbox produces the first six, the store's
+// The failure kinds. This is the one list: the sandbox produces the first six and KindCPULimit, the store's
 // lease recovery produces KindWorkerLost, and everything else (metrics labels, the Lua
 // scripts' arguments, clients, samples) takes them from here.
 const (
@@ -13,6 +13,7 @@ const (
 	KindExit           Kind = "exit"             // exited with a non-zero code
 	KindOutputTooLarge Kind = "output_too_large" // wrote more than stdout_bytes
 	KindInternal       Kind = "internal"         // the platform could not run it (module unavailable...)
+	KindCPULimit       Kind = "cpu_limit"        // used more than its cpu_units (off unless set)
 
 	// KindWorkerLost is not a sandbox outcome: the dispatcher's lease recovery gives it to a
 	// task whose workers kept dying until its attempts ran out.
@@ -20,7 +21,7 @@ const (
 )
 
 // Kinds lists every failure kind, in the order of the constants above.
-var Kinds = []Kind{KindTimeout, KindOutOfMemory, KindTrap, KindExit, KindOutputTooLarge, KindInternal, KindWorkerLost}
+var Kinds = []Kind{KindTimeout, KindOutOfMemory, KindTrap, KindExit, KindOutputTooLarge, KindInternal, KindCPULimit, KindWorkerLost}
 
 // Known reports whether k is one of Kinds.
 func (k Kind) Known() bool {

@@ -8,6 +8,11 @@ type Limits struct {
 	MemoryMB    int64 `json:"memory_mb,omitempty"`    // linear memory, default 64
 	StdoutBytes int64 `json:"stdout_bytes,omitempty"` // captured result, default 4 MiB
 	StdinBytes  int64 `json:"stdin_bytes,omitempty"`  // accepted input, default 4 MiB
+	// CPUUnits, when set, stops the task (kind cpu_limit) just past CPUUnits units (function
+	// entries and loop iterations, see Outcome.CPUUnits; within 1,024 units when in a loop).
+	// Zero: no limit, only the deadline. Unlike timeout_ms it is deterministic: the same input
+	// stops at the same point on any machine.
+	CPUUnits int64 `json:"cpu_units,omitempty"`
 }
 
 // DefaultLimits are the limits of a function registered without any.
@@ -63,6 +68,7 @@ func (l Limits) Check(max Limits) error {
 		{"memory_mb", l.MemoryMB, max.MemoryMB},
 		{"stdout_bytes", l.StdoutBytes, max.StdoutBytes},
 		{"stdin_bytes", l.StdinBytes, max.StdinBytes},
+		{"cpu_units", l.CPUUnits, max.CPUUnits},
 	} {
 		if f.val < 0 || (f.max > 0 && f.val > f.max) {
 			return &LimitError{Name: f.name, Value: f.val, Max: f.max}

@@ -50,6 +50,12 @@ type Outcome struct {
 	Failure  *Failure
 	Duration time.Duration
 	Worker   string // who ran it (worker identity, or "local:<dispatcher>")
+	// CPUUnits is the guest code the task ran, counted by the sandbox's metering: one unit per
+	// function entry and per loop iteration (start section included). The same function and
+	// input give the same count on any machine and in any mode; a task stopped by its
+	// deadline counts what it ran until then (but for the last iterations of the loops it was
+	// in, under 1,024 per active function; so does a trap).
+	CPUUnits uint64
 }
 
 // Status returns the terminal status the outcome leads to.

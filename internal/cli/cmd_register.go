@@ -31,13 +31,14 @@ Limit flags left out take the server's defaults.`,
 	fs.Int64Var(&lim.MemoryMB, "memory-mb", 0, "linear memory limit, in MiB (server default 64)")
 	fs.Int64Var(&lim.StdoutBytes, "stdout-bytes", 0, "largest result kept, in bytes (server default 4 MiB)")
 	fs.Int64Var(&lim.StdinBytes, "stdin-bytes", 0, "largest input accepted, in bytes (server default 4 MiB)")
+	fs.Int64Var(&lim.CPUUnits, "cpu-units", 0, "CPU budget of one run: function entries and loop iterations (default 0: none, only the timeout)")
 	fs.BoolVar(&asJSON, "json", false, "print the server's JSON answer")
 	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
 		name, file := args[0], args[1]
 		for _, f := range []struct {
 			flag string
 			v    int64
-		}{{"timeout-ms", lim.TimeoutMs}, {"memory-mb", lim.MemoryMB}, {"stdout-bytes", lim.StdoutBytes}, {"stdin-bytes", lim.StdinBytes}} {
+		}{{"timeout-ms", lim.TimeoutMs}, {"memory-mb", lim.MemoryMB}, {"stdout-bytes", lim.StdoutBytes}, {"stdin-bytes", lim.StdinBytes}, {"cpu-units", lim.CPUUnits}} {
 			if f.v < 0 {
 				return usagef("--%s must not be negative, got %d", f.flag, f.v)
 			}

@@ -120,6 +120,7 @@ type Line struct {
 	Result         string        `json:"result"`
 	ResultEncoding string        `json:"result_encoding"`
 	Error          *task.Failure `json:"error,omitempty"`
+	CPUUnits       uint64        `json:"cpu_units"` // the task's guest code: function entries and loop iterations
 	// Stderr is the function's stderr tail, when it wrote any, encoded like Result.
 	Stderr         string `json:"stderr,omitempty"`
 	StderrEncoding string `json:"stderr_encoding,omitempty"`
@@ -127,7 +128,7 @@ type Line struct {
 
 // NewLine builds the output line of input index from its terminal task.
 func NewLine(index int, t client.Task) Line {
-	l := Line{Index: index, TaskID: t.TaskID, Status: t.Status}
+	l := Line{Index: index, TaskID: t.TaskID, Status: t.Status, CPUUnits: t.CPUUnits}
 	res := t.Result
 	if t.Error != nil {
 		l.Error = t.Error

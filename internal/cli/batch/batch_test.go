@@ -320,12 +320,12 @@ func TestNewLineStderr(t *testing.T) {
 		wantJSON string
 	}{
 		{"none", client.Task{TaskID: "a", Status: "COMPLETED", Result: []byte("2")},
-			`{"index":0,"task_id":"a","status":"COMPLETED","result":"2","result_encoding":"utf-8"}`},
+			`{"index":0,"task_id":"a","status":"COMPLETED","result":"2","result_encoding":"utf-8","cpu_units":0}`},
 		{"text", client.Task{TaskID: "b", Status: "FAILED", Error: &client.Failure{Kind: "exit", Message: "exit code 2"},
 			Stderr: []byte("double: not an integer\n")},
-			`{"index":0,"task_id":"b","status":"FAILED","result":"exit: exit code 2","result_encoding":"utf-8","error":{"kind":"exit","message":"exit code 2"},"stderr":"double: not an integer\n","stderr_encoding":"utf-8"}`},
+			`{"index":0,"task_id":"b","status":"FAILED","result":"exit: exit code 2","result_encoding":"utf-8","error":{"kind":"exit","message":"exit code 2"},"cpu_units":0,"stderr":"double: not an integer\n","stderr_encoding":"utf-8"}`},
 		{"binary", client.Task{TaskID: "c", Status: "COMPLETED", Result: []byte("ok"), Stderr: []byte{0xff, 0x00}},
-			`{"index":0,"task_id":"c","status":"COMPLETED","result":"ok","result_encoding":"utf-8","stderr":"/wA=","stderr_encoding":"base64"}`},
+			`{"index":0,"task_id":"c","status":"COMPLETED","result":"ok","result_encoding":"utf-8","cpu_units":0,"stderr":"/wA=","stderr_encoding":"base64"}`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			got, err := json.Marshal(NewLine(0, c.task))

@@ -1,0 +1,32 @@
+;; remap: every place a function index appears, for TestRemap (the metering's refill import
+;; moves every defined function up by one). Exits with 5+1+2+10+7+10+7 = 42 when each index
+;; still names the function it named.
+(module
+  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+  (type $t (func (result i32)))
+  (table 4 funcref)
+  (global $g (mut funcref) (ref.func $ten))
+  (global $acc (mut i32) (i32.const 0))
+  (elem (i32.const 0) $one $two)
+  (elem (table 0) (i32.const 2) funcref (ref.func $ten) (ref.null func))
+  (elem declare func $seven)
+  (start $init)
+  (func $init (global.set $acc (i32.const 5)))
+  (func $one (export "one") (result i32) (i32.const 1))
+  (func $two (result i32) (i32.const 2))
+  (func $ten (result i32) (i32.const 10))
+  (func $seven (result i32) (i32.const 7))
+  (func $add (param i32) (global.set $acc (i32.add (global.get $acc) (local.get 0))))
+  (func (export "_start") (local $i i32)
+    (call $add (call_indirect (type $t) (i32.const 0)))
+    (call $add (call $two))
+    (call $add (call_indirect (type $t) (i32.const 2)))
+    (table.set 0 (i32.const 3) (ref.func $seven))
+    (call $add (call_indirect (type $t) (i32.const 3)))
+    (table.set 0 (i32.const 3) (global.get $g))
+    (call $add (call_indirect (type $t) (i32.const 3)))
+    (loop $l
+      (call $add (i32.const 1))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $l (i32.lt_u (local.get $i) (i32.const 7))))
+    (call $exit (global.get $acc))))
