@@ -148,19 +148,23 @@ func newCluster(opt *redis.ClusterOptions) *redis.ClusterClient {
 }
 
 // CheckTopology tells a single-node client pointed at a Redis Cluster node (ErrClusterNode,
-// naming the URL form to use) from a usable one. Cluster and Sentinel clients, and a Redis
-// that does not answer, pass: the first is what a cluster needs, and an unreachable Redis is
-// reported by Ping.
-func CheckTopology(ctx context.Context, rdb redis.UniversalClient) error {
-	c, ok := rdb.(*redis.Client)
+// naming the URL form to use) from a usable one: INFO says cluster_enabled:1, or, for a
+// user whose ACL denies INFO, reading one of the store's keys answers MOVED. Cluster and
+// Sentinel clients, and a Redis that does not answer, pass: the first is what a cluster
+// needs, and an unreachable Redis is reported by Ping.
+func (s *Store) CheckTopology(ctx context.Context) error {
+	c, ok := s.rdb.(*redis.Client)
 	if !ok {
 		return nil
 	}
-	info, err := c.Info(ctx, "cluster").Result()
-	if err != nil {
-		return nil
+	cluster := false
+	if info, err := c.Info(ctx, "cluster").Result(); err == nil {
+		cluster = strings.Contains(info, "cluster_enabled:1")
+	} else {
+		err := c.Exists(ctx, s.k.queue()).Err()
+		cluster = err != nil && (strings.HasPrefix(err.Error(), "MOVED ") || strings.HasPrefix(err.Error(), "ASK "))
 	}
-	if strings.Contains(info, "cluster_enabled:1") {
+	if cluster {
 		return fmt.Errorf("%w: reach it with redis+cluster://HOST:PORT[,HOST:PORT...] (or rediss+cluster://), not a single-node URL", ErrClusterNode)
 	}
 	return nil

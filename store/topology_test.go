@@ -108,7 +108,7 @@ func TestClusterNodeRefused(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		err = store.CheckTopology(ctx, c)
+		err = store.New(c, store.Config{}).CheckTopology(ctx)
 		c.Close()
 		if !errors.Is(err, store.ErrClusterNode) || !strings.Contains(err.Error(), "redis+cluster://") {
 			t.Fatalf("CheckTopology(%s) = %v; want ErrClusterNode naming redis+cluster://", u, err)
@@ -119,18 +119,17 @@ func TestClusterNodeRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if err := store.CheckTopology(ctx, c); err != nil {
+	s := store.New(c, store.Config{Prefix: "other:"})
+	if err := s.CheckTopology(ctx); err != nil {
 		t.Fatalf("CheckTopology(redis+cluster://) = %v", err)
 	}
-	s := store.New(c, store.Config{Prefix: "other:"})
 	if p := s.Config().Prefix; p != "{other}:" {
 		t.Fatalf("cluster prefix = %q; want {other}:", p)
 	}
 	coreFlow(t, s)
 
 	plain := redistest.Start(t)
-	pc := plain.Client(t)
-	if err := store.CheckTopology(ctx, pc); err != nil {
+	if err := store.New(plain.Client(t), store.Config{}).CheckTopology(ctx); err != nil {
 		t.Fatalf("CheckTopology(plain server) = %v", err)
 	}
 }
@@ -144,5 +143,55 @@ func TestKeyPrefix(t *testing.T) {
 		if got != want || (err != nil) != (want == "") {
 			t.Errorf("KeyPrefix(%q) = %q, %v; want %q", name, got, err, want)
 		}
+	}
+}
+
+// TestClusterNodeRefusedByMOVED: a user whose ACL denies INFO (the documented one) still
+// learns at start that it reached a cluster node: reading the store's key answers MOVED.
+func TestClusterNodeRefusedByMOVED(t *testing.T) {
+	ctx := ctxT(t)
+	args := []string{"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"}
+	a, b := redistest.Start(t, args...), redistest.Start(t, args...)
+	ac, bc := a.Client(t), b.Client(t)
+	slot, err := ac.ClusterKeySlot(ctx, "faas:queue").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// b serves the store's slot and a every other: a answers MOVED for faas:queue.
+	if err := bc.Do(ctx, "CLUSTER", "ADDSLOTSRANGE", slot, slot).Err(); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range [][2]int64{{0, slot - 1}, {slot + 1, 16383}} {
+		if r[0] <= r[1] {
+			if err := ac.Do(ctx, "CLUSTER", "ADDSLOTSRANGE", r[0], r[1]).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	host, port, _ := strings.Cut(b.Addr, ":")
+	if err := ac.ClusterMeet(ctx, host, port).Err(); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, 15*time.Second, "cluster_state:ok", func() bool {
+		return strings.Contains(ac.ClusterInfo(ctx).Val(), "cluster_state:ok") &&
+			strings.Contains(bc.ClusterInfo(ctx).Val(), "cluster_state:ok")
+	})
+	acl := []any{"ACL", "SETUSER", "faas", "on", ">pw"}
+	for _, r := range strings.Fields("resetkeys ~faas:* resetchannels &faas:* -@all +@read +@write +@scripting +@pubsub +@connection +time -@dangerous") {
+		acl = append(acl, r)
+	}
+	if err := ac.Do(ctx, acl...).Err(); err != nil {
+		t.Fatal(err)
+	}
+	c, err := store.Open("redis://faas:pw@" + a.Addr + "/0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Info(ctx, "cluster").Err(); err == nil {
+		t.Fatal("the ACL allows INFO: the test would not reach the MOVED probe")
+	}
+	if err := store.New(c, store.Config{}).CheckTopology(ctx); !errors.Is(err, store.ErrClusterNode) {
+		t.Fatalf("CheckTopology = %v; want ErrClusterNode from MOVED", err)
 	}
 }

@@ -150,7 +150,7 @@ func (d *startup) openStore(redisURL string, o store.OpenOptions, cfg store.Conf
 		return st, nil
 	}
 	// A single-node URL on a cluster node would fail most commands with MOVED: say so now.
-	if err := store.CheckTopology(pctx, rdb); err != nil {
+	if err := st.CheckTopology(pctx); err != nil {
 		return nil, usagef("--redis %s: %v", redactURL(redisURL), err)
 	}
 	return st, nil
