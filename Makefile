@@ -10,7 +10,7 @@ TEST_TIMEOUT ?= 14m
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
-deps: ## install missing system packages (libzmq3-dev, pkg-config, redis-server)
+deps: ## install missing system packages (libzmq3-dev, pkg-config, redis-server, redis-sentinel)
 	@scripts/deps.sh --with-redis
 
 build: ## build bin/faas

@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # Installs the system packages faas needs when they are missing: libzmq (cgo, for the
-# ZeroMQ modes), pkg-config (to find it) and redis-server (for the tests and a real
-# deployment; `faas dev` embeds its own Redis). Uses sudo when not root.
+# ZeroMQ modes), pkg-config (to find it) and, with --with-redis, redis-server and
+# redis-sentinel (for the tests and a real deployment; `faas dev` embeds its own Redis).
+# Uses sudo when not root.
 set -euo pipefail
 
 missing=()
 pkg-config --exists libzmq 2>/dev/null || missing+=(libzmq3-dev)
 command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
 if [ "${1:-}" = "--with-redis" ]; then
-  command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+  # The Sentinel failover test (e2e) runs redis-sentinel, else redis-server --sentinel (the
+  # same binary): a machine with redis-server already can run it and gets nothing new.
+  command -v redis-server >/dev/null 2>&1 || missing+=(redis-server redis-sentinel)
 fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 

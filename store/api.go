@@ -1,6 +1,6 @@
 // Package store is the Redis data model of faas: modules stored once by sha256, functions,
 // task records, the durable queue, leases on running tasks, and the two pub/sub channels
-// ("tasks" wakes dispatchers; "faas:done" wakes waiters). Every key is built in keys.go;
+// ("faas:tasks" wakes dispatchers; "faas:done" wakes waiters; "faas:" is the prefix). Every key is built in keys.go;
 // every Lua script sits beside the method that runs it, commented with its KEYS and ARGV,
 // which a small args type builds in one place (see lua.go).
 //
@@ -38,7 +38,8 @@ type Config struct {
 	// MaxAttempts is how many times a task is started before a lost worker makes it FAILED
 	// with kind worker_lost. Default 3.
 	MaxAttempts int
-	// Prefix is put before every key, for tests sharing one Redis. Default "faas:".
+	// Prefix is put before every key and channel (--prefix NAME gives "NAME:", see
+	// KeyPrefix), so that deployments and tests can share one Redis. Default "faas:".
 	Prefix string
 }
 

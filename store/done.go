@@ -137,7 +137,7 @@ func (d *Done) wakeAll() {
 	}
 }
 
-// ListenTasks subscribes to "tasks" and sends (non-blocking, coalesced) on wake for each
+// ListenTasks subscribes to "faas:tasks" and sends (non-blocking, coalesced) on wake for each
 // message until ctx ends; it also sends after each (re)subscription, since tasks may have
 // been queued while nobody listened. Re-subscribes after outages. Returns nil at ctx end.
 func (s *Store) ListenTasks(ctx context.Context, wake chan<- struct{}) error {

@@ -1,5 +1,7 @@
 package store
 
+import "fmt"
+
 // Every Redis key and channel faas uses is built here, from Config.Prefix (default "faas:").
 //
 // Names, function lists and queues are per namespace: <ns> below is "" for the default
@@ -25,19 +27,15 @@ package store
 //	<prefix>leases            zset    RUNNING task ids scored by lease deadline (Redis TIME, ms)
 //	<prefix>recoverer         hash    last: the last lease recovery run, hold: none before
 //	                                  (Redis TIME, ms; the outage guard of scriptRecover)
-//	tasks                     channel dispatcher wake-up (contract name: never prefixed);
-//	                                  payload: the queued ids, space-separated
+//	<prefix>tasks             channel dispatcher wake-up; payload: the queued ids,
+//	                                  space-separated (before --prefix it was "tasks",
+//	                                  unprefixed, so two deployments woke each other)
 //	<prefix>done              channel ids of tasks that became terminal, space-separated
 //
 // Scripts receive the key prefixes of task and function hashes in ARGV and build those keys
 // themselves (Claim cannot know the ids before popping them). That is only correct when all
 // keys live on one node: on a Redis Cluster the prefix is given a hash tag ("{faas}:") so
 // every key hashes to one slot (see New).
-
-const (
-	// TasksChannel is the contract's dispatcher wake-up channel.
-	TasksChannel = "tasks"
-)
 
 // Task hash fields.
 const (
@@ -98,4 +96,23 @@ func (k keys) nsQueued() string             { return k.prefix + "nsqueued" }
 func (k keys) leases() string               { return k.prefix + "leases" }
 func (k keys) recoverer() string            { return k.prefix + "recoverer" }
 func (k keys) doneChannel() string          { return k.prefix + "done" }
-func (k keys) tasksChannel() string         { return TasksChannel }
+func (k keys) tasksChannel() string         { return k.prefix + "tasks" }
+
+// DefaultDeployment is the deployment name (--prefix) whose keys are faas's historical ones.
+const DefaultDeployment = "faas"
+
+// KeyPrefix returns the key prefix (Config.Prefix) of a deployment named name, such as
+// --prefix gives: name + ":". A name is 1 to 64 of A-Z a-z 0-9 _ . - : no ':' (so one
+// deployment's keys are never another's) and no braces (a Redis Cluster hash tag is added
+// by New).
+func KeyPrefix(name string) (string, error) {
+	if name == "" || len(name) > 64 {
+		return "", fmt.Errorf("store: deployment name %q: want 1 to 64 characters", name)
+	}
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '.' || r == '-') {
+			return "", fmt.Errorf("store: deployment name %q: only letters, digits, '_', '.' and '-'", name)
+		}
+	}
+	return name + ":", nil
+}

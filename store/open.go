@@ -34,19 +34,36 @@ type OpenOptions struct {
 	Password string
 }
 
-// Open parses a redis:// or rediss:// URL (or a comma-separated list of host:port for a
-// cluster; a single host:port is a plain server) and returns a client; it does not ping.
+// Open parses a Redis URL and returns a client; it does not ping. The forms:
+//
+//	redis://[[USER]:PASSWORD@]HOST:PORT[/DB]     one node (rediss:// over TLS)
+//	redis+sentinel://[[USER]:PASSWORD@]S1:P1,S2:P2/MASTER[/DB]
+//	                                             a Sentinel set (rediss+sentinel:// over TLS)
+//	redis+cluster://[[USER]:PASSWORD@]H1:P1,H2:P2
+//	                                             a Redis Cluster (rediss+cluster:// over TLS)
+//	HOST:PORT                                    one node (as redis://HOST:PORT/0)
+//	H1:P1,H2:P2                                  a Redis Cluster
+//
+// go-redis's query options (dial_timeout=3s, pool_size=...) work in every URL form.
 // Errors show the URL with its password redacted.
 func Open(url string) (redis.UniversalClient, error) { return OpenWith(url, OpenOptions{}) }
 
-// OpenWith is Open with options. A TLS configuration needs a rediss:// URL (or a cluster
-// list, whose nodes are then all reached over TLS).
+// OpenWith is Open with options. A TLS configuration needs a TLS scheme (rediss://,
+// rediss+sentinel://, rediss+cluster://) or a bare cluster list, whose nodes are then all
+// reached over TLS.
 func OpenWith(url string, o OpenOptions) (redis.UniversalClient, error) {
 	url = strings.TrimSpace(url)
 	if url == "" {
 		return nil, fmt.Errorf("store: empty Redis URL")
 	}
-	if !strings.Contains(url, "://") {
+	if scheme, _, ok := strings.Cut(url, "://"); ok {
+		switch scheme {
+		case schemeSentinel, schemeSentinelTLS:
+			return openSentinel(url, scheme, o)
+		case schemeCluster, schemeClusterTLS:
+			return openCluster(url, scheme, o)
+		}
+	} else {
 		addrs := strings.Split(url, ",")
 		for i, a := range addrs {
 			addrs[i] = strings.TrimSpace(a)
@@ -57,63 +74,55 @@ func OpenWith(url string, o OpenOptions) (redis.UniversalClient, error) {
 		if len(addrs) == 1 {
 			url = "redis://" + addrs[0] + "/0"
 		} else {
-			return redis.NewClusterClient(&redis.ClusterOptions{
-				Addrs:                 addrs,
-				DialTimeout:           dialTimeout,
-				ReadTimeout:           readTimeout,
-				WriteTimeout:          writeTimeout,
-				PoolTimeout:           poolTimeout,
-				MaxRetries:            maxRetries,
-				DialerRetries:         dialRetries,
-				ContextTimeoutEnabled: true,
-				TLSConfig:             o.TLS,
-				Password:              o.Password,
-			}), nil
+			return newCluster(&redis.ClusterOptions{Addrs: addrs, TLSConfig: o.TLS, Password: o.Password}), nil
 		}
 	}
 	opt, err := redis.ParseURL(url)
 	if err != nil {
 		// go-redis's message may quote the URL: say what is wrong without it.
-		return nil, fmt.Errorf("store: bad Redis URL %q: want redis://[[USER]:PASSWORD@]HOST:PORT/DB or rediss://...", RedactURL(url))
+		return nil, fmt.Errorf("store: bad Redis URL %q: want redis://[[USER]:PASSWORD@]HOST:PORT/DB, rediss://, "+
+			"redis+sentinel://HOST:PORT,.../MASTER/DB or redis+cluster://HOST:PORT,...", RedactURL(url))
 	}
 	if o.TLS != nil {
 		if opt.TLSConfig == nil {
 			return nil, fmt.Errorf("store: Redis URL %q: TLS options need a rediss:// URL", RedactURL(url))
 		}
-		sn := opt.TLSConfig.ServerName
-		opt.TLSConfig = o.TLS.Clone()
-		if opt.TLSConfig.ServerName == "" {
-			opt.TLSConfig.ServerName = sn
-		}
+		opt.TLSConfig = mergeTLS(o, opt.TLSConfig.ServerName)
 	}
 	if o.Password != "" {
 		opt.Password = o.Password
 	}
-	tune(opt)
+	tuneTimeouts(&opt.DialTimeout, &opt.ReadTimeout, &opt.WriteTimeout, &opt.PoolTimeout, &opt.MaxRetries, &opt.DialerRetries)
+	opt.ContextTimeoutEnabled = true
 	return redis.NewClient(opt), nil
 }
 
-// tune sets the client timeouts, unless the URL set them.
-func tune(opt *redis.Options) {
-	if opt.DialTimeout == 0 {
-		opt.DialTimeout = dialTimeout
+// mergeTLS is o.TLS, with the server name the URL implies when o.TLS names none.
+func mergeTLS(o OpenOptions, serverName string) *tls.Config {
+	c := o.TLS.Clone()
+	if c.ServerName == "" {
+		c.ServerName = serverName
 	}
-	if opt.ReadTimeout == 0 {
-		opt.ReadTimeout = readTimeout
+	return c
+}
+
+// tuneTimeouts sets the client timeouts that the URL left unset (the option types of a
+// node, a Sentinel set and a cluster share these fields but no type).
+func tuneTimeouts(dial, read, write, pool *time.Duration, retries, dialerRetries *int) {
+	for _, d := range []struct {
+		p *time.Duration
+		v time.Duration
+	}{{dial, dialTimeout}, {read, readTimeout}, {write, writeTimeout}, {pool, poolTimeout}} {
+		if *d.p == 0 {
+			*d.p = d.v
+		}
 	}
-	if opt.WriteTimeout == 0 {
-		opt.WriteTimeout = writeTimeout
+	if *retries == 0 {
+		*retries = maxRetries
 	}
-	if opt.PoolTimeout == 0 {
-		opt.PoolTimeout = poolTimeout
+	if *dialerRetries == 0 {
+		*dialerRetries = dialRetries
 	}
-	if opt.MaxRetries == 0 {
-		opt.MaxRetries = maxRetries
-	}
-	if opt.DialerRetries == 0 {
-		opt.DialerRetries = dialRetries
-	}
-	opt.ContextTimeoutEnabled = true
 }
 
 // userinfo finds the password of a URL that net/url cannot parse.

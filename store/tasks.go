@@ -152,7 +152,7 @@ return kept
 `)
 
 // Submit creates one QUEUED task per input for function fn, appends them to the durable
-// queue of fn's namespace in order and publishes one wake-up on the "tasks" channel, in one round trip
+// queue of fn's namespace in order and publishes one wake-up on "faas:tasks", in one round trip
 // (a script). It returns the new task ids, in input order.
 //
 // An error means no task of the call is left queued: the script writes nothing when it

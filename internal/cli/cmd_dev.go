@@ -22,6 +22,7 @@ func (e *env) devCmd() *cobra.Command {
 		addr     string
 		workers  int
 		insecure bool
+		prefix   string
 	)
 	cmd := &cobra.Command{
 		Use:   "dev [--addr 127.0.0.1:8000] [-w N]",
@@ -44,12 +45,17 @@ For anything that must last, run 'faas server' and 'faas dispatcher' on a real R
 	fs.StringVar(&addr, "addr", defaultAddr, "address the REST server listens on")
 	fs.IntVarP(&workers, "workers", "w", runtime.NumCPU(), "tasks run at once")
 	fs.BoolVar(&insecure, "insecure", false, "serve on a non-loopback --addr (dev has no API keys: anyone who reaches it can do everything)")
+	prefixFlag(fs, &prefix)
 	scfg := serverConfigFlags(fs)
 	dopts := addDaemonFlags(fs)
 	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
 		return dopts.run(cmd.Context(), e, func(d *startup) (components, error) {
 			if workers < 1 {
 				return nil, usagef("-w must be at least 1, got %d", workers)
+			}
+			kp, err := storePrefix(prefix)
+			if err != nil {
+				return nil, err
 			}
 			if err := checkServerConfig(scfg); err != nil {
 				return nil, err
@@ -85,7 +91,7 @@ For anything that must last, run 'faas server' and 'faas dispatcher' on a real R
 			})
 			redisURL := "redis://:" + pw + "@" + mr.Addr() + "/0"
 
-			st, err := d.openStore(redisURL, store.OpenOptions{}, store.Config{})
+			st, err := d.openStore(redisURL, store.OpenOptions{}, store.Config{Prefix: kp})
 			if err != nil {
 				return nil, err
 			}

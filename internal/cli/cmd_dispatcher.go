@@ -138,11 +138,12 @@ With --metrics-addr it serves Prometheus metrics at http://ADDR/metrics (see doc
 					return nil, err
 				}
 			}
-			u, ro, err := redisURL.resolve()
+			scfg := store.Config{TaskTTL: taskTTL, LeaseTTL: lease, MaxAttempts: maxAtt}
+			u, ro, err := redisURL.resolve(&scfg)
 			if err != nil {
 				return nil, err
 			}
-			st, err := d.openStore(u, ro, store.Config{TaskTTL: taskTTL, LeaseTTL: lease, MaxAttempts: maxAtt})
+			st, err := d.openStore(u, ro, scfg)
 			if err != nil {
 				return nil, err
 			}

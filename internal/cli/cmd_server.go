@@ -98,11 +98,12 @@ SIGHUP re-reads the key file and the TLS certificate.`,
 			if err != nil {
 				return nil, err
 			}
-			u, ro, err := redisURL.resolve()
+			var cfg store.Config
+			u, ro, err := redisURL.resolve(&cfg)
 			if err != nil {
 				return nil, err
 			}
-			st, err := d.openStore(u, ro, store.Config{})
+			st, err := d.openStore(u, ro, cfg)
 			if err != nil {
 				return nil, err
 			}

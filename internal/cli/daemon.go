@@ -147,6 +147,11 @@ func (d *startup) openStore(redisURL string, o store.OpenOptions, cfg store.Conf
 	defer cancel()
 	if err := st.Ping(pctx); err != nil {
 		d.log.Warn("Redis is not reachable yet; carrying on and retrying", "redis", redactURL(redisURL), "err", err)
+		return st, nil
+	}
+	// A single-node URL on a cluster node would fail most commands with MOVED: say so now.
+	if err := st.CheckTopology(pctx); err != nil {
+		return nil, usagef("--redis %s: %v", redactURL(redisURL), err)
 	}
 	return st, nil
 }

@@ -18,20 +18,42 @@ type redisFlags struct {
 	e                      *env
 	url                    string
 	ca, cert, key, pwdFile string
+	prefix                 string
 }
 
 func (e *env) redisFlag(fs *pflag.FlagSet) *redisFlags {
 	r := &redisFlags{e: e}
-	fs.StringVar(&r.url, "redis", "", "Redis URL, redis:// or rediss:// (default $FAAS_REDIS_URL, else "+defaultRedisURL+"); put no password here: use $FAAS_REDIS_URL or --redis-password-file")
-	fs.StringVar(&r.ca, "redis-ca", "", "rediss://: PEM file of the CA that signed Redis's certificate (default: the system's)")
-	fs.StringVar(&r.cert, "redis-cert", "", "rediss://: PEM client certificate (with --redis-key)")
-	fs.StringVar(&r.key, "redis-key", "", "rediss://: PEM key of --redis-cert")
+	fs.StringVar(&r.url, "redis", "", "where Redis is: redis://HOST:PORT/DB or rediss:// (one node), redis+sentinel://HOST:PORT,.../MASTER/DB, "+
+		"redis+cluster://HOST:PORT,... (rediss+... over TLS) (default $FAAS_REDIS_URL, else "+defaultRedisURL+"); put no password here: use $FAAS_REDIS_URL or --redis-password-file")
+	fs.StringVar(&r.ca, "redis-ca", "", "rediss: PEM file of the CA that signed Redis's certificate (default: the system's)")
+	fs.StringVar(&r.cert, "redis-cert", "", "rediss: PEM client certificate (with --redis-key)")
+	fs.StringVar(&r.key, "redis-key", "", "rediss: PEM key of --redis-cert")
+	prefixFlag(fs, &r.prefix)
 	fs.StringVar(&r.pwdFile, "redis-password-file", "", "file holding the Redis password (first line), instead of the URL's")
 	return r
 }
 
-// resolve returns the URL and the options; a bad file is a usage error naming the flag.
-func (r *redisFlags) resolve() (string, store.OpenOptions, error) {
+// prefixFlag adds --prefix, the deployment name before every Redis key and channel.
+func prefixFlag(fs *pflag.FlagSet, p *string) {
+	fs.StringVar(p, "prefix", store.DefaultDeployment, "deployment name put before every Redis key and channel (NAME:...), so that deployments can share one Redis; server and dispatchers of one deployment must agree")
+}
+
+// storePrefix checks a --prefix value and returns its key prefix.
+func storePrefix(name string) (string, error) {
+	p, err := store.KeyPrefix(name)
+	if err != nil {
+		return "", usagef("--prefix: %v", strings.TrimPrefix(err.Error(), "store: "))
+	}
+	return p, nil
+}
+
+// resolve returns the URL and the options, and sets sc's key prefix; a bad file or name is
+// a usage error naming the flag.
+func (r *redisFlags) resolve(sc *store.Config) (string, store.OpenOptions, error) {
+	var err error
+	if sc.Prefix, err = storePrefix(r.prefix); err != nil {
+		return "", store.OpenOptions{}, err
+	}
 	u := r.url
 	if u == "" {
 		u = r.e.getenv("FAAS_REDIS_URL")

@@ -87,9 +87,9 @@ func (ca *testCA) issue(t *testing.T, name string, serial int64) (certFile, keyF
 	return ca.write(t, name+".pem", "CERTIFICATE", der), ca.write(t, name+".key", "EC PRIVATE KEY", kder)
 }
 
-// redisACL are the rules of the Redis user faas needs (docs/RATIONALE.md, "Tenants"): its
-// keys, its two channels, and no administrative or dangerous command.
-const redisACL = "resetkeys ~faas:* resetchannels &tasks &faas:done -@all +@read +@write +@scripting +@pubsub +@connection +time -@dangerous"
+// redisACL are the rules of the Redis user faas needs (README, "Redis topologies"): its
+// keys, its two channels (faas:tasks, faas:done), and no administrative or dangerous command.
+const redisACL = "resetkeys ~faas:* resetchannels &faas:* -@all +@read +@write +@scripting +@pubsub +@connection +time -@dangerous"
 
 func TestTLSEndToEnd(t *testing.T) {
 	ca := newTestCA(t)
