@@ -33,6 +33,13 @@ type Config struct {
 	CacheDir    string // wazero on-disk compilation cache dir; "" = none (compile in memory only)
 	MaxCompiled int    // bounded LRU of compiled modules; 0 = 256
 	StderrBytes int64  // stderr tail kept per task; 0 = 64 KiB
+	// MaxCompiledBytes also bounds that LRU, by the estimated bytes of compiled code and
+	// module bytes; 0 = DefaultMaxCompiledBytes. CacheMaxBytes bounds the on-disk cache
+	// (LRU, trimmed after each compilation); 0 = DefaultCacheMaxBytes. Isolate, when set,
+	// compiles every module first in a bounded child process (isolate.go).
+	MaxCompiledBytes int64
+	CacheMaxBytes    int64
+	Isolate          *Isolation
 }
 
 const wasiModule = wasi_snapshot_preview1.ModuleName
@@ -94,11 +101,15 @@ type Sandbox struct {
 	stderrBytes int64
 	maxCompiled int
 	instrument  bool
+	maxBytes    int64      // bound of the compiled entries' bytes
+	iso         *isolator  // nil: compile in-process only
+	disk        *diskCache // nil without an on-disk cache
 
 	mu      sync.Mutex
 	closed  bool
 	entries map[string]*entry
 	lru     *list.List // of *entry, most recently used first
+	bytes   int64      // sum of the entries' bytes
 	loading map[string]chan struct{}
 	pool    sync.Pool // of *runState
 }
@@ -113,6 +124,7 @@ type entry struct {
 	refs     int
 	evicted  bool
 	budget   bool // table.grow was instrumented: Run must set the budget global (tablegrow.go)
+	bytes    int64
 }
 
 // New creates a Sandbox: one wazero runtime (compiler, WithCloseOnContextDone) with WASI
@@ -143,6 +155,9 @@ func newSandbox(ctx context.Context, cfg Config, opt options) (*Sandbox, error) 
 	}
 	if s.maxCompiled <= 0 {
 		s.maxCompiled = 256
+	}
+	if err := s.setupStorage(&cfg); err != nil {
+		return nil, err
 	}
 	rc := wazero.NewRuntimeConfig().
 		WithCloseOnContextDone(!opt.noCloseOnDone).
@@ -187,6 +202,7 @@ func (s *Sandbox) Close(ctx context.Context) error {
 	if s.cache != nil {
 		err = errors.Join(err, s.cache.Close(ctx))
 	}
+	s.iso.close()
 	return err
 }
 
@@ -262,6 +278,7 @@ func (s *Sandbox) load(ctx context.Context, wasm []byte, hash string, pre func(*
 					e.refs = 1
 					e.elem = s.lru.PushFront(e)
 					s.entries[hash] = e
+					s.bytes += e.bytes
 					s.evictLocked(ctx)
 				}
 			}
@@ -281,9 +298,10 @@ func (s *Sandbox) load(ctx context.Context, wasm []byte, hash string, pre func(*
 }
 
 func (s *Sandbox) evictLocked(ctx context.Context) {
-	for s.lru.Len() > s.maxCompiled {
+	for s.lru.Len() > s.maxCompiled || (s.bytes > s.maxBytes && s.lru.Len() > 1) {
 		e := s.lru.Remove(s.lru.Back()).(*entry)
 		delete(s.entries, e.hash)
+		s.bytes -= e.bytes
 		e.evicted = true
 		if e.refs == 0 {
 			_ = e.compiled.Close(ctx)
@@ -370,6 +388,10 @@ func (s *Sandbox) compile(ctx context.Context, wasm []byte, hash string, pre fun
 	if !s.instrument {
 		instrumented = wasm
 	}
+	size, err := s.beforeCompile(ctx, wasm, instrumented)
+	if err != nil {
+		return nil, err
+	}
 	compiled, err := s.rt.CompileModule(ctx, instrumented)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -381,7 +403,7 @@ func (s *Sandbox) compile(ctx context.Context, wasm []byte, hash string, pre fun
 		_ = compiled.Close(ctx)
 		return nil, err
 	}
-	return &entry{hash: hash, compiled: compiled, info: info, budget: s.instrument && len(f.grows) > 0}, nil
+	return &entry{hash: hash, compiled: compiled, info: info, budget: s.instrument && len(f.grows) > 0, bytes: size}, nil
 }
 
 // checkCompiled checks what needs types: _start's signature, imported signatures.
