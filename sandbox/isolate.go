@@ -212,7 +212,8 @@ func (iso *isolator) refusal(cmd *exec.Cmd, runErr error, wallTimeout bool, took
 		return invalid("could not be compiled within the compile timeout of %v (--compile-timeout)", iso.cfg.Timeout)
 	case cpu >= time.Duration(cpuSecs)*time.Second:
 		return invalid("could not be compiled within the compile CPU limit of %d s (--compile-timeout %v; used %.1f s)", cpuSecs, iso.cfg.Timeout, cpu.Seconds())
-	case strings.Contains(stderr, "out of memory") || strings.Contains(stderr, "cannot allocate memory"):
+	case strings.Contains(stderr, "out of memory") || strings.Contains(stderr, "cannot allocate memory") ||
+		strings.Contains(stderr, "pthread_create failed"): // a thread stack is address space too
 		return invalid("could not be compiled within the compile memory limit of %d MiB (--compile-memory)", iso.cfg.Memory>>20)
 	case strings.Contains(stderr, "stack overflow") || strings.Contains(stderr, "stack exceeds"):
 		return invalid("could not be compiled: the compiler overflowed its stack (nesting too deep)")
