@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -58,12 +59,13 @@ const indexDir = "faas-index"
 
 // isolator runs the children of one Sandbox.
 type isolator struct {
-	cfg   Isolation
-	dir   string // the compilation cache directory shared with the children
-	temp  bool   // dir is private to this Sandbox: Close removes it
-	sem   chan struct{}
-	mu    sync.Mutex
-	known map[string]int64 // instrumented sha256 -> size of its cache file, once seen
+	cfg    Isolation
+	dir    string // the compilation cache directory shared with the children
+	temp   bool   // dir is private to this Sandbox: Close removes it
+	subdir string // where in dir this process's wazero keeps its cache
+	sem    chan struct{}
+	mu     sync.Mutex
+	known  map[string]int64 // instrumented sha256 -> size of its cache file, once seen
 }
 
 func newIsolator(cfg Isolation, cacheDir string) (*isolator, error) {
@@ -83,7 +85,7 @@ func newIsolator(cfg Isolation, cacheDir string) (*isolator, error) {
 	if cfg.Concurrency <= 0 {
 		cfg.Concurrency = max(1, runtime.GOMAXPROCS(0)/2)
 	}
-	iso := &isolator{cfg: cfg, dir: cacheDir, sem: make(chan struct{}, cfg.Concurrency), known: map[string]int64{}}
+	iso := &isolator{cfg: cfg, dir: cacheDir, subdir: wazeroCacheSubdir(), sem: make(chan struct{}, cfg.Concurrency), known: map[string]int64{}}
 	if iso.dir == "" {
 		// The child's result can only reach this process through an on-disk cache.
 		d, err := os.MkdirTemp("", "faas-compile-cache-")
@@ -245,6 +247,12 @@ func (iso *isolator) adopt(tmp string) (string, int64, error) {
 	if err != nil || !validRel(filepath.ToSlash(rel)) {
 		return "", 0, fmt.Errorf("the compiling child wrote an unexpected file %q", rel)
 	}
+	// A child built with another wazero writes where this process never reads: it would
+	// then compile every module itself, unbounded. Refuse to go on instead.
+	if sub, _, _ := strings.Cut(filepath.ToSlash(rel), "/"); sub != iso.subdir {
+		return "", 0, fmt.Errorf("the compiling child (%s) writes its cache for another wazero build (%s, this process reads %s)",
+			iso.cfg.Binary, sub, iso.subdir)
+	}
 	dst := filepath.Join(iso.dir, rel)
 	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
 		return "", 0, err
@@ -257,6 +265,24 @@ func (iso *isolator) adopt(tmp string) (string, int64, error) {
 		return "", 0, err
 	}
 	return filepath.ToSlash(rel), fi.Size(), nil
+}
+
+// wazeroCacheSubdir is the directory wazero.NewCompilationCacheWithDir uses inside the cache
+// directory: wazero-VERSION-GOARCH-GOOS, VERSION being wazero's module version in this
+// binary's build information, "dev" without one (test binaries).
+func wazeroCacheSubdir() string {
+	v := ""
+	if info, ok := debug.ReadBuildInfo(); ok {
+		for _, dep := range info.Deps {
+			if dep.Path == "github.com/tetratelabs/wazero" {
+				v = dep.Version
+			}
+		}
+	}
+	if v == "" || v == "(devel)" {
+		v = "dev"
+	}
+	return "wazero-" + v + "-" + runtime.GOARCH + "-" + runtime.GOOS
 }
 
 func cpuSeconds(d time.Duration) uint64 {
