@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
@@ -12,47 +14,10 @@ import (
 	"faas/client"
 	"faas/internal/testutil"
 	"faas/samples"
-)
+	"faas/store"
 
-// slowModule is a valid module, within every structural limit, that takes wazero seconds to
-// compile: funcs functions of 9,000 empty loops each (compile time grows with the square of
-// a function's blocks).
-func slowModule(funcs int) []byte {
-	leb := func(n int) []byte {
-		var b []byte
-		for {
-			c := byte(n & 0x7f)
-			n >>= 7
-			if n == 0 {
-				return append(b, c)
-			}
-			b = append(b, c|0x80)
-		}
-	}
-	section := func(id byte, body []byte) []byte {
-		return append(append([]byte{id}, leb(len(body))...), body...)
-	}
-	m := []byte{0, 'a', 's', 'm', 1, 0, 0, 0}
-	m = append(m, section(1, []byte{1, 0x60, 0, 0})...) // one type: () -> ()
-	fns := leb(funcs + 1)
-	for range funcs + 1 {
-		fns = append(fns, 0)
-	}
-	m = append(m, section(3, fns)...)
-	m = append(m, section(7, append([]byte{1, 6}, append([]byte("_start"), 0, 0)...))...)
-	code := leb(funcs + 1)
-	code = append(code, 2, 0, 0x0b) // _start: nothing
-	body := []byte{0}
-	for range 9000 {
-		body = append(body, 0x03, 0x40, 0x0b) // loop end
-	}
-	body = append(body, 0x0b)
-	for range funcs {
-		code = append(code, leb(len(body))...)
-		code = append(code, body...)
-	}
-	return append(m, section(10, code)...)
-}
+	"github.com/google/uuid"
+)
 
 // startDevWith runs `faas dev` with extra flags and returns it with a client.
 func startDevWith(tb testing.TB, extra ...string) (*proc, *client.Client) {
@@ -61,7 +26,7 @@ func startDevWith(tb testing.TB, extra ...string) (*proc, *client.Client) {
 		tb.Skip("e2e: tests on real processes are skipped with -short")
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(tb))
-	p := startProc(tb, "dev", append([]string{"dev", "--addr", addr, "-w", "1", "--cache-dir", tb.TempDir()}, extra...)...)
+	p := startProc(tb, "dev", append([]string{"dev", "--addr", addr, "-w", "1"}, extra...)...)
 	return p, waitHealthy(tb, p, addr)
 }
 
@@ -85,8 +50,8 @@ func refused(tb testing.TB, c *client.Client, name string, wasm []byte, want str
 // The child that compiles a module runs out of its --compile-memory: the module is refused
 // naming the limit, the server lives on and a small module still registers and runs.
 func TestAttackCompileMemory(t *testing.T) {
-	p, c := startDevWith(t, "--compile-memory", "64MiB")
-	refused(t, c, "big", samples.DoubleGo, "--compile-memory")
+	p, c := startDevWith(t, "--compile-memory", "256MiB")
+	refused(t, c, "wide", testutil.WideCompile(2_000_000), "--compile-memory")
 	fn := register(t, c, "canary", samples.DoubleWAT, nil)
 	canary(t, c, fn)
 	survived(t, p, c, 512*mib)
@@ -96,14 +61,12 @@ func TestAttackCompileMemory(t *testing.T) {
 // once queue behind one child at a time, and the server answers meanwhile.
 func TestAttackCompileTimeout(t *testing.T) {
 	p, c := startDevWith(t, "--compile-timeout", "1s")
-	slow := slowModule(6)
 	errs := make(chan string, 2)
 	for i := range 2 {
 		go func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
-			wasm := append(append([]byte(nil), slow...), 0, 5, 4, 'p', 'a', 'd', byte('0'+i)) // a custom section: another hash
-			_, err := c.Register(ctx, "slow"+strconv.Itoa(i), wasm, nil)
+			_, err := c.Register(ctx, "slow"+strconv.Itoa(i), testutil.SlowCompile(6, byte(i)), nil)
 			var ae *client.APIError
 			if !errors.As(err, &ae) || ae.Code != "invalid_module" || !strings.Contains(ae.Error(), "--compile-timeout") {
 				errs <- fmt.Sprintf("slow%d: want invalid_module naming --compile-timeout, got %v", i, err)
@@ -120,4 +83,50 @@ func TestAttackCompileTimeout(t *testing.T) {
 		}
 	}
 	survived(t, p, c, 512*mib)
+}
+
+// A worker whose child cannot compile a module fails that module's task once, as internal
+// naming the limit (no attempt is retried, the worker lives), and runs the next function.
+func TestWorkerCompileRefusal(t *testing.T) {
+	p := newPlatform(t)
+	_, c := p.server("server")
+	_, endpoint := p.dispatcher("dispatcher", "pull")
+	w := startProc(t, "worker", "worker", "pull", "1", endpoint, "--heartbeat", testHeartbeat,
+		"--compile-memory", "256MiB")
+	// Stored directly, as if registered: through the server its child (default 2 GiB) would
+	// put the compiled code in the cache directory every process of these tests shares.
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	wide := testutil.WideCompile(2_000_000)
+	sum := sha256.Sum256(wide)
+	fn := uuid.NewString()
+	if err := p.st.PutModule(ctx, hex.EncodeToString(sum[:]), wide); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.st.CreateFunction(ctx, store.Function{ID: fn, Name: "wide", ModuleHash: hex.EncodeToString(sum[:]), ModuleSize: int64(len(wide))}); err != nil {
+		t.Fatal(err)
+	}
+	id, err := c.Execute(ctx, fn, []byte("21"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := c.Result(ctx, id, 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Status != client.StatusFailed || res.Error == nil || res.Error.Kind != "internal" ||
+		!strings.Contains(res.Error.Message, "--compile-memory") {
+		t.Fatalf("a task of a module the worker cannot compile: %s by %s %+v, want FAILED internal naming --compile-memory", res.Status, res.Worker, res.Error)
+	}
+	rs, err := p.records([]string{id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rs[0].Attempts != 1 {
+		t.Fatalf("attempts %d, want 1", rs[0].Attempts)
+	}
+	canary(t, c, register(t, c, "canary", samples.DoubleWAT, nil))
+	if w.done() {
+		t.Fatalf("the worker died: %v", w.err)
+	}
 }

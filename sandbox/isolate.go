@@ -177,7 +177,9 @@ func (iso *isolator) runChild(ctx context.Context, wasm []byte) (string, int64, 
 	cmd.Stderr = stderr
 	// The child gets no environment: nothing of the parent's (API keys, Redis passwords)
 	// reaches a process that handles hostile input. No traceback: only the fatal error's line.
-	cmd.Env = []string{"GOTRACEBACK=none"}
+	// One malloc arena: glibc reserves 64 MiB of address space per thread's arena otherwise,
+	// which would make the address-space limit depend on how many threads ran.
+	cmd.Env = []string{"GOTRACEBACK=none", "MALLOC_ARENA_MAX=1"}
 	cmd.SysProcAttr = childProcAttr()
 	cmd.WaitDelay = time.Second
 	start := time.Now()

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"faas/internal/testutil"
 	"faas/samples"
 	"faas/task"
 )
@@ -109,18 +110,23 @@ func TestIsolatedRefusalsNameTheLimit(t *testing.T) {
 	if raceBuild {
 		t.Skip("RLIMIT_AS does not bound a race-enabled child (e2e's TestAttackCompileMemory runs an unraced binary)")
 	}
-	s := isolated(t, Isolation{Memory: 64 << 20}, Config{})
-	_, err := s.Load(t.Context(), samples.DoubleGo)
+	s := isolated(t, Isolation{Memory: 256 << 20}, Config{})
+	wide := testutil.WideCompile(2_000_000) // ~400 MB to compile
+	_, err := s.Load(t.Context(), wide)
 	var ve *ValidationError
 	if !errors.As(err, &ve) || !errors.Is(err, ErrInvalidModule) || !strings.Contains(err.Error(), "--compile-memory") {
-		t.Fatalf("double_go under 64 MiB: want a ValidationError naming --compile-memory, got %v", err)
+		t.Fatalf("a wide module under 256 MiB: want a ValidationError naming --compile-memory, got %v", err)
 	}
-	if s.Loaded(Hash(samples.DoubleGo)) {
+	if s.Loaded(Hash(wide)) {
 		t.Fatal("a refused module is loaded")
 	}
-	// The private cache holds nothing of the refused module, and a small one still loads.
 	if _, err := s.Load(t.Context(), samples.DoubleWAT); err != nil {
 		t.Fatalf("a small module after a refusal: %v", err)
+	}
+	s = isolated(t, Isolation{Timeout: time.Second}, Config{})
+	_, err = s.Load(t.Context(), testutil.SlowCompile(6, 0)) // ~2 s to compile
+	if !errors.Is(err, ErrInvalidModule) || !strings.Contains(err.Error(), "--compile-timeout") {
+		t.Fatalf("a slow module under 1 s: want a refusal naming --compile-timeout, got %v", err)
 	}
 }
 
