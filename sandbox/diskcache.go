@@ -31,6 +31,7 @@ const recentUse = 30 * time.Second
 type diskCache struct {
 	dir      string
 	max      int64
+	log      *slog.Logger
 	trimming atomic.Bool
 }
 
@@ -111,6 +112,6 @@ func (c *diskCache) trim() int64 {
 			evicted++
 		}
 	}
-	slog.Debug("compilation cache trimmed", "dir", c.dir, "evicted", evicted, "bytes", total, "max", c.max)
+	c.log.Debug("compilation cache trimmed", "dir", c.dir, "evicted", evicted, "bytes", total, "max", c.max)
 	return total
 }

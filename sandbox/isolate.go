@@ -16,7 +16,6 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -32,6 +31,7 @@ type Isolation struct {
 	Memory      int64         // a child's address-space limit (RLIMIT_AS), bytes; 0 = DefaultCompileMemory
 	Timeout     time.Duration // a child's wall-clock limit, and its CPU seconds (rounded up); 0 = DefaultCompileTimeout
 	Concurrency int           // children at once, the others queue; 0 = half the CPUs, at least 1
+	Log         *slog.Logger  // children's failures and cache trims; nil = slog.Default()
 }
 
 // ChildCommand is the hidden subcommand of the faas binary that compiles one module (see
@@ -64,8 +64,6 @@ type isolator struct {
 	temp   bool   // dir is private to this Sandbox: Close removes it
 	subdir string // where in dir this process's wazero keeps its cache
 	sem    chan struct{}
-	mu     sync.Mutex
-	known  map[string]int64 // instrumented sha256 -> size of its cache file, once seen
 }
 
 func newIsolator(cfg Isolation, cacheDir string) (*isolator, error) {
@@ -82,10 +80,13 @@ func newIsolator(cfg Isolation, cacheDir string) (*isolator, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = DefaultCompileTimeout
 	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
 	if cfg.Concurrency <= 0 {
 		cfg.Concurrency = max(1, runtime.GOMAXPROCS(0)/2)
 	}
-	iso := &isolator{cfg: cfg, dir: cacheDir, subdir: wazeroCacheSubdir(), sem: make(chan struct{}, cfg.Concurrency), known: map[string]int64{}}
+	iso := &isolator{cfg: cfg, dir: cacheDir, subdir: wazeroCacheSubdir(), sem: make(chan struct{}, cfg.Concurrency)}
 	if iso.dir == "" {
 		// The child's result can only reach this process through an on-disk cache.
 		d, err := os.MkdirTemp("", "faas-compile-cache-")
@@ -129,9 +130,6 @@ func (iso *isolator) ensure(ctx context.Context, wasm, instrumented []byte) (int
 	if err := os.MkdirAll(idx, 0o700); err == nil {
 		_ = os.WriteFile(filepath.Join(idx, key), []byte(rel), 0o600)
 	}
-	iso.mu.Lock()
-	iso.known[key] = size
-	iso.mu.Unlock()
 	return size, nil
 }
 
@@ -195,7 +193,7 @@ func (iso *isolator) runChild(ctx context.Context, wasm []byte) (string, int64, 
 	if err != nil {
 		return "", 0, fmt.Errorf("sandbox: isolation: %w", err)
 	}
-	slog.Debug("module compiled in a child process", "took", took, "bytes", size)
+	iso.cfg.Log.Debug("module compiled in a child process", "took", took, "bytes", size)
 	return rel, size, nil
 }
 
@@ -222,7 +220,7 @@ func (iso *isolator) refusal(cmd *exec.Cmd, runErr error, wallTimeout bool, took
 	case strings.Contains(stderr, "stack overflow") || strings.Contains(stderr, "stack exceeds"):
 		return invalid("could not be compiled: the compiler overflowed its stack (nesting too deep)")
 	}
-	slog.Warn("compilation child failed", "err", runErr, "took", took, "stderr", line)
+	iso.cfg.Log.Warn("compilation child failed", "err", runErr, "took", took, "stderr", line)
 	return invalid("could not be compiled: the compiler process failed (%v: %s); limits: --compile-memory %d MiB, --compile-timeout %v",
 		runErr, line, iso.cfg.Memory>>20, iso.cfg.Timeout)
 }
@@ -343,7 +341,10 @@ func (s *Sandbox) setupStorage(cfg *Config) error {
 		if max <= 0 {
 			max = DefaultCacheMaxBytes
 		}
-		s.disk = &diskCache{dir: cfg.CacheDir, max: max}
+		s.disk = &diskCache{dir: cfg.CacheDir, max: max, log: slog.Default()}
+		if cfg.Isolate != nil && cfg.Isolate.Log != nil {
+			s.disk.log = cfg.Isolate.Log
+		}
 	}
 	return nil
 }

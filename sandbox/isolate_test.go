@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -181,7 +182,7 @@ func TestDiskCacheTrim(t *testing.T) {
 	write("fresh", 1000, 0)                   // in use right now: never evicted
 	write("stale.123.tmp", 10, 2*staleTemp)   // a writer that died
 	write("writing.456.tmp", 10, time.Minute) // a write in progress
-	kept := (&diskCache{dir: dir, max: 2500}).trim()
+	kept := (&diskCache{dir: dir, max: 2500, log: slog.Default()}).trim()
 	var left []string
 	for _, f := range cacheFiles(t, dir) {
 		left = append(left, filepath.Base(f))

@@ -86,6 +86,9 @@ func (o *daemonOpts) run(ctx context.Context, e *env, setup func(d *startup) (co
 	if err != nil {
 		return err
 	}
+	if _, err := o.compile.config(""); err != nil { // a usage error before anything starts
+		return err
+	}
 	d := &startup{ctx: ctx, log: log, opts: o}
 	defer d.close()
 	comps, err := setup(d)
@@ -119,6 +122,7 @@ func (d *startup) sandbox() (*sandbox.Sandbox, error) {
 	if err != nil {
 		return nil, err
 	}
+	cfg.Isolate.Log = d.log
 	if cfg.Isolate.Binary, err = childBinary(); err != nil {
 		return nil, fmt.Errorf("finding the faas binary for compilation: %w", err)
 	}
