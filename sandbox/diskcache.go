@@ -54,7 +54,8 @@ type cacheFile struct {
 }
 
 // trim removes the least recently used cache files until the cache holds at most max bytes,
-// and the leftovers of processes that died while writing. It returns the bytes kept.
+// the leftovers of processes that died while writing, and index entries (isolate.go) of
+// files evicted by an earlier trim. It returns the bytes kept.
 func (c *diskCache) trim() int64 {
 	var files []cacheFile
 	var total int64
@@ -71,6 +72,15 @@ func (c *diskCache) trim() int64 {
 					_ = os.RemoveAll(p)
 				}
 				return filepath.SkipDir
+			}
+			return nil
+		}
+		if top == indexDir && d.Type().IsRegular() {
+			// An index entry whose cache file was evicted: a later load runs a child again.
+			if rel, err := os.ReadFile(p); err == nil && validRel(string(rel)) {
+				if _, err := os.Stat(filepath.Join(c.dir, string(rel))); os.IsNotExist(err) {
+					_ = os.Remove(p)
+				}
 			}
 			return nil
 		}

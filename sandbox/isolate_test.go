@@ -182,6 +182,15 @@ func TestDiskCacheTrim(t *testing.T) {
 	write("fresh", 1000, 0)                   // in use right now: never evicted
 	write("stale.123.tmp", 10, 2*staleTemp)   // a writer that died
 	write("writing.456.tmp", 10, time.Minute) // a write in progress
+	idx := filepath.Join(dir, indexDir)
+	if err := os.MkdirAll(idx, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for key, rel := range map[string]string{"gone": "wazero-test/evicted-long-ago", "kept": "wazero-test/fresh"} {
+		if err := os.WriteFile(filepath.Join(idx, key), []byte(rel), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 	kept := (&diskCache{dir: dir, max: 2500, log: slog.Default()}).trim()
 	var left []string
 	for _, f := range cacheFiles(t, dir) {
@@ -189,5 +198,11 @@ func TestDiskCacheTrim(t *testing.T) {
 	}
 	if got := strings.Join(left, ","); got != "fresh,new,writing.456.tmp" || kept != 2000 {
 		t.Fatalf("after trimming to 2500 bytes: %s (%d bytes), want fresh,new,writing.456.tmp (2000)", got, kept)
+	}
+	if _, err := os.Stat(filepath.Join(idx, "gone")); !os.IsNotExist(err) {
+		t.Errorf("the index entry of an evicted file is still there: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(idx, "kept")); err != nil {
+		t.Errorf("the index entry of a kept file: %v", err)
 	}
 }
