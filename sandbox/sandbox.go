@@ -30,16 +30,12 @@ import (
 
 // Config configures a Sandbox. Every zero value is a working default.
 type Config struct {
-	CacheDir    string // wazero on-disk compilation cache dir; "" = none (compile in memory only)
-	MaxCompiled int    // bounded LRU of compiled modules; 0 = 256
-	StderrBytes int64  // stderr tail kept per task; 0 = 64 KiB
-	// MaxCompiledBytes also bounds that LRU, by the estimated bytes of compiled code and
-	// module bytes; 0 = DefaultMaxCompiledBytes. CacheMaxBytes bounds the on-disk cache
-	// (LRU, trimmed after each compilation); 0 = DefaultCacheMaxBytes. Isolate, when set,
-	// compiles every module first in a bounded child process (isolate.go).
-	MaxCompiledBytes int64
-	CacheMaxBytes    int64
-	Isolate          *Isolation
+	CacheDir         string     // wazero on-disk compilation cache; "" = none (with Isolate: a private temp dir)
+	MaxCompiled      int        // bounded LRU of compiled modules; 0 = 256
+	StderrBytes      int64      // stderr tail kept per task; 0 = 64 KiB
+	MaxCompiledBytes int64      // and by estimated bytes (isolate.go); 0 = DefaultMaxCompiledBytes
+	CacheMaxBytes    int64      // LRU bound of the on-disk cache; 0 = DefaultCacheMaxBytes
+	Isolate          *Isolation // compile first in a bounded child process; nil = in-process only
 }
 
 const wasiModule = wasi_snapshot_preview1.ModuleName
