@@ -16,8 +16,6 @@ import (
 	"container/list"
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"faas/task"
 	"fmt"
@@ -30,61 +28,15 @@ import (
 
 // Config configures a Sandbox. Every zero value is a working default.
 type Config struct {
-	CacheDir    string // wazero on-disk compilation cache dir; "" = none (compile in memory only)
-	MaxCompiled int    // bounded LRU of compiled modules; 0 = 256
-	StderrBytes int64  // stderr tail kept per task; 0 = 64 KiB
+	CacheDir         string     // wazero on-disk compilation cache; "" = none (with Isolate: a private temp dir)
+	MaxCompiled      int        // bounded LRU of compiled modules; 0 = 256
+	StderrBytes      int64      // stderr tail kept per task; 0 = 64 KiB
+	MaxCompiledBytes int64      // and by estimated bytes (isolate.go); 0 = DefaultMaxCompiledBytes
+	CacheMaxBytes    int64      // LRU bound of the on-disk cache; 0 = DefaultCacheMaxBytes
+	Isolate          *Isolation // compile first in a bounded child process; nil = in-process only
 }
 
 const wasiModule = wasi_snapshot_preview1.ModuleName
-
-var (
-	// ErrInvalidModule is matched (errors.Is) by every refusal of Validate and Load.
-	ErrInvalidModule = errors.New("invalid module")
-	// ErrNotLoaded is Run's answer for a hash it has not compiled (or has evicted): Load the
-	// module and run again.
-	ErrNotLoaded = errors.New("module not loaded")
-	// ErrClosed is returned by every call on a closed Sandbox.
-	ErrClosed = errors.New("sandbox closed")
-)
-
-// ValidationError is why a module was refused, worded for the person who uploaded it.
-type ValidationError struct{ Reason string }
-
-func (e *ValidationError) Error() string { return "invalid module: " + e.Reason }
-
-// Is makes errors.Is(err, ErrInvalidModule) true.
-func (e *ValidationError) Is(target error) bool { return target == ErrInvalidModule }
-
-func invalid(format string, args ...any) error {
-	return &ValidationError{Reason: fmt.Sprintf(format, args...)}
-}
-
-// ModuleInfo describes a module that passed validation.
-type ModuleInfo struct {
-	Hash           string   // lowercase hex sha256 of the module's bytes
-	Size           int64    // bytes
-	Imports        []string // "wasi_snapshot_preview1.fd_write", ... in import order
-	Functions      int      // function bodies (each metered at its entry)
-	Loops          int      // loop instructions (each metered at its header)
-	MemoryMinPages uint32   // 64 KiB pages the module starts with (0: no memory)
-	MemoryMaxPages uint32   // declared maximum; 0 when HasMemoryMax is false
-	HasMemoryMax   bool
-	// TableElements is the sum of the tables' minimum sizes. Each element costs 8 bytes of
-	// the task's memory_mb, like linear memory does.
-	TableElements uint64
-}
-
-// startBytes is what an instance of the module holds before it runs: its initial linear
-// memory and its tables.
-func (i *ModuleInfo) startBytes() uint64 {
-	return uint64(i.MemoryMinPages)<<16 + i.TableElements*tableElemBytes
-}
-
-// Hash returns the lowercase hex sha256 of wasm: the key of a module everywhere in faas.
-func Hash(wasm []byte) string {
-	sum := sha256.Sum256(wasm)
-	return hex.EncodeToString(sum[:])
-}
 
 // Sandbox compiles and runs modules. It is safe for concurrent use.
 type Sandbox struct {
@@ -95,11 +47,15 @@ type Sandbox struct {
 	stderrBytes int64
 	maxCompiled int
 	instrument  bool
+	maxBytes    int64      // bound of the compiled entries' bytes
+	iso         *isolator  // nil: compile in-process only
+	disk        *diskCache // nil without an on-disk cache
 
 	mu      sync.Mutex
 	closed  bool
 	entries map[string]*entry
 	lru     *list.List // of *entry, most recently used first
+	bytes   int64      // sum of the entries' bytes
 	loading map[string]chan struct{}
 	pool    sync.Pool // of *runState
 }
@@ -114,6 +70,7 @@ type entry struct {
 	refs     int
 	evicted  bool
 	budget   bool // table.grow was instrumented: Run must set the budget global (tablegrow.go)
+	bytes    int64
 }
 
 // New creates a Sandbox: one wazero runtime (compiler) with WASI preview1 and the private
@@ -142,6 +99,9 @@ func newSandbox(ctx context.Context, cfg Config, opt options) (*Sandbox, error) 
 	}
 	if s.maxCompiled <= 0 {
 		s.maxCompiled = 256
+	}
+	if err := s.setupStorage(&cfg); err != nil {
+		return nil, err
 	}
 	rc := wazero.NewRuntimeConfig().
 		// The metering stops guests (meter.go); close-on-done would add an exit into Go at
@@ -192,6 +152,7 @@ func (s *Sandbox) Close(ctx context.Context) error {
 	if s.cache != nil {
 		err = errors.Join(err, s.cache.Close(ctx))
 	}
+	s.iso.close()
 	return err
 }
 
@@ -267,6 +228,7 @@ func (s *Sandbox) load(ctx context.Context, wasm []byte, hash string, pre func(*
 					e.refs = 1
 					e.elem = s.lru.PushFront(e)
 					s.entries[hash] = e
+					s.bytes += e.bytes
 					s.evictLocked(ctx)
 				}
 			}
@@ -286,9 +248,10 @@ func (s *Sandbox) load(ctx context.Context, wasm []byte, hash string, pre func(*
 }
 
 func (s *Sandbox) evictLocked(ctx context.Context) {
-	for s.lru.Len() > s.maxCompiled {
+	for s.lru.Len() > s.maxCompiled || (s.bytes > s.maxBytes && s.lru.Len() > 1) {
 		e := s.lru.Remove(s.lru.Back()).(*entry)
 		delete(s.entries, e.hash)
+		s.bytes -= e.bytes
 		e.evicted = true
 		if e.refs == 0 {
 			_ = e.compiled.Close(ctx)
@@ -378,6 +341,10 @@ func (s *Sandbox) compile(ctx context.Context, wasm []byte, hash string, pre fun
 	if !s.instrument {
 		instrumented = wasm
 	}
+	size, err := s.beforeCompile(ctx, wasm, instrumented)
+	if err != nil {
+		return nil, err
+	}
 	compiled, err := s.rt.CompileModule(ctx, instrumented)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -389,7 +356,7 @@ func (s *Sandbox) compile(ctx context.Context, wasm []byte, hash string, pre fun
 		_ = compiled.Close(ctx)
 		return nil, err
 	}
-	return &entry{hash: hash, compiled: compiled, info: info, budget: s.instrument && len(f.grows) > 0}, nil
+	return &entry{hash: hash, compiled: compiled, info: info, budget: s.instrument && len(f.grows) > 0, bytes: size}, nil
 }
 
 // checkCompiled checks what needs types: _start's signature, imported signatures.

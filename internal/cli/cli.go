@@ -195,6 +195,6 @@ Exit codes of client commands: 0 success, 1 the task FAILED, 2 usage error,
 		c.GroupID = "run"
 		root.AddCommand(c)
 	}
-	root.AddCommand(e.keygenCmd(), e.versionCmd())
+	root.AddCommand(e.keygenCmd(), e.versionCmd(), e.compileCmd())
 	return root
 }

@@ -62,6 +62,11 @@ func TestUsageErrors(t *testing.T) {
 		{"delete without function", []string{"delete"}, "missing FUNCTION"},
 		{"dev zero workers", []string{"dev", "-w", "0"}, "-w must be at least 1"},
 		{"dev bad log format", []string{"dev", "--log-format", "xml"}, "--log-format"},
+		{"server bad compile memory", []string{"server", "--compile-memory", "lots"}, "--compile-memory"},
+		{"dev tiny compile memory", []string{"dev", "--compile-memory", "1MiB"}, "at least 64MiB"},
+		{"worker short compile timeout", []string{"worker", "pull", "1", "tcp://127.0.0.1:5555", "--compile-timeout", "10ms"}, "--compile-timeout"},
+		{"dispatcher tiny cache", []string{"dispatcher", "-m", "local", "--cache-max-bytes", "10"}, "--cache-max-bytes"},
+		{"compile-module without limits", []string{"compile-module", "--cache-dir", "/tmp"}, "--compile-memory"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out, errs, code := runCLI(t, t.Context(), "", tc.args...)

@@ -30,6 +30,7 @@ const (
 type daemonOpts struct {
 	logLevel, logFormat string
 	cacheDir            string
+	compile             *compileOpts
 }
 
 func defaultCacheDir() string {
@@ -44,7 +45,8 @@ func addDaemonFlags(fs *pflag.FlagSet) *daemonOpts {
 	o := &daemonOpts{}
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format on stderr: text or json")
-	fs.StringVar(&o.cacheDir, "cache-dir", defaultCacheDir(), `wazero compilation cache directory ("" keeps compiled code in memory only)`)
+	fs.StringVar(&o.cacheDir, "cache-dir", defaultCacheDir(), `wazero compilation cache directory ("" keeps compiled code in a private temporary directory)`)
+	o.compile = addCompileFlags(fs)
 	return o
 }
 
@@ -84,6 +86,9 @@ func (o *daemonOpts) run(ctx context.Context, e *env, setup func(d *startup) (co
 	if err != nil {
 		return err
 	}
+	if _, err := o.compile.config(""); err != nil { // a usage error before anything starts
+		return err
+	}
 	d := &startup{ctx: ctx, log: log, opts: o}
 	defer d.close()
 	comps, err := setup(d)
@@ -113,7 +118,15 @@ func (d *startup) sandbox() (*sandbox.Sandbox, error) {
 			return nil, err
 		}
 	}
-	sb, err := sandbox.New(d.ctx, sandbox.Config{CacheDir: dir})
+	cfg, err := d.opts.compile.config(dir)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Isolate.Log = d.log
+	if cfg.Isolate.Binary, err = childBinary(); err != nil {
+		return nil, fmt.Errorf("finding the faas binary for compilation: %w", err)
+	}
+	sb, err := sandbox.New(d.ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("starting the sandbox: %w", err)
 	}
