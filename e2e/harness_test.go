@@ -182,7 +182,16 @@ func newPlatform(tb testing.TB, redisArgs ...string) *platform {
 		tb.Skip("e2e: fault-injection tests on real processes are skipped with -short")
 	}
 	rs := redistest.Start(tb, redisArgs...)
-	rdb, err := store.Open(rs.URL)
+	p := platformOn(tb, rs.URL)
+	p.redis = rs
+	return p
+}
+
+// platformOn is a platform on the Redis at url (started elsewhere), with samples.Sleep
+// registered in it.
+func platformOn(tb testing.TB, url string) *platform {
+	tb.Helper()
+	rdb, err := store.Open(url)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -198,7 +207,7 @@ func newPlatform(tb testing.TB, redisArgs ...string) *platform {
 	if err := st.CreateFunction(ctx, fn); err != nil {
 		tb.Fatal(err)
 	}
-	return &platform{tb: tb, redis: rs, st: st, fn: fn}
+	return &platform{tb: tb, st: st, fn: fn}
 }
 
 // Lease and heartbeat settings short enough for tests: a dead dispatcher's tasks come back

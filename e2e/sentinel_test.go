@@ -2,8 +2,6 @@ package e2e
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"strconv"
 	"strings"
@@ -11,11 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
-
 	"faas/internal/redistest"
 	"faas/internal/testutil"
-	"faas/samples"
 	"faas/store"
 	"faas/task"
 )
@@ -49,23 +44,8 @@ func TestSentinelFailover(t *testing.T) {
 	}
 	url := "redis+sentinel://" + strings.Join(addrs, ",") + "/" + master + "/0"
 
-	rdb, err := store.Open(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = rdb.Close() })
-	st := store.New(rdb, store.Config{})
-	ctx := context.Background()
-	sum := sha256.Sum256(samples.Sleep)
-	fn := store.Function{ID: uuid.NewString(), Name: "sleep", ModuleHash: hex.EncodeToString(sum[:]),
-		ModuleSize: int64(len(samples.Sleep))}
-	if err := st.PutModule(ctx, fn.ModuleHash, samples.Sleep); err != nil {
-		t.Fatal(err)
-	}
-	if err := st.CreateFunction(ctx, fn); err != nil {
-		t.Fatal(err)
-	}
-	p := &platform{tb: t, st: st, fn: fn}
+	p := platformOn(t, url)
+	ctx, st, fn := context.Background(), p.st, p.fn
 	d := startProc(t, "dispatcher", "dispatcher", "-m", "local", "-w", "16", "--redis", url, "--lease", testLease)
 
 	// The submitter retries a batch whose answer was an error (during the switch): only
