@@ -363,26 +363,14 @@ func TestAttackBatches(t *testing.T) {
 			t.Fatalf("/execute_batch of 10,000 on faas dev: %d ids, %v", len(ids), err)
 		}
 		canary(t, c, double)
-		left := ids
-		for len(left) > 0 {
-			done, err := c.Wait(ctx, left, 5*time.Second)
-			if err != nil {
-				t.Fatal(err)
+		err = waitChecked(ctx, c, ids, func(_ int, tk client.Task) error {
+			if tk.Status != client.StatusCompleted {
+				return fmt.Errorf("noop task %s: %s %v", tk.TaskID, tk.Status, tk.Error)
 			}
-			ended := make(map[string]bool, len(done))
-			for _, tk := range done {
-				if tk.Status != client.StatusCompleted {
-					t.Fatalf("noop task %s: %s %v", tk.TaskID, tk.Status, tk.Error)
-				}
-				ended[tk.TaskID] = true
-			}
-			rest := left[:0:0]
-			for _, id := range left {
-				if !ended[id] {
-					rest = append(rest, id)
-				}
-			}
-			left = rest
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
 		}
 		survived(t, dp, c, 500*mib)
 	})

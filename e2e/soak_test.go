@@ -251,6 +251,15 @@ func runAndCheck(c *client.Client, fn string, inputs [][]byte, check func(int, c
 		}
 		ids, err = c.ExecuteBatch(ctx, fn, inputs)
 	}
+	if err := waitChecked(ctx, c, ids, check); err != nil {
+		return 0, err
+	}
+	return len(ids), nil
+}
+
+// waitChecked waits until every task of ids is terminal and checks each with check (given
+// its index in ids).
+func waitChecked(ctx context.Context, c *client.Client, ids []string, check func(int, client.Task) error) error {
 	index := make(map[string]int, len(ids))
 	for i, id := range ids {
 		index[id] = i
@@ -259,12 +268,12 @@ func runAndCheck(c *client.Client, fn string, inputs [][]byte, check func(int, c
 	for len(pending) > 0 {
 		ts, err := c.Wait(ctx, pending, 5*time.Second)
 		if err != nil {
-			return 0, fmt.Errorf("wait: %w (%d tasks not terminal: lost?)", err, len(pending))
+			return fmt.Errorf("wait: %w (%d tasks not terminal: lost?)", err, len(pending))
 		}
 		done := map[string]bool{}
 		for _, tk := range ts {
 			if err := check(index[tk.TaskID], tk); err != nil {
-				return 0, err
+				return err
 			}
 			done[tk.TaskID] = true
 		}
@@ -276,7 +285,7 @@ func runAndCheck(c *client.Client, fn string, inputs [][]byte, check func(int, c
 		}
 		pending = rest
 	}
-	return len(ids), nil
+	return nil
 }
 
 func wantKind(k task.Kind) func(int, client.Task) error {
