@@ -20,6 +20,7 @@ import (
 	"faas/client"
 	"faas/internal/testutil"
 	"faas/samples"
+	"faas/task"
 )
 
 // Attacks on request memory, each against the built binary: the process under attack must
@@ -411,4 +412,33 @@ func TestAttackBatches(t *testing.T) {
 		canary(t, c, double)
 		survived(t, sp, c, 300*mib)
 	})
+}
+
+// (e) Tables against the memory limit, on `faas dev`: a table.grow of 2^31-1 elements
+// (16 GiB) and a grow loop under memory_mb=64 end as FAILED out_of_memory; a 2 GiB table
+// and twelve 1 GiB tables are refused at registration. Before, one grow killed the process.
+func TestAttackTables(t *testing.T) {
+	dp, c := startDev(t, 2)
+	double := register(t, c, "double", samples.DoubleWAT, nil)
+	for _, name := range []string{"table_2gib", "tables_1gib"} {
+		_, err := c.Register(context.Background(), name, samples.Hostile[name], &client.Limits{MemoryMB: 64})
+		var ae *client.APIError
+		if !errors.As(err, &ae) || ae.StatusCode != 400 || ae.Code != "invalid_module" {
+			t.Fatalf("registering %s: %v, want 400 invalid_module", name, err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for _, name := range []string{"table_grow_max", "table_grow_loop"} {
+		fn := register(t, c, name, samples.Hostile[name], &client.Limits{MemoryMB: 64, TimeoutMs: 10_000})
+		ids, err := c.ExecuteBatch(ctx, fn, make([][]byte, 4))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := waitChecked(ctx, c, ids, wantKind(task.KindOutOfMemory)); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	canary(t, c, double)
+	survived(t, dp, c, 500*mib)
 }
