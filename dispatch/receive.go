@@ -13,19 +13,15 @@ import (
 
 // This file holds what the hub does with the messages workers send (docs/PROTOCOL.md).
 
+// messageBounds bound what one worker's message may hold in the hub's memory.
+var messageBounds = zsock.Bounds{Frames: protocol.MaxFrames + 8, Bytes: protocol.MaxMessageTotal}
+
 // receive handles every message waiting on the ROUTER. The sender is the connection: with
 // CURVE, the key the ZAP handler authenticated (the "User-Id" of the message); always, the
 // routing id of the connection.
 func (h *hub) receive() {
 	for i := 0; i < 4096; i++ {
-		var frames [][]byte
-		var user string
-		var err error
-		if h.curve {
-			frames, user, err = zsock.RecvUser(h.router, zmq.DONTWAIT)
-		} else {
-			frames, err = h.router.RecvMessageBytes(zmq.DONTWAIT)
-		}
+		frames, user, over, err := zsock.Recv(h.router, zmq.DONTWAIT, h.curve, messageBounds)
 		if err != nil {
 			if !zsock.IsAgain(err) {
 				h.log.Error("receive failed", "err", err)
@@ -35,6 +31,10 @@ func (h *hub) receive() {
 		p := peer{key: user}
 		if len(frames) > 0 {
 			p.route = frames[0]
+		}
+		if over {
+			h.dropped(p, dropLimit, 1, "message over the protocol's bounds (frames or bytes)")
+			continue
 		}
 		if h.curve && !h.cfg.Authorized.Allowed(p.key) {
 			// Authenticated once, removed from the list since: nothing it says counts.
@@ -92,6 +92,13 @@ func (h *hub) handle(p peer, env [][]byte, m protocol.Message) {
 			// Modules go only to a worker that was sent a task of theirs.
 			h.dropped(p, dropNotSent, 1, "module request without a task of that module")
 			h.reply(env, protocol.Module{Hash: m.Hash, Err: "no task of this module was sent to this worker"})
+			return
+		}
+		if !w.moduleAskable(m.Hash, now) {
+			// It was sent these bytes moments ago: a peer asking again and again without
+			// reading would have the ROUTER queue a module per request.
+			h.dropped(p, dropLimit, 1, "module asked again within "+moduleRepeatWindow.String())
+			h.reply(env, protocol.Module{Hash: m.Hash, Err: "module asked again within " + moduleRepeatWindow.String() + " of its answer"})
 			return
 		}
 		h.moduleRequested(env, m)

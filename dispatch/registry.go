@@ -33,6 +33,34 @@ type remoteWorker struct {
 	lastHeard time.Time
 	leaving   bool         // said BYE: send it nothing more
 	held      *heldRequest // pull mode: its REQUEST_TASK awaiting tasks
+	// modulesSent is when each module was last answered to it (see moduleAskable).
+	modulesSent map[string]time.Time
+}
+
+// moduleRepeatWindow is how long after answering a module request the same worker's request
+// for the same module is dropped. An honest worker asks once per module and registration
+// (it waits for the answer), so only a peer that does not read its replies asks again.
+const moduleRepeatWindow = 10 * time.Second
+
+// moduleAskable records that the worker is answered module hash now, unless it was within
+// moduleRepeatWindow (then false). The map stays small: a worker may ask only for modules
+// of tasks it was sent.
+func (w *remoteWorker) moduleAskable(hash string, now time.Time) bool {
+	if t, ok := w.modulesSent[hash]; ok && now.Sub(t) < moduleRepeatWindow {
+		return false
+	}
+	if w.modulesSent == nil {
+		w.modulesSent = make(map[string]time.Time)
+	}
+	if len(w.modulesSent) >= maxCapacity {
+		for k, t := range w.modulesSent {
+			if now.Sub(t) >= moduleRepeatWindow {
+				delete(w.modulesSent, k)
+			}
+		}
+	}
+	w.modulesSent[hash] = now
+	return true
 }
 
 // maxCapacity bounds the slots one registration may claim: a worker asking for more is

@@ -88,6 +88,16 @@ const (
 // that each stays under it.
 const MaxMessageBytes = 64<<20 + 1<<20
 
+// MaxFrames bounds the frames of one message: a peer's RESULT_READY, HEARTBEAT or RELEASE
+// carries at most one group per slot of a registration (1,024), the largest group being an
+// outcome of 7 frames. A receiver drops a longer message unread (a heartbeat listing a
+// million refs cost a dispatcher 1.2 GB before the bound).
+const MaxFrames = 8 << 10
+
+// MaxMessageTotal bounds the bytes of one whole message (every frame): senders split their
+// messages by size under MaxMessageBytes; one more MiB for envelopes and small frames.
+const MaxMessageTotal = MaxMessageBytes + 1<<20
+
 // Routing ids: a worker names its DEALER "d"+S and its REQ "r"+S, S being random and never
 // sent in a message, so that the dispatcher can tell which REQ belongs to which registered
 // DEALER without trusting any field of a message (and the names survive reconnections).

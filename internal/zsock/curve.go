@@ -209,35 +209,50 @@ func CurveClient(s *zmq.Socket, k KeyPair, server string) error {
 	return nil
 }
 
-// RecvUser receives a multipart message on a ROUTER and the "User-Id" its sender's
-// connection was authenticated with ("" without CURVE).
+// Bounds limit what one received message may hold in memory; a message past either is
+// read to its end and discarded frame by frame (see Recv).
+type Bounds struct {
+	Frames int // most frames; 0 = no bound
+	Bytes  int // most bytes over all frames; 0 = no bound
+}
+
+// Recv receives a multipart message and, when withUser, the "User-Id" its sender's
+// connection was authenticated with ("" without CURVE). A message past b is consumed to its
+// end without keeping the frames beyond the bound, and over is true: a peer's message costs
+// at most b (and one frame, which ZMQ_MAXMSGSIZE bounds) whatever it claims to carry.
 //
 // The user id is read from the second frame, not the first: libzmq 4.3's ROUTER attaches
 // no metadata to the routing-id frame it makes up when a poll (zmq_poll's has_in)
 // prefetched the message, and the hub always polls. Every frame after it carries the
 // connection's metadata.
-func RecvUser(s *zmq.Socket, flags zmq.Flag) (frames [][]byte, user string, err error) {
+func Recv(s *zmq.Socket, flags zmq.Flag, withUser bool, b Bounds) (frames [][]byte, user string, over bool, err error) {
 	first, err := s.RecvBytes(flags)
 	if err != nil {
-		return nil, "", err
+		return nil, "", false, err
 	}
 	frames = append(frames, first)
+	size := len(first)
 	for {
 		more, err := s.GetRcvmore()
 		if err != nil || !more {
-			return frames, user, err
+			return frames, user, over, err
 		}
-		var b []byte
-		if len(frames) == 1 {
+		var f []byte
+		if withUser && len(frames) == 1 && !over {
 			var meta map[string]string
-			b, meta, err = s.RecvBytesWithMetadata(flags, "User-Id")
+			f, meta, err = s.RecvBytesWithMetadata(flags, "User-Id")
 			user = meta["User-Id"]
 		} else {
-			b, err = s.RecvBytes(flags)
+			f, err = s.RecvBytes(flags)
 		}
 		if err != nil {
-			return frames, user, err
+			return frames, user, over, err
 		}
-		frames = append(frames, b)
+		size += len(f)
+		if over || b.Frames > 0 && len(frames) >= b.Frames || b.Bytes > 0 && size > b.Bytes {
+			over = true
+			continue // drop it: read to the end of the message, keep nothing more
+		}
+		frames = append(frames, f)
 	}
 }
