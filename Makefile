@@ -15,7 +15,7 @@ deps: ## install missing system packages (libzmq3-dev, pkg-config, redis-server,
 
 build: ## build bin/faas
 	@scripts/deps.sh
-	$(GO) build -o $(BIN) ./cmd/faas
+	$(GO) build -buildvcs=auto -o $(BIN) ./cmd/faas
 
 run: build ## build and start everything in one process (embedded Redis, server, local pool) on :8000
 	./$(BIN) dev --addr 127.0.0.1:8000 -w 2
