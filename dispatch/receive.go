@@ -95,10 +95,10 @@ func (h *hub) handle(p peer, env [][]byte, m protocol.Message) {
 			return
 		}
 		if !w.moduleAskable(m.Hash, now) {
-			// It was sent these bytes moments ago: a peer asking again and again without
-			// reading would have the ROUTER queue a module per request.
-			h.dropped(p, dropLimit, 1, "module asked again within "+moduleRepeatWindow.String())
-			h.reply(env, protocol.Module{Hash: m.Hash, Err: "module asked again within " + moduleRepeatWindow.String() + " of its answer"})
+			// It was sent these bytes moments ago, more often than it has slots: a peer asking
+			// again and again without reading would have the ROUTER queue a module per request.
+			h.dropped(p, dropLimit, 1, "module asked more often than its slots within "+moduleRepeatWindow.String())
+			h.reply(env, protocol.Module{Hash: m.Hash, Err: "module asked more often than once per slot within " + moduleRepeatWindow.String()})
 			return
 		}
 		h.moduleRequested(env, m)

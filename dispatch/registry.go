@@ -33,33 +33,46 @@ type remoteWorker struct {
 	lastHeard time.Time
 	leaving   bool         // said BYE: send it nothing more
 	held      *heldRequest // pull mode: its REQUEST_TASK awaiting tasks
-	// modulesSent is when each module was last answered to it (see moduleAskable).
-	modulesSent map[string]time.Time
+	// modulesSent counts, per module, the answers it was given in the current window (see
+	// moduleAskable).
+	modulesSent map[string]moduleAnswers
 }
 
-// moduleRepeatWindow is how long after answering a module request the same worker's request
-// for the same module is dropped. An honest worker asks once per module and registration
-// (it waits for the answer), so only a peer that does not read its replies asks again.
+// moduleAnswers is how often a module went to one worker since since.
+type moduleAnswers struct {
+	since time.Time
+	n     int
+}
+
+// moduleRepeatWindow is the window in which a worker may be sent one module at most once per
+// slot, plus one. An honest worker asks once per module and registration, or once per slot
+// when several of its tasks need the module at once (each executor asks while the module is
+// on its way or compiling); only a peer that does not read its replies asks more.
 const moduleRepeatWindow = 10 * time.Second
 
-// moduleAskable records that the worker is answered module hash now, unless it was within
-// moduleRepeatWindow (then false). The map stays small: a worker may ask only for modules
-// of tasks it was sent.
+// moduleAskable counts an answer of module hash to the worker now, unless it had capacity+1
+// of them in the current window (then false). The map stays small: a worker may ask only
+// for modules of tasks it was sent.
 func (w *remoteWorker) moduleAskable(hash string, now time.Time) bool {
-	if t, ok := w.modulesSent[hash]; ok && now.Sub(t) < moduleRepeatWindow {
+	a := w.modulesSent[hash]
+	if now.Sub(a.since) >= moduleRepeatWindow {
+		a = moduleAnswers{since: now}
+	}
+	if a.n > w.capacity {
 		return false
 	}
+	a.n++
 	if w.modulesSent == nil {
-		w.modulesSent = make(map[string]time.Time)
+		w.modulesSent = make(map[string]moduleAnswers)
 	}
 	if len(w.modulesSent) >= maxCapacity {
-		for k, t := range w.modulesSent {
-			if now.Sub(t) >= moduleRepeatWindow {
+		for k, old := range w.modulesSent {
+			if now.Sub(old.since) >= moduleRepeatWindow {
 				delete(w.modulesSent, k)
 			}
 		}
 	}
-	w.modulesSent[hash] = now
+	w.modulesSent[hash] = a
 	return true
 }
 
