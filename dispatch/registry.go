@@ -110,7 +110,7 @@ func (h *hub) register(p peer, env [][]byte, m protocol.Registration, now time.T
 	}
 	if m.Mode != h.mode {
 		h.log.Warn("refusing a worker of the other mode", "worker", m.Worker, "its_mode", m.Mode)
-		h.reply(env, protocol.Error{Code: protocol.CodeMalformed, Text: fmt.Sprintf("this dispatcher runs %s mode, not %s", h.mode, m.Mode)})
+		h.reply(env, protocol.Error{Code: protocol.CodeWrongMode, Text: fmt.Sprintf("this dispatcher runs %s mode, not %s", h.mode, m.Mode)})
 		return
 	}
 	if m.Worker == "" || m.Capacity <= 0 {

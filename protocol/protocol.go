@@ -79,6 +79,9 @@ const (
 	// CodeUnauthorized: the worker's key was removed from the dispatcher's allow-list. The
 	// worker stops: registering again would be refused.
 	CodeUnauthorized = "unauthorized"
+	// CodeWrongMode: the worker registered in the other mode (push at a pull dispatcher, or
+	// the reverse). The worker stops: it would be refused again.
+	CodeWrongMode = "wrong_mode"
 )
 
 // MaxMessageBytes bounds one frame on every dispatcher↔worker socket (ZMQ_MAXMSGSIZE, both

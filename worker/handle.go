@@ -77,6 +77,9 @@ func (w *worker) handle(runCtx context.Context, m protocol.Message, ctrl bool) {
 		case protocol.CodeUnauthorized:
 			w.fatal = fmt.Errorf("%w: %s", ErrRefused, m.Text)
 			w.log.Error("the dispatcher no longer accepts this worker's key; stopping", "text", m.Text)
+		case protocol.CodeWrongMode:
+			w.fatal = fmt.Errorf("%w: %s", ErrWrongMode, m.Text)
+			w.log.Error("the dispatcher runs the other mode; stopping", "text", m.Text)
 		case protocol.CodeUnknownWorker:
 			w.log.Info("dispatcher does not know this worker; registering again")
 			w.registered = false

@@ -18,6 +18,10 @@ import (
 // CURVE and the other does not.
 var ErrRefused = errors.New("the dispatcher refused this worker")
 
+// ErrWrongMode is returned by Run when the dispatcher runs the other mode (a push worker at
+// a pull dispatcher, or the reverse): a mistake in the worker's command line.
+var ErrWrongMode = errors.New("the dispatcher runs the other mode")
+
 // handshakeTries is how many connections in a row may close during the handshake before
 // the worker gives up: a dispatcher restarting mid-handshake costs one, a wrong dispatcher
 // key every one. A refused key or a mechanism mismatch is final at once: libzmq does not

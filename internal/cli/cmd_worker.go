@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -90,7 +91,13 @@ a CURVE mismatch stops the worker within seconds with exit status 1 and the reas
 				}
 			}
 			return components{
-				"worker": func(ctx context.Context) error { return worker.Run(ctx, sb, cfg, d.log) },
+				"worker": func(ctx context.Context) error {
+					err := worker.Run(ctx, sb, cfg, d.log)
+					if errors.Is(err, worker.ErrWrongMode) { // a usage error, found on the wire
+						return &exitError{code: ExitUsage, err: err}
+					}
+					return err
+				},
 			}, nil
 		})
 	})

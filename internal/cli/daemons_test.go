@@ -21,6 +21,8 @@ type daemon struct {
 	cancel context.CancelFunc
 	exited chan int
 	stderr *testutil.SyncBuffer
+	// wantExit is the exit code stop expects (0 unless a test expects the daemon to fail).
+	wantExit int
 }
 
 func startDaemon(tb testing.TB, args ...string) *daemon {
@@ -52,15 +54,16 @@ func (d *daemon) waitLog(tb testing.TB, re *regexp.Regexp) string {
 	}
 }
 
-// stop cancels the daemon (as SIGINT does) and checks it exits 0 within the contract's 10 s.
+// stop cancels the daemon (as SIGINT does) and checks it exits with wantExit within the
+// contract's 10 s.
 func (d *daemon) stop(tb testing.TB) {
 	tb.Helper()
 	d.cancel()
 	select {
 	case code := <-d.exited:
 		d.exited <- code
-		if code != 0 {
-			tb.Errorf("%s exited %d: %s", d.name, code, d.stderr.String())
+		if code != d.wantExit {
+			tb.Errorf("%s exited %d, want %d: %s", d.name, code, d.wantExit, d.stderr.String())
 		}
 	case <-time.After(stopWithin + 2*time.Second):
 		tb.Errorf("%s did not stop within %v", d.name, stopWithin)
@@ -110,6 +113,30 @@ func TestServerDispatcherWorkerCommands(t *testing.T) {
 			}
 			w.stop(t)
 			d.stop(t)
+		})
+	}
+}
+
+// TestWorkerOfTheOtherMode: a worker pointed at a dispatcher of the other mode stops with a
+// usage error (exit 2) naming both modes, instead of logging the refusal forever.
+func TestWorkerOfTheOtherMode(t *testing.T) {
+	rs := redistest.Start(t)
+	for _, c := range []struct{ dispatcher, worker string }{{"pull", "push"}, {"push", "pull"}} {
+		t.Run(c.worker+" at "+c.dispatcher, func(t *testing.T) {
+			port := strconv.Itoa(testutil.FreePort(t))
+			startDaemon(t, "dispatcher", "--redis", rs.URL, "-m", c.dispatcher, "-p", port)
+			w := startDaemon(t, "worker", c.worker, "1", "tcp://127.0.0.1:"+port, "--cache-dir", "")
+			w.wantExit = ExitUsage
+			select {
+			case code := <-w.exited:
+				w.exited <- code // for the cleanup's stop
+				want := "runs " + c.dispatcher + " mode, not " + c.worker
+				if code != ExitUsage || !strings.Contains(w.stderr.String(), want) {
+					t.Fatalf("worker exited %d, stderr %q; want exit 2 saying %q", code, w.stderr.String(), want)
+				}
+			case <-time.After(15 * time.Second):
+				t.Fatalf("the worker of the other mode did not stop: %s", w.stderr.String())
+			}
 		})
 	}
 }
