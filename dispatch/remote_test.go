@@ -208,7 +208,7 @@ func TestRemoteBadMessages(t *testing.T) {
 		{"other version", [][]byte{{protocol.Version + 1}, {byte(protocol.TypeHeartbeat)}, []byte("w")}, protocol.CodeBadVersion},
 		{"short registration", [][]byte{{protocol.Version}, {byte(protocol.TypeRegistration)}, []byte("w")}, protocol.CodeMalformed},
 		{"unknown worker", protocol.Encode(protocol.Heartbeat{Sender: "stranger"}), protocol.CodeUnknownWorker},
-		{"wrong mode", protocol.Encode(protocol.Registration{Worker: "w", Mode: "pull", Capacity: 1}), protocol.CodeMalformed},
+		{"wrong mode", protocol.Encode(protocol.Registration{Worker: "w", Mode: "pull", Capacity: 1}), protocol.CodeWrongMode},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
