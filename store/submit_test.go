@@ -12,17 +12,21 @@ import (
 	"faas/store"
 )
 
+// bothRedis are the two Redis implementations a store runs on: the embedded one of
+// 'faas dev' (miniredis, Lua in gopher-lua) and a real redis-server.
+var bothRedis = []struct {
+	name string
+	c    func(t *testing.T) redis.UniversalClient
+}{
+	{"miniredis", func(t *testing.T) redis.UniversalClient { return startMiniredis(t) }},
+	{"redis", func(t *testing.T) redis.UniversalClient { return redistest.Start(t).Client(t) }},
+}
+
 // The documented batch maximum (10,000 inputs) must go through on the embedded Redis of
 // 'faas dev' (gopher-lua) as on a real one: before chunking, gopher-lua overflowed its
 // registry past ~2,600 ids and failed after every task was written.
 func TestSubmitMaxBatch(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		c    func(t *testing.T) redis.UniversalClient
-	}{
-		{"miniredis", func(t *testing.T) redis.UniversalClient { return startMiniredis(t) }},
-		{"redis", func(t *testing.T) redis.UniversalClient { return redistest.Start(t).Client(t) }},
-	} {
+	for _, tc := range bothRedis {
 		t.Run(tc.name, func(t *testing.T) {
 			c := tc.c(t)
 			s := newStore(t, c, store.Config{})
@@ -48,13 +52,7 @@ func TestSubmitMaxBatch(t *testing.T) {
 
 // A submission whose script fails writes nothing, on both Redis implementations.
 func TestSubmitFailureLeavesNothing(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		c    func(t *testing.T) redis.UniversalClient
-	}{
-		{"miniredis", func(t *testing.T) redis.UniversalClient { return startMiniredis(t) }},
-		{"redis", func(t *testing.T) redis.UniversalClient { return redistest.Start(t).Client(t) }},
-	} {
+	for _, tc := range bothRedis {
 		t.Run(tc.name, func(t *testing.T) {
 			c := tc.c(t)
 			s := newStore(t, c, store.Config{Prefix: "atomic:"})
