@@ -26,3 +26,11 @@ func RequeueOwner(ctx context.Context, s *Store, owner, reason string) (int, err
 func Withdraw(ctx context.Context, s *Store, fnID string, ids []string) error {
 	return s.withdraw(ctx, Function{ID: fnID}, ids)
 }
+
+// Subscribers returns how many clients subscribe to the store's channel named name
+// ("cancel", "done", "tasks").
+func Subscribers(ctx context.Context, s *Store, name string) (int64, error) {
+	ch := s.k.prefix + name
+	m, err := s.rdb.PubSubNumSub(ctx, ch).Result()
+	return m[ch], err
+}

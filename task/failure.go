@@ -4,7 +4,7 @@ package task
 type Kind string
 
 // The failure kinds. This is the one list: the sandbox produces the first six and KindCPULimit, the store's
-// lease recovery produces KindWorkerLost, and everything else (metrics labels, the Lua
+// lease recovery produces KindWorkerLost, a cancel produces KindCancelled, and everything else (metrics labels, the Lua
 // scripts' arguments, clients, samples) takes them from here.
 const (
 	KindTimeout        Kind = "timeout"          // ran past timeout_ms
@@ -18,10 +18,14 @@ const (
 	// KindWorkerLost is not a sandbox outcome: the dispatcher's lease recovery gives it to a
 	// task whose workers kept dying until its attempts ran out.
 	KindWorkerLost Kind = "worker_lost"
+
+	// KindCancelled is not a sandbox outcome either: a task cancelled by a request
+	// (POST /tasks/{id}/cancel) while QUEUED or RUNNING ends FAILED with it.
+	KindCancelled Kind = "cancelled"
 )
 
 // Kinds lists every failure kind, in the order of the constants above.
-var Kinds = []Kind{KindTimeout, KindOutOfMemory, KindTrap, KindExit, KindOutputTooLarge, KindInternal, KindCPULimit, KindWorkerLost}
+var Kinds = []Kind{KindTimeout, KindOutOfMemory, KindTrap, KindExit, KindOutputTooLarge, KindInternal, KindCPULimit, KindWorkerLost, KindCancelled}
 
 // Known reports whether k is one of Kinds.
 func (k Kind) Known() bool {
