@@ -66,6 +66,16 @@ func Decode(frames [][]byte) (Message, error) {
 	case TypeError:
 		d.want(2)
 		m = Error{Code: d.str(0), Text: d.str(1)}
+	case TypeCancel:
+		// At least one ref, none with an empty id: a CANCEL names what to stop.
+		d.atLeast(refFrames)
+		c := Cancel{Refs: d.refs(0)}
+		for i, r := range c.Refs {
+			if r.ID == "" {
+				d.fail("ref %d: empty id", i)
+			}
+		}
+		m = c
 	default:
 		return nil, fmt.Errorf("%w: unknown type %d", ErrMalformed, byte(t))
 	}

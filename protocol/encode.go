@@ -119,5 +119,9 @@ func (m Error) Append(dst [][]byte) [][]byte {
 	return append(head(dst, m.Type()), []byte(m.Code), []byte(m.Text))
 }
 
+func (m Cancel) Append(dst [][]byte) [][]byte {
+	return appendRefs(head(dst, m.Type()), m.Refs)
+}
+
 // Encode returns m's frames.
 func Encode(m Message) [][]byte { return m.Append(nil) }

@@ -5,7 +5,7 @@
 // frame holding the type byte, then the message's fields, one frame each. Raw bytes (task
 // inputs, outputs, module bytes) travel as their own frames, never escaped. Integers are
 // big-endian binary frames of a fixed size. Messages that repeat a group of fields (tasks in
-// NEW_TASK, outcomes in RESULT_READY, task references in HEARTBEAT and RELEASE) put the groups
+// NEW_TASK, outcomes in RESULT_READY, task references in HEARTBEAT, RELEASE and CANCEL) put the groups
 // one after the other; the count is implied by the number of frames.
 //
 // Decode never panics: a frame sequence that is not a well-formed message of this version is
@@ -43,6 +43,7 @@ const (
 	TypeRelease       Type = 10 // worker → dispatcher: tasks handed back, not run
 	TypeBye           Type = 11 // both ways: I am stopping; send me no more work
 	TypeError         Type = 12 // dispatcher → worker: your message was refused
+	TypeCancel        Type = 13 // dispatcher → worker: stop these tasks, they were cancelled
 )
 
 var typeNames = [...]string{
@@ -58,6 +59,7 @@ var typeNames = [...]string{
 	TypeRelease:       "RELEASE",
 	TypeBye:           "BYE",
 	TypeError:         "ERROR",
+	TypeCancel:        "CANCEL",
 }
 
 func (t Type) String() string {
@@ -192,6 +194,13 @@ type Bye struct {
 	Sender string
 }
 
+// Cancel tells a worker to stop tasks it was sent: they were cancelled (their record says
+// FAILED cancelled already). The worker stops each one it runs at that attempt, reports it
+// in RESULT_READY with kind cancelled, and ignores the others.
+type Cancel struct {
+	Refs []task.Ref
+}
+
 // Error refuses a message.
 type Error struct {
 	Code string
@@ -210,3 +219,4 @@ func (Module) Type() Type        { return TypeModule }
 func (Release) Type() Type       { return TypeRelease }
 func (Bye) Type() Type           { return TypeBye }
 func (Error) Type() Type         { return TypeError }
+func (Cancel) Type() Type        { return TypeCancel }

@@ -35,6 +35,7 @@ func sampleMessages() map[string]Message {
 		"release":        Release{Worker: "w", Refs: []task.Ref{{ID: "t9", Attempt: 1}}},
 		"bye":            Bye{Sender: "w"},
 		"error":          Error{Code: CodeUnknownWorker, Text: "register again"},
+		"cancel":         Cancel{Refs: []task.Ref{{ID: "t1", Attempt: 1}, {ID: "t7", Attempt: 2}}},
 	}
 }
 
@@ -111,6 +112,10 @@ func TestDecodeRefuses(t *testing.T) {
 		{"timing of 12 bytes", [][]byte{v, {byte(TypeResultReady)}, []byte("w"), []byte("t"), u32(1), nil, nil, make([]byte, 12), nil, nil}, ErrMalformed},
 		{"limits of 36 bytes", [][]byte{v, {byte(TypeNewTask)}, []byte("t"), u32(1), nil, nil, nil, make([]byte, limitsSize+4), nil}, ErrMalformed},
 		{"odd refs", [][]byte{v, {byte(TypeHeartbeat)}, []byte("w"), []byte("t")}, ErrMalformed},
+		{"cancel of nothing", [][]byte{v, {byte(TypeCancel)}}, ErrMalformed},
+		{"cancel odd refs", [][]byte{v, {byte(TypeCancel)}, []byte("t"), u32(1), []byte("u")}, ErrMalformed},
+		{"cancel empty id", [][]byte{v, {byte(TypeCancel)}, nil, u32(1)}, ErrMalformed},
+		{"cancel short attempt", [][]byte{v, {byte(TypeCancel)}, []byte("t"), {1}}, ErrMalformed},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
