@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"faas/store"
@@ -30,6 +31,7 @@ type core struct {
 	held map[string]heldTask // task id → what it is, for lease renewal and outcome logs
 
 	outcomes *outcomeLog
+	stop     atomic.Pointer[stopper] // the mode's way of stopping cancelled tasks (cancel.go)
 
 	// Lost claims, owned by the goroutine that calls claim (see claim).
 	claimFailed bool      // a claim failed: Redis may have run it all the same
@@ -172,7 +174,8 @@ func (c *core) signalWake() {
 	}
 }
 
-// run runs the writer, the lease renewer, the recoverer and the "tasks" listener.
+// run runs the writer, the lease renewer, the recoverer and the "tasks" and "cancel"
+// listeners.
 // The listener, renewer and recoverer stop with modeCtx (no new work once the mode stops);
 // the writer stops with ctx, after it has written everything the mode handed it.
 func (c *core) run(ctx, modeCtx context.Context) error {
@@ -180,10 +183,14 @@ func (c *core) run(ctx, modeCtx context.Context) error {
 	// before a lease expires; expired leases are looked for as often.
 	every := max(c.st.Config().LeaseTTL/4, 50*time.Millisecond)
 	var wg sync.WaitGroup
-	wg.Add(3)
+	wg.Add(4)
 	go func() {
 		defer wg.Done()
 		c.listen(modeCtx)
+	}()
+	go func() {
+		defer wg.Done()
+		c.listenCancels(modeCtx)
 	}()
 	go func() {
 		defer wg.Done()
@@ -235,8 +242,19 @@ func (c *core) renew(ctx context.Context) {
 	if len(refs) == 0 {
 		return
 	}
-	if _, err := c.st.Renew(ctx, refs); err != nil && ctx.Err() == nil {
+	lost, err := c.st.Renew(ctx, refs)
+	if err != nil && ctx.Err() == nil {
 		c.log.Warn("renewing leases failed", "tasks", len(refs), "err", err)
+	}
+	if len(lost) > 0 {
+		// No longer RUNNING at our attempt (cancelled, or taken back after its lease ran
+		// out): its outcome would be ignored, so its slot is better freed now. This also
+		// makes up for a cancel message lost with the subscription.
+		attempts := make(map[string]int, len(lost))
+		for _, r := range refs {
+			attempts[r.ID] = r.Attempt
+		}
+		c.stopHeld(lost, attempts)
 	}
 }
 

@@ -36,6 +36,7 @@ type hubEvent struct {
 	removed []string         // worker keys taken off the allow-list
 	to      []byte           // module: the one worker to answer (a checked fetch)
 	refused bool             // module: the check found no task of it sent to that worker
+	cancel  []task.Ref       // cancelled: tell the workers that hold them (cancel.go)
 }
 
 // modeHooks is what differs between pull and push.
@@ -175,6 +176,7 @@ func newHub(c *core, cfg Config, log *slog.Logger, mode protocol.Mode) (*hub, er
 	if h.box, err = zsock.NewMailbox[hubEvent](h.zctx); err != nil {
 		return fail(err)
 	}
+	c.setStopper(func(refs []task.Ref) { h.box.Put(hubEvent{cancel: refs}) })
 	return h, nil
 }
 
@@ -260,5 +262,8 @@ func (h *hub) event(e hubEvent) {
 	}
 	if len(e.removed) > 0 {
 		h.keysRemoved(e.removed)
+	}
+	if len(e.cancel) > 0 {
+		h.cancelRemote(e.cancel)
 	}
 }

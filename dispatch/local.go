@@ -11,7 +11,6 @@ import (
 	"faas/executor"
 	"faas/sandbox"
 	"faas/store"
-	"faas/task"
 )
 
 // localPrefetch is how many claimed tasks local mode keeps ready beyond its running slots,
@@ -33,7 +32,7 @@ const prefetchBelow = 20 * time.Millisecond
 func runLocal(ctx context.Context, c *core, sb *sandbox.Sandbox, cfg Config, log *slog.Logger) error {
 	ex := executor.New(sb, storeModules{c.st}, "local:"+cfg.Owner)
 	capacity := cfg.Workers + min(localPrefetch, 2*cfg.Workers+8)
-	jobs := make(chan task.Task, capacity)
+	jobs := make(chan localRun, capacity)
 	freed := make(chan struct{}, 1)
 	var pending atomic.Int64 // claimed and not yet finished
 	var meanRun atomic.Int64 // moving average of a task's run, ns (lost updates are harmless)
@@ -43,23 +42,33 @@ func runLocal(ctx context.Context, c *core, sb *sandbox.Sandbox, cfg Config, log
 	// running tasks finish instead of killing them.
 	runCtx, interrupt := context.WithCancel(context.WithoutCancel(ctx))
 	defer interrupt()
+	runs := &localRuns{runs: make(map[string]localRun)}
+	c.setStopper(runs.cancel)
 
 	var wg sync.WaitGroup
 	for range cfg.Workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for t := range jobs {
+			for r := range jobs {
+				t := r.t
 				start := time.Now()
-				if ctx.Err() != nil {
+				if errors.Is(context.Cause(r.ctx), errCancelled) {
+					c.finish(cancelledOutcome(t.Ref(), ex.ID(), 0)) // cancelled before it started
+				} else if ctx.Err() != nil {
 					c.release(t.Ref()) // claimed, never started
-				} else if out, err := ex.Execute(runCtx, t); err != nil {
-					c.release(t.Ref()) // interrupted at the end of the drain
+				} else if out, err := ex.Execute(r.ctx, t); err != nil {
+					if errors.Is(context.Cause(r.ctx), errCancelled) {
+						c.finish(cancelledOutcome(t.Ref(), ex.ID(), time.Since(start)))
+					} else {
+						c.release(t.Ref()) // interrupted at the end of the drain
+					}
 				} else {
 					c.finish(out)
 					m := meanRun.Load()
 					meanRun.Store(m + (int64(time.Since(start))-m)/8)
 				}
+				runs.done(r)
 				pending.Add(-1)
 				select {
 				case freed <- struct{}{}:
@@ -98,7 +107,7 @@ func runLocal(ctx context.Context, c *core, sb *sandbox.Sandbox, cfg Config, log
 			}
 			pending.Add(int64(len(tasks)))
 			for _, t := range tasks {
-				jobs <- t // never blocks: at most capacity are pending
+				jobs <- runs.add(runCtx, t) // never blocks: at most capacity are pending
 			}
 			queueEmpty = len(tasks) < min(free, cfg.ClaimBatch)
 			if !queueEmpty {

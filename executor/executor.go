@@ -33,6 +33,9 @@ func New(sb *sandbox.Sandbox, src ModuleSource, id string) *Executor {
 	return &Executor{sb: sb, src: src, id: id}
 }
 
+// ID is who the executor reports outcomes as run by.
+func (e *Executor) ID() string { return e.id }
+
 // ErrStopped is returned when the executor's context ended before the task could finish:
 // the task did not fail, it was interrupted, and should be handed back rather than recorded.
 var ErrStopped = errors.New("executor stopped")

@@ -60,6 +60,7 @@ func Run(ctx context.Context, sb *sandbox.Sandbox, cfg Config, log *slog.Logger)
 		cfg:     cfg,
 		log:     log.With("worker", cfg.ID, "mode", cfg.Mode),
 		running: make(map[string]task.Ref, cfg.Slots),
+		stops:   make(map[string]context.CancelCauseFunc, cfg.Slots),
 		waiters: make(map[string][]chan moduleResult),
 		asked:   make(map[string]time.Time),
 		hbEvery: cfg.HeartbeatInterval,

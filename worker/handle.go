@@ -5,6 +5,7 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -61,6 +62,8 @@ func (w *worker) handle(runCtx context.Context, m protocol.Message, ctrl bool) {
 	case protocol.NoTask:
 		w.askAfter = time.Now().Add(w.hbEvery)
 	case protocol.Heartbeat:
+	case protocol.Cancel:
+		w.cancel(m.Refs)
 	case protocol.Module:
 		w.moduleArrived(m)
 	case protocol.Bye:
@@ -152,11 +155,17 @@ func (w *worker) start(runCtx context.Context, ts []task.Task) {
 			continue
 		}
 		w.running[t.ID] = t.Ref()
+		tctx, stop := context.WithCancelCause(runCtx)
+		w.stops[t.ID] = stop
 		w.tasks.Add(1)
 		go func(t task.Task) {
 			defer w.tasks.Done()
-			out, err := w.ex.Execute(runCtx, t)
-			if err != nil {
+			start := time.Now()
+			out, err := w.ex.Execute(tctx, t)
+			if err != nil && errors.Is(context.Cause(tctx), errCancelled) {
+				out = task.Outcome{Ref: t.Ref(), Worker: w.ex.ID(), Duration: time.Since(start),
+					Failure: &task.Failure{Kind: task.KindCancelled, Message: "cancelled while RUNNING"}}
+			} else if err != nil {
 				w.box.Put(event{kind: evStopped, ref: t.Ref()})
 				return
 			}
@@ -177,14 +186,10 @@ func (w *worker) handleEvents(events []event) (stop bool) {
 	for _, e := range events {
 		switch e.kind {
 		case evOutcome:
-			if w.running[e.outcome.ID] == e.outcome.Ref {
-				delete(w.running, e.outcome.ID)
-			}
+			w.finished(e.outcome.Ref)
 			outs = append(outs, e.outcome)
 		case evStopped:
-			if w.running[e.ref.ID] == e.ref {
-				delete(w.running, e.ref.ID)
-			}
+			w.finished(e.ref)
 			back = append(back, e.ref)
 		case evModule:
 			w.askModule(e.hash)
@@ -201,6 +206,34 @@ func (w *worker) handleEvents(events []event) (stop bool) {
 		w.send(protocol.Release{Worker: w.cfg.ID, Refs: back})
 	}
 	return stop
+}
+
+// errCancelled is the cause of a task context ended by the dispatcher's CANCEL.
+var errCancelled = errors.New("task cancelled by the dispatcher")
+
+// cancel stops the tasks of refs that run here at that attempt; the others (finished
+// already, or never sent here) are ignored. A stopped task reports an outcome of kind
+// cancelled, which frees its slot at the dispatcher too.
+func (w *worker) cancel(refs []task.Ref) {
+	for _, r := range refs {
+		if w.running[r.ID] == r {
+			if stop := w.stops[r.ID]; stop != nil {
+				stop(errCancelled)
+			}
+		}
+	}
+}
+
+// finished forgets a task that ended (its outcome or hand-back is being sent).
+func (w *worker) finished(r task.Ref) {
+	if w.running[r.ID] != r {
+		return // a previous attempt's end: the current one still runs
+	}
+	delete(w.running, r.ID)
+	if stop := w.stops[r.ID]; stop != nil {
+		stop(nil) // releases the context
+		delete(w.stops, r.ID)
+	}
 }
 
 // fitOutcomes returns how many outcomes (at least one) fit in one RESULT_READY under the

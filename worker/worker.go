@@ -51,6 +51,7 @@ type worker struct {
 
 	tasks      sync.WaitGroup // task goroutines
 	running    map[string]task.Ref
+	stops      map[string]context.CancelCauseFunc // a running task's: ends its context (CANCEL)
 	registered bool
 	session    string
 	lastHeard  time.Time
