@@ -10,6 +10,7 @@ import (
 
 	"faas/internal/metrics"
 	"faas/store"
+	"faas/task"
 )
 
 // unmatchedRoute is the route label of requests no route matched (404, 405): raw paths
@@ -21,6 +22,7 @@ type serverMetrics struct {
 	requests  *prometheus.CounterVec   // route, code
 	duration  *prometheus.HistogramVec // route
 	submitted prometheus.Counter
+	cancelled *prometheus.CounterVec // was (QUEUED, RUNNING)
 }
 
 // newServerMetrics registers the server's metrics on reg, and a collector that reads the
@@ -42,7 +44,13 @@ func newServerMetrics(reg prometheus.Registerer, st *store.Store) *serverMetrics
 			Name: "faas_tasks_submitted_total",
 			Help: "Tasks submitted through /execute_function and /execute_batch.",
 		}))),
+		cancelled: must(metrics.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "faas_tasks_cancelled_total",
+			Help: "Tasks cancelled through /tasks/{id}/cancel and /tasks/cancel, by the status they had (QUEUED, RUNNING).",
+		}, []string{"was"}))),
 	}
+	m.cancelled.WithLabelValues(string(task.Queued))
+	m.cancelled.WithLabelValues(string(task.Running))
 	must(metrics.Register(reg, newQueueCollector(st)))
 	return m
 }

@@ -183,6 +183,8 @@ func (s *Server) routes() http.Handler {
 	handle("/status/{task_id}", http.MethodGet, http.HandlerFunc(s.status))
 	handle("/result/{task_id}", http.MethodGet, http.HandlerFunc(s.result))
 	handle("/wait", http.MethodPost, http.HandlerFunc(s.wait))
+	handle("/tasks/{task_id}/cancel", http.MethodPost, http.HandlerFunc(s.cancelTask))
+	handle("/tasks/cancel", http.MethodPost, http.HandlerFunc(s.cancelTasks))
 	handle("/functions", http.MethodGet, http.HandlerFunc(s.functions))
 	handle("/functions/{id_or_name}", http.MethodGet, http.HandlerFunc(s.function))
 	handle("/functions/{id_or_name}", http.MethodDelete, http.HandlerFunc(s.deleteFunction))
