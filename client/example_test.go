@@ -166,3 +166,35 @@ var startDispatcher = func(ctx context.Context, env *exampleEnv) {
 		}
 	}()
 }
+
+// Cancel a task, queued or running: it ends FAILED with kind cancelled at once. A task that
+// ended already is a conflict; CancelMany answers per id.
+func ExampleClient_Cancel() {
+	ctx := context.Background()
+	c := client.New(serverURL)
+
+	fnID, _ := c.Register(ctx, "sleep", samples.Sleep, nil)
+	taskID, _ := c.Execute(ctx, fnID, []byte("5000"))
+	if _, err := c.Cancel(ctx, taskID); err != nil {
+		fmt.Println("cancel:", err)
+		return
+	}
+	t, _ := c.Result(ctx, taskID, 0)
+	fmt.Println(t.Status, t.Error.Kind)
+
+	_, err := c.Cancel(ctx, taskID)
+	var ae *client.APIError
+	if errors.As(err, &ae) {
+		fmt.Println(ae.Code, ae.StatusCode)
+	}
+
+	got, _ := c.CancelMany(ctx, []string{taskID, "00000000-0000-0000-0000-000000000000"})
+	for _, r := range got {
+		fmt.Println(r.TaskID == taskID, r.Status, r.Err.Code)
+	}
+	// Output:
+	// FAILED cancelled
+	// conflict 409
+	// true FAILED conflict
+	// false  not_found
+}
