@@ -49,7 +49,12 @@ Inputs are submitted in chunks (--chunk) with bounded concurrency (--concurrency
 results collected with long polls on sets of outstanding tasks. At most --window inputs are
 held between reading and printing, so memory stays bounded however many inputs there are.
 A progress bar with rate and ETA goes to stderr when stderr is a terminal (--quiet hides it).
-Exit 1 when any task FAILED.`,
+Exit 1 when any task FAILED.
+
+Ctrl-C (SIGINT or SIGTERM) stops submitting and waiting, leaves the bar where the batch
+stopped, says how many tasks it submitted have not finished, and cancels them (they end
+FAILED with kind cancelled); it then exits 130. A second Ctrl-C leaves them as they are and
+exits at once.`,
 		Example: `  printf '1\n2\n3\n' | faas batch double
   faas batch double --inputs inputs.jsonl > results.jsonl
   seq 100000 | faas batch double --quiet | jq -r .result
@@ -103,7 +108,9 @@ Exit 1 when any task FAILED.`,
 		if err != nil {
 			return err
 		}
-		cfg := batch.Config{Chunk: chunk, Concurrency: concurrency, Window: window, JSON: asJSON}
+		hard, stopHard := afterInterrupt(ctx)
+		defer stopHard()
+		cfg := batch.Config{Chunk: chunk, Concurrency: concurrency, Window: window, JSON: asJSON, SubmitContext: hard}
 		var bar *progressbar.ProgressBar
 		out := e.stdout
 		if !quiet && isTerminal(e.stderr) {
@@ -123,6 +130,9 @@ Exit 1 when any task FAILED.`,
 				_ = bar.Exit() // shows where the batch really stopped, not 100%
 			}
 			fmt.Fprintln(e.stderr)
+		}
+		if ctx.Err() != nil && len(sum.Unfinished) > 0 && hard.Err() == nil {
+			return e.cancelUnfinished(hard, c, sum.Unfinished)
 		}
 		if err != nil {
 			return inputError(name, err)

@@ -68,6 +68,10 @@ type Config struct {
 	// JSON prints, for each input in input order, the task as the server answered it (one
 	// JSON object per line, result in base64) instead of a Line (the CLI's --json).
 	JSON bool
+	// SubmitContext, if set, is the context of the submission requests instead of Run's: a
+	// request in flight when Run's context ends is then answered, so that every task the
+	// server accepted is in Summary.Unfinished (and can be cancelled), none unknown.
+	SubmitContext context.Context
 }
 
 func (c Config) withDefaults() Config {
@@ -109,6 +113,9 @@ type Summary struct {
 	Inputs    int // inputs read (and printed, when Run returns no error)
 	Completed int
 	Failed    int
+	// Unfinished are the ids of the tasks submitted and not seen terminal, oldest first:
+	// empty unless Run stopped early (its context ended, or an error).
+	Unfinished []string
 }
 
 // Line is one output line. Result is the result bytes as a UTF-8 string when they are
@@ -210,6 +217,9 @@ func Run(ctx context.Context, c Client, functionID string, in io.Reader, out io.
 	if err == nil {
 		err = r.readErr
 	}
+	r.mu.Lock()
+	r.sum.Unfinished = append([]string(nil), r.outstanding...)
+	r.mu.Unlock()
 	return r.sum, err
 }
 

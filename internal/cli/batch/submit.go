@@ -15,12 +15,19 @@ import (
 
 // submit sends chunks with ExecuteBatch and hands the task ids to the waiter.
 func (r *runner) submit(ctx context.Context, chunks <-chan []item) error {
+	sctx := ctx
+	if r.cfg.SubmitContext != nil {
+		sctx = r.cfg.SubmitContext
+	}
 	for batch := range chunks {
+		if err := ctx.Err(); err != nil {
+			return err // stopped: submit nothing more
+		}
 		inputs := make([][]byte, len(batch))
 		for i, it := range batch {
 			inputs[i] = it.input
 		}
-		ids, err := r.c.ExecuteBatch(ctx, r.fn, inputs)
+		ids, err := r.c.ExecuteBatch(sctx, r.fn, inputs)
 		if err != nil {
 			return fmt.Errorf("submitting inputs %d to %d: %w", batch[0].index, batch[len(batch)-1].index, err)
 		}
