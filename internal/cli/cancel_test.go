@@ -40,8 +40,8 @@ func TestCancelCommand(t *testing.T) {
 	}
 	out, _ = cliOK(t, url, "", 3, "cancel", a, "--json")
 	var line struct {
-		TaskID string `json:"task_id"`
-		Status string `json:"status"`
+		TaskID string                `json:"task_id"`
+		Status string                `json:"status"`
 		Error  struct{ Code string } `json:"error"`
 	}
 	if err := json.Unmarshal([]byte(out), &line); err != nil || line.TaskID != a || line.Status != "FAILED" || line.Error.Code != "conflict" {
