@@ -114,3 +114,38 @@ func BenchmarkCancelFreesSlot(b *testing.B) {
 		})
 	}
 }
+
+// TestCancelMessageLost: a cancel whose message never reached the dispatcher (written
+// straight into the record here, as if the subscription was down) still frees the slot:
+// the next lease renewal finds the task no longer RUNNING and stops it.
+func TestCancelMessageLost(t *testing.T) {
+	for _, mode := range []protocol.Mode{protocol.ModeLocal, protocol.ModePush} {
+		t.Run(string(mode), func(t *testing.T) {
+			f := newFixtureStore(t, mode, store.Config{LeaseTTL: 400 * time.Millisecond})
+			sleepFn := f.registerLimits(t, "sleep", samples.Sleep, task.Limits{TimeoutMs: 30_000})
+			quick := f.register(t, "noop", samples.Noop)
+			f.cfg.Workers = 1
+			f.startDispatcher(t)
+			if mode.Remote() {
+				f.startWorker(t, "w1", 1)
+			}
+			id := f.submit(t, sleepFn, [][]byte{[]byte("10000")})[0]
+			f.waitAny(t, []string{id}, "the sleep running", func(r store.Record) bool { return r.Status == task.Running })
+			next := f.submit(t, quick, [][]byte{nil})[0]
+			start := time.Now()
+			if err := f.redis.Client(t).HSet(context.Background(), "faas:task:"+id,
+				"status", "FAILED", "err_kind", "cancelled", "err_msg", "cancelled while RUNNING").Err(); err != nil {
+				t.Fatal(err)
+			}
+			f.waitTerminalFast(t, next)
+			if d := time.Since(start); d > 5*time.Second {
+				t.Errorf("the next task ended %v after the silent cancel", d)
+			} else {
+				t.Logf("slot freed by lease renewal within %v (renewal every %v)", d, 100*time.Millisecond)
+			}
+			if r := f.records(t, []string{id})[0]; r.Error == nil || r.Error.Kind != task.KindCancelled {
+				t.Errorf("the cancelled record was overwritten: %s %+v", r.Status, r.Error)
+			}
+		})
+	}
+}
