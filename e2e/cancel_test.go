@@ -48,11 +48,13 @@ func TestBatchInterruptCancels(t *testing.T) {
 	testutil.WaitFor(t, time.Minute, "the batch printing results", func() bool {
 		return strings.Count(stdout.String(), "\n") >= 20
 	})
+	interrupted := time.Now()
 	if err := batch.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}
 	select {
 	case <-exited:
+		t.Logf("faas batch exited %v after SIGINT", time.Since(interrupted).Round(time.Millisecond))
 	case <-time.After(30 * time.Second):
 		t.Fatalf("faas batch did not exit within 30s of SIGINT; stderr:\n%s", stderr.String())
 	}
