@@ -127,7 +127,12 @@ exits at once.`,
 			if err == nil {
 				_ = bar.Finish()
 			} else {
-				_ = bar.Exit() // shows where the batch really stopped, not 100%
+				// Where the batch really stopped, not 100%, nor the last throttled drawing:
+				// draw the count once more (after the throttle interval, which would skip
+				// it), then freeze the bar.
+				time.Sleep(barThrottle)
+				_ = bar.RenderBlank()
+				_ = bar.Exit()
 			}
 			fmt.Fprintln(e.stderr)
 		}
@@ -191,6 +196,9 @@ func (b *barClearing) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// barThrottle is the least time between two drawings of the bar.
+const barThrottle = 100 * time.Millisecond
+
 // newBar draws on w. Its clock starts now, before any task is submitted, so the first
 // rate shown is tasks done over time really spent (started at the first finished task, it
 // showed hundreds of thousands of tasks/s). It draws only when told of progress.
@@ -205,7 +213,7 @@ func newBar(w io.Writer, total int) *progressbar.ProgressBar {
 		progressbar.OptionSetItsString("tasks"),
 		progressbar.OptionSetPredictTime(true),
 		progressbar.OptionSetElapsedTime(true),
-		progressbar.OptionThrottle(100*time.Millisecond),
+		progressbar.OptionThrottle(barThrottle),
 		progressbar.OptionFullWidth(),
 	)
 }
