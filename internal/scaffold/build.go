@@ -140,8 +140,8 @@ type ToolError struct {
 }
 
 func (e *ToolError) Error() string {
-	return fmt.Sprintf("a %s project needs %s, which %s not installed; %s",
-		e.Lang, strings.Join(e.Missing, ", "), map[bool]string{true: "is", false: "are"}[len(e.Missing) == 1], e.Install)
+	return fmt.Sprintf("%s project needs %s, which %s not installed; %s",
+		map[string]string{Go: "a Go", C: "a C", WAT: "a WAT", AssemblyScript: "an AssemblyScript"}[e.Lang], strings.Join(e.Missing, ", "), map[bool]string{true: "is", false: "are"}[len(e.Missing) == 1], e.Install)
 }
 
 const aptC = "clang lld wasi-libc libclang-rt-14-dev-wasm32"
