@@ -30,6 +30,11 @@ func TestRunCommand(t *testing.T) {
 	}{
 		{"completed", []string{"run", double, "--input", "21"}, "", 0, "42",
 			[]string{"COMPLETED in ", " ms, cpu_units "}, "FAILED"},
+		{"repeat", []string{"run", double, "--input", "21", "--repeat", "5"}, "", 0, "42",
+			[]string{"COMPLETED after 5 runs: median ", " ms, fastest ", " ms per task, cpu_units "}, ""},
+		{"repeat stops at the first failure", []string{"run", double, "--input", "x", "--repeat", "5"}, "", 1, "",
+			[]string{"double: not an integer", "FAILED exit: exit code 2 in "}, "runs"},
+		{"repeat zero", []string{"run", double, "--repeat", "0"}, "", 2, "", []string{"--repeat 0: want 1 to 1000000"}, ""},
 		{"input file", []string{"run", double, "--input-file", input}, "", 0, "-42", []string{"COMPLETED"}, ""},
 		{"input on stdin", []string{"run", double, "--input-file", "-"}, "7", 0, "14", []string{"COMPLETED"}, ""},
 		{"no input", []string{"run", writeFile(t, "echo.wasm", samples.Echo)}, "ignored", 0, "", []string{"COMPLETED"}, ""},
@@ -90,13 +95,13 @@ func TestRunJSON(t *testing.T) {
 		if err := json.Unmarshal([]byte(out), &got); err != nil {
 			t.Fatalf("stdout %q: %v", out, err)
 		}
-		if got.CPUUnits == 0 || got.DurationMs <= 0 || got.CompileMs <= 0 {
+		if got.CPUUnits == 0 || got.DurationMs <= 0 || got.MinMs <= 0 || got.MinMs > got.DurationMs || got.CompileMs <= 0 || got.Runs != 1 {
 			t.Errorf("input %q: cpu_units, duration_ms and compile_ms should be set: %s", tc.in, out)
 		}
 		if (got.Error != nil) != (tc.want.Status == "FAILED") || got.Error != nil && got.Error.Kind != "exit" {
 			t.Errorf("input %q: error %+v", tc.in, got.Error)
 		}
-		got.CPUUnits, got.DurationMs, got.CompileMs, got.Error = 0, 0, 0, nil
+		got.CPUUnits, got.DurationMs, got.MinMs, got.CompileMs, got.Runs, got.Error = 0, 0, 0, 0, 0, nil
 		if got != tc.want {
 			t.Errorf("input %q: %+v, want %+v", tc.in, got, tc.want)
 		}

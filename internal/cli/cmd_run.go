@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -29,8 +30,10 @@ type runOutcome struct {
 	Stderr         string        `json:"stderr,omitempty"`
 	StderrEncoding string        `json:"stderr_encoding,omitempty"`
 	CPUUnits       uint64        `json:"cpu_units"`
-	DurationMs     float64       `json:"duration_ms"` // instantiation and run: what a task costs
-	CompileMs      float64       `json:"compile_ms"`  // validation and compilation (or the cache's load)
+	DurationMs     float64       `json:"duration_ms"` // instantiation and run: what a task costs (the median of the runs)
+	MinMs          float64       `json:"min_ms"`      // the fastest of the runs
+	Runs           int           `json:"runs"`
+	CompileMs      float64       `json:"compile_ms"` // validation and compilation (or the cache's load)
 }
 
 func (e *env) runCmd() *cobra.Command {
@@ -38,6 +41,7 @@ func (e *env) runCmd() *cobra.Command {
 		input, inputFile, memory, cacheDir string
 		timeout                            time.Duration
 		cpuUnits                           int64
+		repeat                             int
 		asJSON                             bool
 	)
 	cmd := &cobra.Command{
@@ -64,12 +68,16 @@ or a module that registration would refuse.`,
 	fs.StringVar(&memory, "memory", fmt.Sprintf("%dMiB", task.DefaultLimits().MemoryMB), "linear memory limit (memory_mb): a whole number of MiB, like 16MiB or 1GiB")
 	fs.Int64Var(&cpuUnits, "cpu-units", 0, "CPU budget: function entries and loop iterations (0: none, only the timeout)")
 	fs.BoolVar(&asJSON, "json", false, "print the outcome as one JSON object on stdout")
+	fs.IntVar(&repeat, "repeat", 1, "run it this many times, each in a fresh instance, and report the median and fastest time per task (stops at the first failure)")
 	fs.StringVar(&cacheDir, "cache-dir", defaultCacheDir(), `wazero compilation cache directory ("" keeps compiled code in a private temporary directory)`)
 	compile := addCompileFlags(fs)
 	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
 		limits, err := runLimits(timeout, memory, cpuUnits)
 		if err != nil {
 			return err
+		}
+		if repeat < 1 || repeat > 1_000_000 {
+			return usagef("--repeat %d: want 1 to 1000000", repeat)
 		}
 		if cmd.Flags().Changed("input") && cmd.Flags().Changed("input-file") {
 			return usagef("give --input or --input-file, not both")
@@ -107,11 +115,18 @@ or a module that registration would refuse.`,
 		}
 		compiled := time.Since(start)
 		name := strings.TrimSuffix(filepath.Base(args[0]), ".wasm")
-		res, err := sb.Run(ctx, info.Hash, name, in, limits)
-		if err != nil {
-			return err
+		var res sandbox.Result
+		times := make([]time.Duration, 0, repeat)
+		for range repeat {
+			if res, err = sb.Run(ctx, info.Hash, name, in, limits); err != nil {
+				return err
+			}
+			times = append(times, res.Duration)
+			if res.Failure != nil {
+				break
+			}
 		}
-		return e.printRun(res, compiled, asJSON)
+		return e.printRun(res, times, compiled, asJSON)
 	})
 	return cmd
 }
@@ -163,14 +178,17 @@ func (e *env) runSandbox(ctx context.Context, dir string, compile *compileOpts) 
 	return sb, nil
 }
 
-func (e *env) printRun(res sandbox.Result, compiled time.Duration, asJSON bool) error {
+// printRun prints the last run's outputs and outcome, with the time per task over the runs.
+func (e *env) printRun(res sandbox.Result, times []time.Duration, compiled time.Duration, asJSON bool) error {
 	status := "COMPLETED"
 	if res.Failure != nil {
 		status = "FAILED"
 	}
+	slices.Sort(times)
+	median, fastest := times[len(times)/2], times[0]
 	if asJSON {
 		o := runOutcome{Status: status, Error: res.Failure, CPUUnits: res.CPUUnits,
-			DurationMs: ms(res.Duration), CompileMs: ms(compiled)}
+			DurationMs: ms(median), MinMs: ms(fastest), Runs: len(times), CompileMs: ms(compiled)}
 		o.Result, o.ResultEncoding = encodeOutput(res.Stdout)
 		if len(res.Stderr) > 0 {
 			o.Stderr, o.StderrEncoding = encodeOutput(res.Stderr)
@@ -189,8 +207,12 @@ func (e *env) printRun(res sandbox.Result, compiled time.Duration, asJSON bool) 
 		if res.Failure != nil {
 			outcome += " " + res.Failure.Error()
 		}
-		fmt.Fprintf(e.stderr, "%s in %.3f ms, cpu_units %d (validated and compiled in %.0f ms)\n",
-			outcome, ms(res.Duration), res.CPUUnits, ms(compiled))
+		took := fmt.Sprintf("in %.3f ms", ms(median))
+		if len(times) > 1 {
+			took = fmt.Sprintf("after %d runs: median %.3f ms, fastest %.3f ms per task", len(times), ms(median), ms(fastest))
+		}
+		fmt.Fprintf(e.stderr, "%s %s, cpu_units %d (validated and compiled in %.0f ms)\n",
+			outcome, took, res.CPUUnits, ms(compiled))
 	}
 	if res.Failure != nil {
 		return silent(ExitFailed)
