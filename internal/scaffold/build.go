@@ -293,8 +293,13 @@ func (p Project) Build(ctx context.Context, log io.Writer) error {
 		fmt.Fprintf(log, "%s\n", s)
 		cmd := exec.CommandContext(ctx, s.Args[0], s.Args[1:]...)
 		if strings.ContainsRune(s.Args[0], filepath.Separator) {
-			// A project-local tool: relative to the project, not to our working directory.
-			cmd.Path = filepath.Join(p.Dir, s.Args[0])
+			// A project-local tool, relative to the project. Absolute: exec takes a relative
+			// Path from Dir, which is relative to our working directory already.
+			abs, err := filepath.Abs(filepath.Join(p.Dir, s.Args[0]))
+			if err != nil {
+				return &BuildError{Step: s, Err: err}
+			}
+			cmd.Path = abs
 		}
 		cmd.Dir = p.Dir
 		cmd.Env = append(os.Environ(), s.Env...)

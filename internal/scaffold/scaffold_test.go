@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -250,4 +251,38 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// A project-local tool (AssemblyScript's node_modules/.bin/asc) runs from a project given
+// by a relative path, with the arguments faas build promises. A stand-in asc records them,
+// so that this runs without npm.
+func TestBuildProjectLocalTool(t *testing.T) {
+	if _, err := exec.LookPath("node"); err != nil {
+		t.Skipf("node is not installed: %v", err)
+	}
+	root := t.TempDir()
+	t.Chdir(root)
+	if _, err := New("fn", AssemblyScript, "fn"); err != nil {
+		t.Fatal(err)
+	}
+	asc := filepath.Join("fn", "node_modules", ".bin", "asc")
+	if err := os.MkdirAll(filepath.Dir(asc), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	script := "#!/bin/sh\necho \"$@\" > args.txt\nprintf 'module' > \"$5\"\n"
+	if err := os.WriteFile(asc, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	p, err := Detect("fn")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var log bytes.Buffer
+	if err := p.Build(context.Background(), &log); err != nil {
+		t.Fatalf("build: %v\n%s", err, log.String())
+	}
+	args, _ := os.ReadFile(filepath.Join("fn", "args.txt"))
+	if string(args) != "fn.ts --config asconfig.json -o fn.wasm\n" || !exists(filepath.Join("fn", "fn.wasm")) {
+		t.Fatalf("asc ran with %q; the module exists: %v", args, exists(filepath.Join("fn", "fn.wasm")))
+	}
 }
