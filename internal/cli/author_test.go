@@ -140,7 +140,8 @@ func TestNewAndBuildCommands(t *testing.T) {
 		code int
 		want string
 	}{
-		{"existing directory", []string{"new", "go", "x", "--dir", dir}, 2, "directory exists and is not empty"},
+		{"existing directory", []string{"new", "go", "x", "--dir", dir}, 2, dir + ": exists and is not an empty directory (4 entries)"},
+		{"a file", []string{"new", "go", "x", "--dir", filepath.Join(dir, "input.txt")}, 2, "exists and is not an empty directory: it is a file"},
 		{"bad name", []string{"new", "go", "My.Fn", "--dir", t.TempDir()}, 2, `bad NAME "My.Fn"`},
 		{"bad language", []string{"new", "rust", "x"}, 2, `unknown language "rust": want one of go, c, wat, assemblyscript`},
 		{"missing name", []string{"new", "go"}, 2, "missing NAME"},

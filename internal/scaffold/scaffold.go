@@ -32,8 +32,9 @@ var Langs = []string{Go, C, WAT, AssemblyScript}
 //go:embed templates
 var templates embed.FS
 
-// ErrExists is matched (errors.Is) by New's refusal of a directory that is not empty.
-var ErrExists = errors.New("directory exists and is not empty")
+// ErrExists is matched (errors.Is) by New's refusal of a directory that is not empty, or
+// of a file where the project's directory would go.
+var ErrExists = errors.New("exists and is not an empty directory")
 
 // NameError says why a project name was refused, and what is allowed.
 type NameError struct{ Name, Why string }
@@ -117,6 +118,9 @@ func New(dir, lang, name string) ([]string, error) {
 	}
 	if err := CheckName(name); err != nil {
 		return nil, err
+	}
+	if fi, err := os.Stat(dir); err == nil && !fi.IsDir() {
+		return nil, fmt.Errorf("%s: %w: it is a file; choose another --dir or NAME", dir, ErrExists)
 	}
 	if entries, err := os.ReadDir(dir); err == nil && len(entries) > 0 {
 		return nil, fmt.Errorf("%s: %w (%d entries); choose another --dir or NAME", dir, ErrExists, len(entries))
