@@ -82,7 +82,7 @@ func npmInstall(t *testing.T, dir string) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "npm", "install", "--no-audit", "--no-fund")
+	cmd := exec.CommandContext(ctx, "npm", "install", "--no-audit", "--no-fund", "--fetch-timeout=20000", "--fetch-retries=1")
 	cmd.Dir = dir
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Skipf("npm install (assemblyscript, @assemblyscript/wasi-shim) failed, the registry may be unreachable: %v\n%s", err, out)

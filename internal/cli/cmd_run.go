@@ -200,6 +200,11 @@ func (e *env) printRun(res sandbox.Result, times []time.Duration, compiled time.
 		if _, err := e.stdout.Write(res.Stdout); err != nil {
 			return err
 		}
+		if n := len(res.Stdout); n > 0 && res.Stdout[n-1] != '\n' && isTerminal(e.stdout) && isTerminal(e.stderr) {
+			// One terminal shows both: the report starts on a line of its own, not after
+			// the result ("42COMPLETED"). Redirected, stdout stays byte for byte.
+			fmt.Fprintln(e.stderr)
+		}
 		if len(res.Stderr) > 0 {
 			fmt.Fprintln(e.stderr, printable(res.Stderr))
 		}
