@@ -186,8 +186,7 @@ Exit codes of client commands: 0 success, 1 the task FAILED, 2 usage error,
 		return &exitError{code: ExitUsage, err: err}
 	})
 	root.AddGroup(&cobra.Group{ID: "client", Title: "Client commands (talk to a server):"},
-		&cobra.Group{ID: "run", Title: "Long-running commands:"},
-		&cobra.Group{ID: "author", Title: "Writing functions (no server needed):"})
+		&cobra.Group{ID: "run", Title: "Long-running commands:"})
 	for _, c := range []*cobra.Command{e.registerCmd(), e.execCmd(), e.statusCmd(), e.resultCmd(), e.batchCmd(), e.functionsCmd(), e.deleteCmd(), e.apikeyCmd()} {
 		c.GroupID = "client"
 		root.AddCommand(c)
@@ -196,6 +195,7 @@ Exit codes of client commands: 0 success, 1 the task FAILED, 2 usage error,
 		c.GroupID = "run"
 		root.AddCommand(c)
 	}
+	root.AddGroup(&cobra.Group{ID: "author", Title: "Writing functions (no server needed):"})
 	for _, c := range []*cobra.Command{e.newCmd(), e.buildCmd(), e.runCmd()} {
 		c.GroupID = "author"
 		root.AddCommand(c)
