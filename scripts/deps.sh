@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # Installs the system packages faas needs when they are missing: libzmq (cgo, for the
 # ZeroMQ modes), pkg-config (to find it) and, with --with-redis, redis-server and
-# redis-sentinel (for the tests and a real deployment; `faas dev` embeds its own Redis), and
-# wabt (for the tests).
+# redis-sentinel (for the tests and a real deployment; `faas dev` embeds its own Redis).
 # Uses sudo when not root.
 set -euo pipefail
 
@@ -13,7 +12,7 @@ if [ "${1:-}" = "--with-redis" ]; then
   # The Sentinel failover test (e2e) runs redis-sentinel, else redis-server --sentinel (the
   # same binary): a machine with redis-server already can run it and gets nothing new.
   command -v redis-server >/dev/null 2>&1 || missing+=(redis-server redis-sentinel)
-  # wat2wasm, for the WAT case of the authoring test (e2e TestAuthoring): 1.5 MB. The C
+  # With them, wat2wasm, for the WAT case of the authoring test (e2e TestAuthoring): 1.5 MB. The C
   # toolchain (clang lld wasi-libc libclang-rt-14-dev-wasm32) is ~60 MB of LLVM, not
   # installed here: its case skips, saying so, where it is missing.
   command -v wat2wasm >/dev/null 2>&1 || missing+=(wabt)
