@@ -12,6 +12,10 @@ if [ "${1:-}" = "--with-redis" ]; then
   # The Sentinel failover test (e2e) runs redis-sentinel, else redis-server --sentinel (the
   # same binary): a machine with redis-server already can run it and gets nothing new.
   command -v redis-server >/dev/null 2>&1 || missing+=(redis-server redis-sentinel)
+  # With them, wat2wasm, for the WAT case of the authoring test (e2e TestAuthoring): 1.5 MB. The C
+  # toolchain (clang lld wasi-libc libclang-rt-14-dev-wasm32) is ~60 MB of LLVM, not
+  # installed here: its case skips, saying so, where it is missing.
+  command -v wat2wasm >/dev/null 2>&1 || missing+=(wabt)
 fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 

@@ -195,6 +195,11 @@ Exit codes of client commands: 0 success, 1 the task FAILED, 2 usage error,
 		c.GroupID = "run"
 		root.AddCommand(c)
 	}
+	root.AddGroup(&cobra.Group{ID: "author", Title: "Writing functions (no server needed):"})
+	for _, c := range []*cobra.Command{e.newCmd(), e.buildCmd(), e.runCmd()} {
+		c.GroupID = "author"
+		root.AddCommand(c)
+	}
 	root.AddCommand(e.keygenCmd(), e.versionCmd(), e.compileCmd())
 	return root
 }

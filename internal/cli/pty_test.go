@@ -89,3 +89,24 @@ func TestBatchOnTerminal(t *testing.T) {
 		t.Fatalf("no progress bar was drawn on the terminal")
 	}
 }
+
+// TestRunOnTerminal: faas run's report starts on a line of its own when the result, which
+// has no newline, is on the same terminal.
+func TestRunOnTerminal(t *testing.T) {
+	ptmx, tty, err := pty.Open()
+	if err != nil {
+		t.Skipf("no pseudo-terminal: %v", err)
+	}
+	defer ptmx.Close()
+	var raw bytes.Buffer
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); _, _ = io.Copy(&raw, ptmx) }()
+	code := Run(context.Background(), []string{"run", writeFile(t, "double.wasm", samples.DoubleWAT), "--input", "21", "--cache-dir", t.TempDir()},
+		strings.NewReader(""), tty, tty)
+	tty.Close()
+	wg.Wait()
+	if code != 0 || !strings.HasPrefix(raw.String(), "42\r\nCOMPLETED in ") {
+		t.Fatalf("exit %d; terminal: %q", code, raw.String())
+	}
+}

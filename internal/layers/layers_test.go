@@ -32,6 +32,7 @@ var rules = []struct {
 	{"faas/executor", []string{zmq, redis, "faas/store", "faas/protocol"}, "one task in the sandbox, wherever it came from"},
 	{"faas/server", []string{zmq, "faas/dispatch", "faas/worker", "faas/protocol"}, "the REST server never talks to workers"},
 	{"faas/dispatch", []string{"faas/worker", "faas/server"}, "local mode runs without the remote worker"},
+	{"faas/internal/scaffold", []string{wazero, zmq, redis, "faas/sandbox", "faas/store"}, "scaffolding writes and builds projects; it runs no Wasm"},
 	{"faas/worker", []string{redis, "faas/store", "faas/dispatch", "faas/server"}, "a remote worker reaches Redis only through its dispatcher"},
 }
 
