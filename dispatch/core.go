@@ -30,6 +30,7 @@ type core struct {
 	held map[string]heldTask // task id → what it is, for lease renewal and outcome logs
 
 	outcomes *outcomeLog
+	live     liveState // what the live registry says of this dispatcher (live.go)
 
 	// Lost claims, owned by the goroutine that calls claim (see claim).
 	claimFailed bool      // a claim failed: Redis may have run it all the same
@@ -71,6 +72,7 @@ func newCore(st *store.Store, cfg Config, log *slog.Logger, m *dispatchMetrics) 
 		held: make(map[string]heldTask),
 
 		outcomes: newOutcomeLog(log),
+		live:     liveState{started: time.Now().UTC()},
 	}
 }
 
@@ -172,18 +174,22 @@ func (c *core) signalWake() {
 	}
 }
 
-// run runs the writer, the lease renewer, the recoverer and the "tasks" listener.
-// The listener, renewer and recoverer stop with modeCtx (no new work once the mode stops);
+// run runs the writer, the lease renewer, the recoverer, the "tasks" listener and the
+// live registry's publisher. The listener, publisher, renewer and recoverer stop with modeCtx (no new work once the mode stops);
 // the writer stops with ctx, after it has written everything the mode handed it.
 func (c *core) run(ctx, modeCtx context.Context) error {
 	// Leases are renewed four times per LeaseTTL, so a renewal may fail (or be late) twice
 	// before a lease expires; expired leases are looked for as often.
 	every := max(c.st.Config().LeaseTTL/4, 50*time.Millisecond)
 	var wg sync.WaitGroup
-	wg.Add(3)
+	wg.Add(4)
 	go func() {
 		defer wg.Done()
 		c.listen(modeCtx)
+	}()
+	go func() {
+		defer wg.Done()
+		c.publishLive(modeCtx)
 	}()
 	go func() {
 		defer wg.Done()

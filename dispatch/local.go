@@ -53,7 +53,7 @@ func runLocal(ctx context.Context, c *core, sb *sandbox.Sandbox, cfg Config, log
 				start := time.Now()
 				if ctx.Err() != nil {
 					c.release(t.Ref()) // claimed, never started
-				} else if out, err := ex.Execute(runCtx, t); err != nil {
+				} else if out, err := c.execute(runCtx, ex, t); err != nil {
 					c.release(t.Ref()) // interrupted at the end of the drain
 				} else {
 					c.finish(out)
@@ -127,6 +127,13 @@ func runLocal(ctx context.Context, c *core, sb *sandbox.Sandbox, cfg Config, log
 		<-done
 	}
 	return nil
+}
+
+// execute runs t, counted as running in the live registry meanwhile.
+func (c *core) execute(ctx context.Context, ex *executor.Executor, t task.Task) (task.Outcome, error) {
+	c.live.running.Add(1)
+	defer c.live.running.Add(-1)
+	return ex.Execute(ctx, t)
 }
 
 // storeModules serves modules from Redis to the local executor.
