@@ -144,6 +144,7 @@ func (w *worker) keepAlive() time.Time {
 		w.registered = false
 		w.nextBeat = now
 	}
+	w.checkAnswered(now)
 	if !now.Before(w.nextBeat) {
 		w.beat(now)
 		w.nextBeat = now.Add(w.hbEvery)

@@ -140,3 +140,41 @@ func TestWorkerOfTheOtherMode(t *testing.T) {
 		})
 	}
 }
+
+// TestWorkerWithoutDispatcher: a worker pointed at an endpoint where nothing answers warns
+// within about 5 s, and with --connect-timeout 2s gives up with exit 3.
+func TestWorkerWithoutDispatcher(t *testing.T) {
+	port := strconv.Itoa(testutil.FreePort(t)) // nothing listens there
+	start := time.Now()
+	w := startDaemon(t, "worker", "push", "1", "tcp://127.0.0.1:"+port, "--cache-dir", "", "--connect-timeout", "7s")
+	w.wantExit = ExitServer
+	w.waitLog(t, regexp.MustCompile(`no answer from the dispatcher yet.*endpoint=tcp://127\.0\.0\.1:`+port))
+	if took := time.Since(start); took < 4*time.Second || took > 7*time.Second {
+		t.Errorf("the warning came after %v; want about 5s", took)
+	}
+	select {
+	case code := <-w.exited:
+		w.exited <- code
+		if code != ExitServer || !strings.Contains(w.stderr.String(), "no dispatcher answered") {
+			t.Fatalf("worker exited %d: %s", code, w.stderr.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the worker did not give up: %s", w.stderr.String())
+	}
+
+	start = time.Now()
+	w2 := startDaemon(t, "worker", "pull", "1", "tcp://127.0.0.1:"+port, "--cache-dir", "", "--connect-timeout", "2s")
+	w2.wantExit = ExitServer
+	select {
+	case code := <-w2.exited:
+		w2.exited <- code
+		if code != ExitServer || !strings.Contains(w2.stderr.String(), "--connect-timeout 2s") {
+			t.Fatalf("worker exited %d: %s", code, w2.stderr.String())
+		}
+		if took := time.Since(start); took < 2*time.Second {
+			t.Fatalf("gave up after %v, before its --connect-timeout 2s", took)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the worker with --connect-timeout 2s did not give up: %s", w2.stderr.String())
+	}
+}
