@@ -78,6 +78,7 @@ func (s *Store) appendLogs(ctx context.Context, outcomes []task.Outcome, applied
 	for i := range outcomes {
 		byID[outcomes[i].ID] = &outcomes[i]
 	}
+	logs := make(map[string]struct{}, 1)
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, id := range applied {
 			o := byID[id]
@@ -93,12 +94,24 @@ func (s *Store) appendLogs(ctx context.Context, outcomes []task.Outcome, applied
 				stderr = stderr[len(stderr)-LogStderrBytes:]
 			}
 			key := s.k.functionLog(fns[i])
-			p.XAdd(ctx, &redis.XAddArgs{
-				Stream: key, MaxLen: LogMaxLen, Approx: true,
-				Values: []any{lTask, id, lStatus, string(o.Status()), lKind, kind, lMessage, msg,
-					lStderr, nonNil(stderr), lDuration, o.Duration.Milliseconds(), lWorker, o.Worker,
-					lAttempt, o.Attempt},
-			})
+			// Empty fields are left out: most entries (COMPLETED, silent) are then 4 fields.
+			vals := make([]any, 0, 16)
+			vals = append(vals, lTask, id, lStatus, string(o.Status()), lDuration, o.Duration.Milliseconds(), lAttempt, o.Attempt)
+			for _, f := range [...]struct {
+				name string
+				v    string
+			}{{lKind, kind}, {lMessage, msg}, {lWorker, o.Worker}} {
+				if f.v != "" {
+					vals = append(vals, f.name, f.v)
+				}
+			}
+			if len(stderr) > 0 {
+				vals = append(vals, lStderr, stderr)
+			}
+			p.XAdd(ctx, &redis.XAddArgs{Stream: key, MaxLen: LogMaxLen, Approx: true, Values: vals})
+			logs[key] = struct{}{}
+		}
+		for key := range logs { // once per function of the batch, not per outcome
 			p.PExpire(ctx, key, LogTTL)
 		}
 		return nil
