@@ -59,9 +59,6 @@ type LiveWorker struct {
 	HeardAt time.Time `json:"heard_at"`
 }
 
-func (k keys) liveDispatcher(id string) string { return k.prefix + "{live}:dispatcher:" + id }
-func (k keys) liveIndex() string               { return k.prefix + "{live}:dispatchers" }
-
 // PublishDispatcher writes d into the live registry for ttl (at least 1s). Workers beyond
 // MaxLiveWorkers are left out (the busiest are kept) and counted in WorkersOmitted.
 func (s *Store) PublishDispatcher(ctx context.Context, d Dispatcher, ttl time.Duration) error {

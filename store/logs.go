@@ -69,8 +69,6 @@ type LogQuery struct {
 	Limit  int           // at most this many, the newest (0 or more than LogMaxLen: LogMaxLen)
 }
 
-func (k keys) functionLog(fnID string) string { return k.prefix + "log:{" + fnID + "}" }
-
 // appendLogs adds the applied outcomes (ids applied, of functions fns) to their functions'
 // logs, in one pipeline.
 func (s *Store) appendLogs(ctx context.Context, outcomes []task.Outcome, applied, fns []string) error {
