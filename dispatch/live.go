@@ -27,7 +27,8 @@ type liveWorkers struct {
 	list           []store.LiveWorker
 }
 
-// liveSnapshotEvery bounds how often the hub copies its registry for the publisher.
+// liveSnapshotDue bounds how often the hub copies its registry for the publisher: at most
+// twice per heartbeat, since the publisher writes once per heartbeat.
 func (c *core) liveSnapshotDue(last, now time.Time) bool {
 	return now.Sub(last) >= c.cfg.HeartbeatInterval/2
 }
