@@ -53,6 +53,10 @@ func TestLiveRegistry(t *testing.T) {
 	if h, err := c.HealthStatus(ctx); err != nil || h.Status != "degraded" || !strings.Contains(h.Reason, "no dispatcher") {
 		t.Fatalf("healthz without a dispatcher: %+v, %v", h, err)
 	}
+	if out, stderr, code := runFaas(t, 10*time.Second, "workers", "--server", srv); code != 0 || out != "" ||
+		!strings.Contains(stderr, "no dispatcher has been heard from") {
+		t.Fatalf("faas workers without a dispatcher: exit %d, stdout %q, stderr %q", code, out, stderr)
+	}
 	start := time.Now()
 	_, stderr, code := runFaas(t, 30*time.Second, "exec", "sleep", "--input", "1", "--wait", "--timeout", "5s", "--server", srv)
 	if code != 4 || !strings.Contains(stderr, "no dispatcher has been heard from") {
@@ -254,5 +258,34 @@ func TestLogsFollow(t *testing.T) {
 	}
 	if _, stderr, code := runFaas(t, 10*time.Second, "logs", "nope", "--server", srv); code != 3 || !strings.Contains(stderr, `no function "nope"`) {
 		t.Fatalf("logs of an unknown function: exit %d, %q", code, stderr)
+	}
+}
+
+// TestWorkerWithoutDispatcher: faas worker pointed at an endpoint where nothing answers
+// warns within about 5 s and, with --connect-timeout, gives up with exit 3.
+func TestWorkerWithoutDispatcher(t *testing.T) {
+	if testing.Short() {
+		t.Skip("e2e: skipped with -short")
+	}
+	endpoint := fmt.Sprintf("tcp://127.0.0.1:%d", testutil.FreePort(t)) // nothing listens there
+	for _, c := range []struct {
+		mode, timeout string
+		warn          bool
+	}{{"push", "6500ms", true}, {"pull", "2s", false}} {
+		start := time.Now()
+		_, stderr, code := runFaas(t, 30*time.Second, "worker", c.mode, "1", endpoint, "--cache-dir", cacheDir, "--connect-timeout", c.timeout)
+		took := time.Since(start)
+		limit, _ := time.ParseDuration(c.timeout)
+		if code != 3 || !strings.Contains(stderr, "no dispatcher answered at "+endpoint+" within --connect-timeout "+limit.String()) {
+			t.Fatalf("worker %s --connect-timeout %s: exit %d, stderr %q", c.mode, c.timeout, code, stderr)
+		}
+		if took < limit || took > limit+5*time.Second {
+			t.Errorf("worker %s --connect-timeout %s gave up after %v", c.mode, c.timeout, took)
+		}
+		warned := strings.Contains(stderr, "no answer from the dispatcher yet") && strings.Contains(stderr, "waited=5s")
+		if warned != c.warn {
+			t.Errorf("worker %s --connect-timeout %s: warned %v, want %v: %s", c.mode, c.timeout, warned, c.warn, stderr)
+		}
+		t.Logf("worker %s --connect-timeout %s: exit 3 after %v", c.mode, c.timeout, took.Round(10*time.Millisecond))
 	}
 }

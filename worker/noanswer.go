@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"faas/internal/zsock"
 )
 
 // ErrNoDispatcher is returned by Run when no dispatcher answered within
@@ -46,4 +48,14 @@ func (w *worker) checkAnswered(now time.Time) {
 		w.warnAt += w.warnGap
 		w.warnGap = min(2*w.warnGap, noAnswerMaxGap)
 	}
+}
+
+// untilGiveUp is max, or less when ConnectTimeout runs out sooner: the loop then wakes in
+// time to give up when it said it would.
+func (w *worker) untilGiveUp(max time.Duration) time.Duration {
+	if w.cfg.ConnectTimeout <= 0 || w.unanswered.IsZero() {
+		return max
+	}
+	// Never negative (Until): a negative timeout makes a ZeroMQ poll wait for ever.
+	return zsock.Until(w.unanswered.Add(w.cfg.ConnectTimeout), max)
 }
