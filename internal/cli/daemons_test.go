@@ -140,4 +140,3 @@ func TestWorkerOfTheOtherMode(t *testing.T) {
 		})
 	}
 }
-
