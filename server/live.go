@@ -56,13 +56,13 @@ func (s *Server) workers(w http.ResponseWriter, r *http.Request) {
 // healthAnswer writes the 200 of /healthz once Redis answered: "ok", or "degraded" with the
 // reason. It says no more than that: /healthz needs no key.
 func (s *Server) healthAnswer(ctx context.Context, w http.ResponseWriter, r *http.Request) {
-	a, err := s.live(ctx)
+	alive, err := s.st.AnyDispatcher(ctx)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	if !a.Healthy {
-		s.writeValue(w, r, http.StatusOK, map[string]string{"status": "degraded", "reason": a.Reason})
+	if !alive {
+		s.writeValue(w, r, http.StatusOK, map[string]string{"status": "degraded", "reason": noDispatcher})
 		return
 	}
 	writeJSON(w, http.StatusOK, []byte(`{"status":"ok"}`+"\n"))

@@ -140,3 +140,24 @@ func (s *Store) Dispatchers(ctx context.Context) ([]Dispatcher, error) {
 	slices.SortFunc(out, func(a, b Dispatcher) int { return cmp.Compare(a.ID, b.ID) })
 	return out, nil
 }
+
+// AnyDispatcher reports whether a dispatcher is alive, reading at most the 10 most
+// recently heard entries' existence (not their JSON): /healthz asks it on every probe.
+func (s *Store) AnyDispatcher(ctx context.Context) (bool, error) {
+	ids, err := s.rdb.ZRevRange(ctx, s.k.liveIndex(), 0, 9).Result()
+	if err != nil {
+		return false, redisErr("any dispatcher", err)
+	}
+	if len(ids) == 0 {
+		return false, nil
+	}
+	keys := make([]string, len(ids))
+	for i, id := range ids {
+		keys[i] = s.k.liveDispatcher(id)
+	}
+	n, err := s.rdb.Exists(ctx, keys...).Result()
+	if err != nil {
+		return false, redisErr("any dispatcher", err)
+	}
+	return n > 0, nil
+}

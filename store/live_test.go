@@ -29,6 +29,9 @@ func TestLiveRegistry(t *testing.T) {
 	if err := s.PublishDispatcher(ctx, b, time.Second); err != nil {
 		t.Fatal(err)
 	}
+	if alive, err := s.AnyDispatcher(ctx); !alive || err != nil {
+		t.Fatalf("AnyDispatcher = %v, %v", alive, err)
+	}
 	ds, err := s.Dispatchers(ctx)
 	if err != nil || len(ds) != 2 {
 		t.Fatalf("Dispatchers = %+v, %v; want 2", ds, err)
@@ -50,6 +53,9 @@ func TestLiveRegistry(t *testing.T) {
 	}
 	if ds, err := s.Dispatchers(ctx); err != nil || len(ds) != 0 {
 		t.Fatalf("after remove: %+v, %v", ds, err)
+	}
+	if alive, err := s.AnyDispatcher(ctx); alive || err != nil {
+		t.Fatalf("AnyDispatcher with none = %v, %v", alive, err)
 	}
 	var big store.Dispatcher
 	big = store.Dispatcher{ID: "big", Mode: "pull", HeardAt: now, Slots: 10000, Running: 5000}
