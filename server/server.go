@@ -1,7 +1,7 @@
 // Package server is the REST API of faas: the four routes of the contract
 // (register_function, execute_function, status, result), plus batch submission, waiting for
-// many tasks, function listing, a health check and Prometheus metrics (metrics.go). See
-// docs/API.md.
+// many tasks, function listing, function logs (logs.go), the live dispatchers and workers
+// (live.go), a health check and Prometheus metrics (metrics.go). See docs/API.md.
 //
 // Handlers are kept lean on purpose: answers on the hot paths are appended by hand (no
 // reflection), functions are cached by id in process (they are immutable), and waiting
