@@ -174,9 +174,10 @@ func (c *core) signalWake() {
 	}
 }
 
-// run runs the writer, the lease renewer, the recoverer, the "tasks" listener and the
-// live registry's publisher. The listener, publisher, renewer and recoverer stop with modeCtx (no new work once the mode stops);
-// the writer stops with ctx, after it has written everything the mode handed it.
+// run runs the writer, the lease renewer, the recoverer, the "tasks" listener and the live
+// registry's publisher. The listener, publisher and recoverer stop with modeCtx (no new
+// work once the mode stops); the renewer and the writer stop with ctx, the writer after it
+// has written everything the mode handed it.
 func (c *core) run(ctx, modeCtx context.Context) error {
 	// Leases are renewed four times per LeaseTTL, so a renewal may fail (or be late) twice
 	// before a lease expires; expired leases are looked for as often.
