@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -96,6 +97,39 @@ func TestFunctionLogsEndpoint(t *testing.T) {
 	}
 	for _, q := range []string{"since=soon", "since=-1m", "since=100h", "failed=maybe", "follow=2", "limit=0", "limit=1001"} {
 		e.as(t, keyA, http.MethodGet, "/functions/double/logs?"+q, "", nil).wantError(t, http.StatusBadRequest, "bad_request", strings.Split(q, "=")[0])
+	}
+
+	// A client that reconnects with Last-Event-ID resumes after that entry, without history.
+	resume := func(lastID string) (status int, firstData string) {
+		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		req, _ := http.NewRequestWithContext(rctx, http.MethodGet, e.url+"/functions/double/logs?follow=1", nil)
+		req.Header.Set("Authorization", "Bearer "+keyA)
+		req.Header.Set("Last-Event-ID", lastID)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return resp.StatusCode, ""
+		}
+		if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
+			t.Fatalf("Content-Type %q", ct)
+		}
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			if d, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
+				return resp.StatusCode, d
+			}
+		}
+		return resp.StatusCode, ""
+	}
+	if status, data := resume(all[0].ID); status != http.StatusOK || !strings.Contains(data, all[1].TaskID) {
+		t.Fatalf("resumed after the first entry: %d %s; want the second (%s)", status, data, all[1].TaskID)
+	}
+	if status, _ := resume("$"); status != http.StatusBadRequest {
+		t.Fatalf("Last-Event-ID $: %d, want 400", status)
 	}
 
 	// Following: the history, then each new outcome.
