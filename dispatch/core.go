@@ -32,6 +32,7 @@ type core struct {
 
 	outcomes *outcomeLog
 	stop     atomic.Pointer[stopper] // the mode's way of stopping cancelled tasks (cancel.go)
+	live     liveState               // what the live registry says of this dispatcher (live.go)
 
 	// Lost claims, owned by the goroutine that calls claim (see claim).
 	claimFailed bool      // a claim failed: Redis may have run it all the same
@@ -73,6 +74,7 @@ func newCore(st *store.Store, cfg Config, log *slog.Logger, m *dispatchMetrics) 
 		held: make(map[string]heldTask),
 
 		outcomes: newOutcomeLog(log),
+		live:     liveState{started: time.Now().UTC()},
 	}
 }
 
@@ -174,16 +176,16 @@ func (c *core) signalWake() {
 	}
 }
 
-// run runs the writer, the lease renewer, the recoverer and the "tasks" and "cancel"
-// listeners.
-// The listener, renewer and recoverer stop with modeCtx (no new work once the mode stops);
-// the writer stops with ctx, after it has written everything the mode handed it.
+// run runs the writer, the lease renewer, the recoverer, the "tasks" and "cancel"
+// listeners and the live registry's publisher. The listeners, publisher and recoverer stop
+// with modeCtx (no new work once the mode stops); the renewer and the writer stop with ctx,
+// the writer after it has written everything the mode handed it.
 func (c *core) run(ctx, modeCtx context.Context) error {
 	// Leases are renewed four times per LeaseTTL, so a renewal may fail (or be late) twice
 	// before a lease expires; expired leases are looked for as often.
 	every := max(c.st.Config().LeaseTTL/4, 50*time.Millisecond)
 	var wg sync.WaitGroup
-	wg.Add(4)
+	wg.Add(5)
 	go func() {
 		defer wg.Done()
 		c.listen(modeCtx)
@@ -191,6 +193,10 @@ func (c *core) run(ctx, modeCtx context.Context) error {
 	go func() {
 		defer wg.Done()
 		c.listenCancels(modeCtx)
+	}()
+	go func() {
+		defer wg.Done()
+		c.publishLive(modeCtx)
 	}()
 	go func() {
 		defer wg.Done()

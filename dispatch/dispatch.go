@@ -59,6 +59,8 @@ type Config struct {
 	// workers share one, empty key); default 64. Each key's handshakes are also rate limited
 	// (a burst of twice this, then 2 per second).
 	MaxWorkersPerKey int
+	// Version is what the live registry says this dispatcher runs (faas version).
+	Version string
 	// Metrics is the registry the dispatcher registers its metrics on (docs/API.md lists
 	// them); dispatchers sharing one count into the same series. Default (nil): counted,
 	// registered nowhere, so not served.

@@ -75,6 +75,7 @@ type hub struct {
 	workers   map[string]*remoteWorker
 	check     time.Duration // how often checkWorkers runs
 	nextCheck time.Time
+	liveAt    time.Time // when the registry was last copied for the live registry
 
 	demand  demand       // tasks the workers can take and the claimer has not claimed yet
 	transit atomic.Int64 // tasks claimed and not yet taken by the hub
@@ -232,6 +233,10 @@ func (h *hub) turn(wait time.Duration) {
 	if now := time.Now(); !now.Before(h.nextCheck) {
 		h.checkWorkers(now)
 		h.nextCheck = now.Add(h.check)
+		if h.c.liveSnapshotDue(h.liveAt, now) {
+			h.snapshotLive()
+			h.liveAt = now
+		}
 	}
 	if !h.stopping {
 		h.hooks.rebalance()

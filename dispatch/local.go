@@ -11,6 +11,7 @@ import (
 	"faas/executor"
 	"faas/sandbox"
 	"faas/store"
+	"faas/task"
 )
 
 // localPrefetch is how many claimed tasks local mode keeps ready beyond its running slots,
@@ -57,7 +58,7 @@ func runLocal(ctx context.Context, c *core, sb *sandbox.Sandbox, cfg Config, log
 					c.finish(cancelledOutcome(t.Ref(), ex.ID(), 0)) // cancelled before it started
 				} else if ctx.Err() != nil {
 					c.release(t.Ref()) // claimed, never started
-				} else if out, err := ex.Execute(r.ctx, t); err != nil {
+				} else if out, err := c.execute(r.ctx, ex, t); err != nil {
 					if errors.Is(context.Cause(r.ctx), errCancelled) {
 						c.finish(cancelledOutcome(t.Ref(), ex.ID(), time.Since(start)))
 					} else {
@@ -136,6 +137,13 @@ func runLocal(ctx context.Context, c *core, sb *sandbox.Sandbox, cfg Config, log
 		<-done
 	}
 	return nil
+}
+
+// execute runs t, counted as running in the live registry meanwhile.
+func (c *core) execute(ctx context.Context, ex *executor.Executor, t task.Task) (task.Outcome, error) {
+	c.live.running.Add(1)
+	defer c.live.running.Add(-1)
+	return ex.Execute(ctx, t)
 }
 
 // storeModules serves modules from Redis to the local executor.

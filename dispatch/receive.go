@@ -163,6 +163,7 @@ func (h *hub) results(p peer, env [][]byte, m protocol.ResultReady, now time.Tim
 					h.c.lost(f.ref)
 					continue
 				}
+				w.done++
 				h.c.finishFrom(*o, v)
 				continue
 			}
@@ -171,6 +172,7 @@ func (h *hub) results(p peer, env [][]byte, m protocol.ResultReady, now time.Tim
 				continue
 			}
 			w.foreign--
+			w.done++
 		}
 		// A task we did not send in this run (we restarted, or the worker registered
 		// again): the store records it only if it is RUNNING at that attempt and was sent

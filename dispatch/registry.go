@@ -31,6 +31,7 @@ type remoteWorker struct {
 	foreign   int               // tasks it runs that we did not send (from before a restart)
 	foreigns  []task.Ref        // those tasks, as its last heartbeat listed them
 	lastHeard time.Time
+	done      int64        // outcomes received from it (the live registry shows them)
 	leaving   bool         // said BYE: send it nothing more
 	held      *heldRequest // pull mode: its REQUEST_TASK awaiting tasks
 	// modulesSent counts, per module, the answers it was given in the current window (see

@@ -19,6 +19,19 @@ const codeUnauthorized = "unauthorized"
 
 type nsKey struct{}
 
+// adminKey marks a request made with a key flagged admin=true.
+type adminKey struct{}
+
+// operator reports whether the request may read operator views: any request without a key
+// ring (the server then trusts its loopback callers), else only an admin key's.
+func (s *Server) operator(ctx context.Context) bool {
+	if s.keys.Load() == nil {
+		return true
+	}
+	admin, _ := ctx.Value(adminKey{}).(bool)
+	return admin
+}
+
 // namespace returns the namespace of an authenticated request.
 func namespace(ctx context.Context) string {
 	if ns, ok := ctx.Value(nsKey{}).(string); ok {
@@ -39,9 +52,10 @@ func (s *Server) authenticating(h http.Handler) http.Handler {
 			h.ServeHTTP(w, r)
 			return
 		}
-		ns, ok := "", false
+		var e keyEntry
+		ok := false
 		if key, found := bearer(r.Header.Get("Authorization")); found {
-			ns, ok = ring.lookup(key)
+			e, ok = ring.entry(key)
 		}
 		if !ok {
 			// Never echo the header: it may be a key of someone else's that was mistyped.
@@ -50,7 +64,11 @@ func (s *Server) authenticating(h http.Handler) http.Handler {
 				msg: "a valid API key is required: send it as 'Authorization: Bearer KEY' (faas --api-key or FAAS_API_KEY)"})
 			return
 		}
-		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), nsKey{}, ns)))
+		ctx := context.WithValue(r.Context(), nsKey{}, e.ns)
+		if e.admin {
+			ctx = context.WithValue(ctx, adminKey{}, true)
+		}
+		h.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
 

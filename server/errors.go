@@ -20,6 +20,7 @@ var (
 	errNotFound   = errors.New("not found")
 	errTooLarge   = errors.New("too large")
 	errMethod     = errors.New("method not allowed")
+	errForbidden  = errors.New("forbidden")
 )
 
 // requestError is an error whose message is meant for the client; kind classifies it.
@@ -48,6 +49,7 @@ const (
 	codeBadRequest    = "bad_request"
 	codeInvalidModule = "invalid_module"
 	codeNotFound      = "not_found"
+	codeForbidden     = "forbidden"
 	codeTooLarge      = "too_large"
 	codeUnavailable   = "unavailable"
 	codeInternal      = "internal"
@@ -71,6 +73,7 @@ var errorTable = []struct {
 	{match: isA[*task.LimitError], status: http.StatusBadRequest, code: codeBadRequest, public: true},
 	{match: is(errBadRequest), status: http.StatusBadRequest, code: codeBadRequest, public: true},
 	{match: is(errNotFound), status: http.StatusNotFound, code: codeNotFound, public: true},
+	{match: is(errForbidden), status: http.StatusForbidden, code: codeForbidden, public: true},
 	{match: is(store.ErrNotFound), status: http.StatusNotFound, code: codeNotFound, public: true},
 	{match: is(errMethod), status: http.StatusMethodNotAllowed, code: codeBadRequest, public: true},
 	{match: is(errTooLarge), status: http.StatusRequestEntityTooLarge, code: codeTooLarge, public: true},

@@ -236,7 +236,8 @@ func (s *Server) deleteFunction(w http.ResponseWriter, r *http.Request) {
 	}{d.Function.ID, d.Function.Name, d.ModuleDeleted})
 }
 
-// healthz handles GET /healthz: 200 when Redis answers a PING, 503 otherwise.
+// healthz handles GET /healthz: 503 when Redis does not answer a PING; else 200 with
+// "ok", or "degraded" and the reason when no dispatcher is alive (live.go).
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
@@ -247,7 +248,7 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, []byte(`{"status":"ok"}`+"\n"))
+	s.healthAnswer(ctx, w, r)
 }
 
 // writeValue answers v with encoding/json, for answers off the hot paths.

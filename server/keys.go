@@ -80,6 +80,7 @@ type KeyRing struct {
 type keyEntry struct {
 	digest [sha256.Size]byte
 	ns     string
+	admin  bool // admin=true on its line: may read operator views (GET /workers)
 }
 
 // Namespaces returns the namespaces of the ring (for logs: never the keys).
@@ -96,6 +97,12 @@ func (k *KeyRing) Quota(ns string) Quota { return k.quotas[ns] }
 
 // lookup returns the namespace of key, comparing with every entry in constant time.
 func (k *KeyRing) lookup(key string) (string, bool) {
+	e, ok := k.entry(key)
+	return e.ns, ok
+}
+
+// entry returns the entry of key, comparing with every entry in constant time.
+func (k *KeyRing) entry(key string) (keyEntry, bool) {
 	d := sha256.Sum256([]byte(key))
 	found := -1
 	for i := range k.keys {
@@ -104,9 +111,9 @@ func (k *KeyRing) lookup(key string) (string, bool) {
 		}
 	}
 	if found < 0 {
-		return "", false
+		return keyEntry{}, false
 	}
-	return k.keys[found].ns, true
+	return k.keys[found], true
 }
 
 // ParseKeys reads a key file; defaults are the quotas of a namespace whose lines set none.
@@ -114,6 +121,7 @@ func (k *KeyRing) lookup(key string) (string, bool) {
 func ParseKeys(r io.Reader, defaults Quota) (*KeyRing, error) {
 	ring := &KeyRing{quotas: make(map[string]Quota)}
 	seen := make(map[[sha256.Size]byte]bool)
+	var err error
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 4096), 64<<10)
 	for line := 1; sc.Scan(); line++ {
@@ -146,18 +154,26 @@ func ParseKeys(r io.Reader, defaults Quota) (*KeyRing, error) {
 			q = defaults
 		}
 		opts := quotaOptions(&q)
+		admin := false
 		for _, o := range f[2:] {
 			name, v, ok := strings.Cut(o, "=")
+			if name == "admin" && ok {
+				// Of this key, not of its namespace: an operator's key may sit in any.
+				if admin, err = strconv.ParseBool(v); err != nil {
+					return nil, fmt.Errorf("line %d: admin: want true or false, got %q", line, v)
+				}
+				continue
+			}
 			set := opts[name]
 			if !ok || set == nil {
-				return nil, fmt.Errorf("line %d: unknown option %q (want rate, burst, tasks, module_bytes, timeout_ms or memory_mb =VALUE)", line, name)
+				return nil, fmt.Errorf("line %d: unknown option %q (want rate, burst, tasks, module_bytes, timeout_ms, memory_mb =VALUE or admin=true)", line, name)
 			}
 			if err := set(v); err != nil {
 				return nil, fmt.Errorf("line %d: %s: %w", line, name, err)
 			}
 		}
 		ring.quotas[ns] = q
-		ring.keys = append(ring.keys, keyEntry{digest: d, ns: ns})
+		ring.keys = append(ring.keys, keyEntry{digest: d, ns: ns, admin: admin})
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("reading the key file: %w", err)

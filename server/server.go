@@ -1,7 +1,7 @@
 // Package server is the REST API of faas: the four routes of the contract
 // (register_function, execute_function, status, result), plus batch submission, waiting for
-// many tasks, function listing, a health check and Prometheus metrics (metrics.go). See
-// docs/API.md.
+// many tasks, function listing, function logs (logs.go), the live dispatchers and workers
+// (live.go), a health check and Prometheus metrics (metrics.go). See docs/API.md.
 //
 // Handlers are kept lean on purpose: answers on the hot paths are appended by hand (no
 // reflection), functions are cached by id in process (they are immutable), and waiting
@@ -69,6 +69,11 @@ type Config struct {
 	// CORSOrigin is the one origin browsers may call the API from ("" sends no CORS
 	// headers, so browsers refuse cross-origin answers; "*" allows any).
 	CORSOrigin string
+	// MaxLogFollowers bounds the clients following function logs at once (503 beyond);
+	// MaxLogFollowersPerNamespace those of one namespace (429 beyond). Each follower holds
+	// a pooled Redis connection while it waits. Defaults 8 and 4.
+	MaxLogFollowers             int
+	MaxLogFollowersPerNamespace int
 	// DefaultQuota is the quota of a namespace without a key ring (the default namespace);
 	// with one, each namespace's quota comes from the ring.
 	DefaultQuota Quota
@@ -124,6 +129,12 @@ func (c Config) withDefaults() Config {
 	if c.Metrics == nil {
 		c.Metrics = prometheus.NewRegistry()
 	}
+	if c.MaxLogFollowers <= 0 {
+		c.MaxLogFollowers = DefaultMaxLogFollowers
+	}
+	if c.MaxLogFollowersPerNamespace <= 0 {
+		c.MaxLogFollowersPerNamespace = DefaultMaxLogFollowersPerNamespace
+	}
 	return c
 }
 
@@ -136,16 +147,18 @@ type Server struct {
 	log  *slog.Logger
 	m    *serverMetrics
 
-	bodies   *memBudget // request body bytes held (budget.go)
-	outputs  *memBudget // stored output bytes being answered (budget.go)
-	fns      fnCache
-	keys     atomic.Pointer[KeyRing]
-	rates    buckets
-	submits  coalescer[submitReq, submitResp] // concurrent /execute_function → one Submit
-	reads    coalescer[string, store.Record]  // concurrent task reads → one pipeline
-	handler  http.Handler
-	stopOnce sync.Once
-	stopping chan struct{} // closed when Serve's context ends: long polls answer at once
+	bodies  *memBudget // request body bytes held (budget.go)
+	outputs *memBudget // stored output bytes being answered (budget.go)
+	fns     fnCache
+	keys    atomic.Pointer[KeyRing]
+	rates   buckets
+	submits coalescer[submitReq, submitResp] // concurrent /execute_function → one Submit
+	reads   coalescer[string, store.Record]  // concurrent task reads → one pipeline
+	handler http.Handler
+	// logFollowers counts the clients following function logs (logs.go).
+	logFollowers followers
+	stopOnce     sync.Once
+	stopping     chan struct{} // closed when Serve's context ends: long polls answer at once
 }
 
 // New returns a server on st, validating modules with sb. done wakes waiting requests; the
@@ -189,6 +202,8 @@ func (s *Server) routes() http.Handler {
 	handle("/functions/{id_or_name}", http.MethodGet, http.HandlerFunc(s.function))
 	handle("/functions/{id_or_name}", http.MethodDelete, http.HandlerFunc(s.deleteFunction))
 	handle("/healthz", http.MethodGet, http.HandlerFunc(s.healthz))
+	handle("/workers", http.MethodGet, http.HandlerFunc(s.workers))
+	handle("/functions/{id_or_name}/logs", http.MethodGet, http.HandlerFunc(s.logs))
 	handle("/metrics", http.MethodGet, metrics.Handler(s.cfg.Metrics))
 	r.NotFoundHandler = s.m.instrument(unmatchedRoute, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, notFound("no such endpoint: %s %s (see docs/API.md)", r.Method, r.URL.Path))

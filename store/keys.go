@@ -33,6 +33,12 @@ import "fmt"
 //	<prefix>done              channel ids of tasks that became terminal, space-separated
 //	<prefix>cancel            channel ids of RUNNING tasks just cancelled (FAILED cancelled
 //	                                  already): whichever dispatcher runs one interrupts it
+//	<prefix>{live}:dispatcher:<id>  string  a live dispatcher and its workers (JSON), PX its
+//	                                        heartbeat timeout (live.go)
+//	<prefix>{live}:dispatchers      zset    ids of the dispatchers above, scored by when last
+//	                                        written (ms)
+//	<prefix>log:{<function id>}     stream  the function's recorded outcomes, about 1,000,
+//	                                        PX 24h (logs.go)
 //
 // Scripts receive the key prefixes of task and function hashes in ARGV and build those keys
 // themselves (Claim cannot know the ids before popping them). That is only correct when all
@@ -100,6 +106,13 @@ func (k keys) recoverer() string            { return k.prefix + "recoverer" }
 func (k keys) doneChannel() string          { return k.prefix + "done" }
 func (k keys) tasksChannel() string         { return k.prefix + "tasks" }
 func (k keys) cancelChannel() string        { return k.prefix + "cancel" }
+
+// Keys that are not a task's own state carry a hash tag of their own and are written by
+// plain commands (pipelined from Go), never inside the scripts that touch task and queue
+// keys: live.go and logs.go.
+func (k keys) liveDispatcher(id string) string { return k.prefix + "{live}:dispatcher:" + id }
+func (k keys) liveIndex() string               { return k.prefix + "{live}:dispatchers" }
+func (k keys) functionLog(fnID string) string  { return k.prefix + "log:{" + fnID + "}" }
 
 // DefaultDeployment is the deployment name (--prefix) whose keys are faas's historical ones.
 const DefaultDeployment = "faas"

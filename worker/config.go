@@ -39,6 +39,10 @@ type Config struct {
 	// which the worker pins: both set, or neither (no CURVE).
 	Key           zsock.KeyPair
 	DispatcherKey string
+	// ConnectTimeout, if set, is how long the worker waits for a dispatcher that does not
+	// answer (at start, or after losing it) before Run returns ErrNoDispatcher. Zero: it
+	// waits for ever, warning with back-off (see noAnswerFirst).
+	ConnectTimeout time.Duration
 }
 
 // ErrBadConfig is returned for a configuration that cannot run.
@@ -77,6 +81,9 @@ func Run(ctx context.Context, sb *sandbox.Sandbox, cfg Config, log *slog.Logger)
 func (cfg Config) withDefaults(sb *sandbox.Sandbox) (Config, error) {
 	if !cfg.Mode.Remote() {
 		return cfg, fmt.Errorf("%w: mode %q is not pull or push", ErrBadConfig, cfg.Mode)
+	}
+	if cfg.ConnectTimeout < 0 {
+		return cfg, fmt.Errorf("%w: negative connect timeout %v", ErrBadConfig, cfg.ConnectTimeout)
 	}
 	if cfg.Endpoint == "" {
 		return cfg, fmt.Errorf("%w: no dispatcher endpoint", ErrBadConfig)

@@ -129,7 +129,7 @@ func (w *worker) serve(runCtx context.Context, poller *zmq.Poller) {
 				w.ask(free)
 			}
 		}
-		if w.pump(runCtx, poller, time.Second) || w.fatal != nil {
+		if w.pump(runCtx, poller, w.untilGiveUp(time.Second)) || w.fatal != nil {
 			return
 		}
 	}
@@ -144,6 +144,7 @@ func (w *worker) keepAlive() time.Time {
 		w.registered = false
 		w.nextBeat = now
 	}
+	w.checkAnswered(now)
 	if !now.Before(w.nextBeat) {
 		w.beat(now)
 		w.nextBeat = now.Add(w.hbEvery)

@@ -5,6 +5,7 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	zmq "github.com/pebbe/zmq4"
@@ -102,7 +103,11 @@ func (w *worker) sayFinalBye() {
 // closeSockets closes the sockets, letting the control socket's last messages (results,
 // hand-backs, BYE) leave for up to closeLinger.
 func (w *worker) closeSockets() {
-	w.ctrl.SetLinger(closeLinger)
+	linger := closeLinger
+	if errors.Is(w.fatal, ErrNoDispatcher) {
+		linger = 0 // nobody answered: what is queued would only be waited for in vain
+	}
+	w.ctrl.SetLinger(linger)
 	w.ctrl.Close()
 	if w.req != nil {
 		w.req.Close()

@@ -73,6 +73,10 @@ type worker struct {
 	hsCounted   bool        // the current connection's failure is counted
 	fatal       error       // why the worker must stop (a refused key): Run returns it
 
+	unanswered time.Time     // since when no dispatcher has answered (zero: registered)
+	warnAt     time.Duration // the next "no answer" warning is due at this much silence
+	warnGap    time.Duration // and the one after it this much later
+
 	frames [][]byte // reusable encoding buffer
 	events []event  // reusable mailbox buffer
 }

@@ -187,7 +187,7 @@ Exit codes of client commands: 0 success, 1 the task FAILED, 2 usage error,
 	})
 	root.AddGroup(&cobra.Group{ID: "client", Title: "Client commands (talk to a server):"},
 		&cobra.Group{ID: "run", Title: "Long-running commands:"})
-	for _, c := range []*cobra.Command{e.registerCmd(), e.execCmd(), e.statusCmd(), e.resultCmd(), e.batchCmd(), e.functionsCmd(), e.deleteCmd(), e.cancelCmd(), e.apikeyCmd()} {
+	for _, c := range []*cobra.Command{e.registerCmd(), e.execCmd(), e.statusCmd(), e.resultCmd(), e.batchCmd(), e.functionsCmd(), e.deleteCmd(), e.cancelCmd(), e.apikeyCmd(), e.logsCmd(), e.workersCmd()} {
 		c.GroupID = "client"
 		root.AddCommand(c)
 	}

@@ -66,6 +66,13 @@ func TestUsageErrors(t *testing.T) {
 		{"dev tiny compile memory", []string{"dev", "--compile-memory", "1MiB"}, "at least 64MiB"},
 		{"worker short compile timeout", []string{"worker", "pull", "1", "tcp://127.0.0.1:5555", "--compile-timeout", "10ms"}, "--compile-timeout"},
 		{"dispatcher tiny cache", []string{"dispatcher", "-m", "local", "--cache-max-bytes", "10"}, "--cache-max-bytes"},
+		{"server zero log followers", []string{"server", "--max-log-followers", "0"}, "--max-log-followers must be positive"},
+		{"logs without function", []string{"logs"}, "missing FUNCTION"},
+		{"logs negative since", []string{"logs", "f", "--since", "-1m"}, "--since must be between 0 and 24h"},
+		{"logs long since", []string{"logs", "f", "--since", "48h"}, "--since must be between 0 and 24h"},
+		{"logs zero limit", []string{"logs", "f", "--limit", "0"}, "--limit must be 1 to 1000"},
+		{"workers extra argument", []string{"workers", "x"}, `unexpected argument "x"`},
+		{"worker negative connect timeout", []string{"worker", "pull", "1", "tcp://127.0.0.1:5555", "--connect-timeout", "-1s"}, "--connect-timeout must not be negative"},
 		{"compile-module without limits", []string{"compile-module", "--cache-dir", "/tmp"}, "--compile-memory"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -104,7 +104,7 @@ For anything that must last, run 'faas server' and 'faas dispatcher' on a real R
 			reg := metrics.NewRegistry() // the server's /metrics serves the dispatcher's too
 			scfg.Metrics = reg
 			srv := server.New(st, sb, done, *scfg, d.log)
-			dcfg := dispatch.Config{Mode: protocol.ModeLocal, Workers: workers, Metrics: reg}
+			dcfg := dispatch.Config{Mode: protocol.ModeLocal, Workers: workers, Metrics: reg, Version: version()}
 			d.log.Info("faas dev: serving the REST API; the embedded Redis keeps nothing on disk",
 				"url", "http://"+ln.Addr().String(), "redis", redactURL(redisURL), "workers", workers)
 			return components{

@@ -89,7 +89,7 @@ With --metrics-addr it serves Prometheus metrics at http://ADDR/metrics (see doc
 				return nil, usagef("-w must be at least 1, got %d", workers)
 			}
 			cfg := dispatch.Config{Mode: m, Workers: workers, Bind: bind, Port: port,
-				HeartbeatInterval: hb, HeartbeatTimeout: hbT, Insecure: insec}
+				HeartbeatInterval: hb, HeartbeatTimeout: hbT, Insecure: insec, Version: version()}
 			if (keyPath == "") != (authz == "") {
 				return nil, usagef("--key and --authorized-workers go together")
 			}

@@ -74,7 +74,7 @@ while waiting, the task keeps running, its id and status go to stderr and the ex
 			_, err := fmt.Fprintln(e.stdout, id)
 			return err
 		}
-		t, err := waitTask(ctx, c, id, 0)
+		t, err := e.waitTaskHinted(ctx, c, id, 0)
 		if err != nil {
 			return e.timedOut(ctx, err, timeout, id)
 		}

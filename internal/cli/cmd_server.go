@@ -28,6 +28,10 @@ func serverConfigFlags(fs *pflag.FlagSet) *server.Config {
 		"task output bytes answered at once by /result and /wait (beyond: 503, or omitted from /wait)")
 	fs.Int64Var(&c.MaxWaitResultBytes, "max-wait-result-bytes", server.DefaultMaxWaitResultBytes,
 		"output bytes one /wait answer carries; the rest come as \"result_omitted\": true")
+	fs.IntVar(&c.MaxLogFollowers, "max-log-followers", server.DefaultMaxLogFollowers,
+		"clients following function logs at once (each holds a Redis connection; beyond: 503)")
+	fs.IntVar(&c.MaxLogFollowersPerNamespace, "max-log-followers-per-namespace", server.DefaultMaxLogFollowersPerNamespace,
+		"of those, at most this many of one namespace (beyond: 429)")
 	fs.Int64Var(&c.MaxLimits.TimeoutMs, "max-timeout-ms", m.TimeoutMs, "largest timeout_ms a function may ask for")
 	fs.Int64Var(&c.MaxLimits.MemoryMB, "max-memory-mb", m.MemoryMB, "largest memory_mb a function may ask for")
 	fs.Int64Var(&c.MaxLimits.StdoutBytes, "max-stdout-bytes", m.StdoutBytes, "largest stdout_bytes a function may ask for")
@@ -45,6 +49,7 @@ func checkServerConfig(c *server.Config) error {
 		{"max-module-bytes", c.MaxModuleBytes}, {"max-batch", int64(c.MaxBatch)}, {"max-batch-bytes", c.MaxBatchBytes},
 		{"max-inflight-body-bytes", c.MaxInflightBodyBytes}, {"max-inflight-result-bytes", c.MaxInflightResultBytes},
 		{"max-wait-result-bytes", c.MaxWaitResultBytes},
+		{"max-log-followers", int64(c.MaxLogFollowers)}, {"max-log-followers-per-namespace", int64(c.MaxLogFollowersPerNamespace)},
 		{"max-timeout-ms", c.MaxLimits.TimeoutMs}, {"max-memory-mb", c.MaxLimits.MemoryMB},
 		{"max-stdout-bytes", c.MaxLimits.StdoutBytes}, {"max-stdin-bytes", c.MaxLimits.StdinBytes},
 	} {

@@ -142,7 +142,7 @@ waits up to that long for it to finish first.`,
 		}
 		var t client.Task
 		if wait > 0 {
-			t, err = waitTask(cmd.Context(), c, args[0], wait)
+			t, err = e.waitTaskHinted(cmd.Context(), c, args[0], wait)
 		} else {
 			t, err = c.Result(cmd.Context(), args[0], 0)
 		}

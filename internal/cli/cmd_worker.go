@@ -44,24 +44,33 @@ SIGINT/SIGTERM it finishes or hands back its tasks and exits within 10 seconds.
 With --key and --dispatcher-key the connection is encrypted and authenticated with CURVE:
 the worker proves its key (which must be in the dispatcher's --authorized-workers) and
 accepts only a dispatcher holding the pinned key. A refused key, a wrong dispatcher key or
-a CURVE mismatch stops the worker within seconds with exit status 1 and the reason.`,
+a CURVE mismatch stops the worker within seconds with exit status 1 and the reason.
+
+A dispatcher that does not answer is warned about after 5 s, then after 10 s, 20 s, ... (at
+most every 5 minutes); with --connect-timeout D the worker gives up after D without an
+answer (at start, or after losing its dispatcher) and exits 3.`,
 		Example: `  faas worker pull 4 tcp://127.0.0.1:5555
   faas worker pull 4 tcp://10.0.0.7:5555 --key /etc/faas/worker-1.key --dispatcher-key /etc/faas/dispatcher.pub
-  faas worker push 2 tcp://dispatcher.internal:5556 --log-format json`,
+  faas worker push 2 tcp://dispatcher.internal:5556 --log-format json
+  faas worker pull 4 tcp://10.0.0.7:5555 --connect-timeout 30s`,
 		Args:      exactArgs("pull|push", "N", "tcp://HOST:PORT"),
 		ValidArgs: protocol.RemoteModes,
 	}
-	var hb time.Duration
+	var hb, connectTimeout time.Duration
 	var keyPath, dispKey string
 	cmd.Flags().StringVar(&keyPath, "key", "", "this worker's CURVE secret key file (PATH.key from 'faas keygen'); with --dispatcher-key")
 	cmd.Flags().StringVar(&dispKey, "dispatcher-key", "", "the dispatcher's CURVE public key: a Z85 string, or a file holding it (its PATH.pub)")
 	// Until the dispatcher's ACK sets the interval, the worker assumes the dispatcher's default.
 	cmd.Flags().DurationVar(&hb, "heartbeat", dispatch.DefaultHeartbeatInterval, "heartbeat interval until the dispatcher's ACK sets its own")
+	cmd.Flags().DurationVar(&connectTimeout, "connect-timeout", 0, "give up (exit 3) when no dispatcher has answered for this long, e.g. 30s (default: keep trying, warning after 5s and then less and less often)")
 	dopts := addDaemonFlags(cmd.Flags())
 	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
 		return dopts.run(cmd.Context(), e, func(d *startup) (components, error) {
 			if hb <= 0 {
 				return nil, usagef("--heartbeat must be positive, got %v", hb)
+			}
+			if connectTimeout < 0 {
+				return nil, usagef("--connect-timeout must not be negative, got %v", connectTimeout)
 			}
 			mode, err := protocol.ParseRemoteMode(args[0])
 			if err != nil {
@@ -78,7 +87,7 @@ a CURVE mismatch stops the worker within seconds with exit status 1 and the reas
 			if err != nil {
 				return nil, err
 			}
-			cfg := worker.Config{Mode: mode, Slots: n, Endpoint: args[2], HeartbeatInterval: hb}
+			cfg := worker.Config{Mode: mode, Slots: n, Endpoint: args[2], HeartbeatInterval: hb, ConnectTimeout: connectTimeout}
 			if (keyPath == "") != (dispKey == "") {
 				return nil, usagef("--key and --dispatcher-key go together")
 			}
@@ -95,6 +104,9 @@ a CURVE mismatch stops the worker within seconds with exit status 1 and the reas
 					err := worker.Run(ctx, sb, cfg, d.log)
 					if errors.Is(err, worker.ErrWrongMode) { // a usage error, found on the wire
 						return &exitError{code: ExitUsage, err: err}
+					}
+					if errors.Is(err, worker.ErrNoDispatcher) {
+						return &exitError{code: ExitServer, err: err}
 					}
 					return err
 				},
