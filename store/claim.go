@@ -318,6 +318,9 @@ func (s *Store) CompleteFrom(ctx context.Context, outcomes []task.Outcome, via [
 	if err != nil {
 		return 0, redisErr("complete", err)
 	}
+	if n > 0 {
+		s.recordHistory(ctx, outcomes)
+	}
 	return n, nil
 }
 

@@ -1,0 +1,213 @@
+package store
+
+import (
+	"context"
+	"log/slog"
+	"math"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"faas/task"
+)
+
+// History: what the dashboard shows of the past hour, and indexes of recently finished
+// tasks. CompleteFrom writes it after its script, as separate pipelined commands and never
+// inside a Lua script that touches task or queue keys: each history key carries its own
+// hash tag, so on a sharded Cluster it may live on any node without making a script
+// cross-slot. History is best effort: a failed write is logged, never retried (the outcome
+// itself is already recorded), and a task counted twice is impossible because a task is
+// marked (field "hist") when it is counted.
+//
+//	<prefix>hist:{<ns>}:<t>         hash  one 10 s interval starting at unix second t:
+//	                                      c (completed), f (failed), d<i> (run-time histogram)
+//	<prefix>fhist:{<ns>/<fid>}:<t>  hash  the same per function, per 60 s interval
+//	<prefix>totals:{<ns>}           hash  c, f: counts since ever (no TTL; two fields)
+//	<prefix>recent:{<ns>}           zset  finished task ids by finish time (unix ms)
+//	<prefix>recent:{<ns>}:failed    zset  the failed ones
+//	<prefix>frecent:{<ns>/<fid>}    zset  one function's
+//
+// Interval hashes expire HistoryTTL after their interval ends. The recent indexes are
+// trimmed on every write to their count bound (RecentPerNamespace, RecentFailed,
+// RecentPerFunction) and to TaskTTL by age, and expire TaskTTL after their last write.
+
+// History intervals and bounds.
+const (
+	HistoryStep     = 10 * time.Second // interval of the namespace series
+	HistoryFnStep   = time.Minute      // interval of the per-function series
+	HistorySpan     = time.Hour        // what the series cover
+	HistoryTTL      = HistorySpan + 5*time.Minute
+	histBuckets     = 80 // run-time histogram buckets: see durBucket
+	fieldCompleted  = "c"
+	fieldFailed     = "f"
+	fHist           = "hist" // task field: the task was counted in the history
+	histFieldPrefix = "d"
+
+	// RecentPerNamespace bounds the recent-task index of a namespace (entries).
+	RecentPerNamespace = 100_000
+	// RecentFailed bounds the index of a namespace's failed tasks.
+	RecentFailed = 20_000
+	// RecentPerFunction bounds the recent-task index of one function.
+	RecentPerFunction = 20_000
+)
+
+func (k keys) hist(ns string, t int64) string {
+	return k.prefix + "hist:{" + nsOrDefault(ns) + "}:" + strconv.FormatInt(t, 10)
+}
+func (k keys) fnHist(ns, fid string, t int64) string {
+	return k.prefix + "fhist:{" + nsOrDefault(ns) + "/" + fid + "}:" + strconv.FormatInt(t, 10)
+}
+func (k keys) totals(ns string) string       { return k.prefix + "totals:{" + nsOrDefault(ns) + "}" }
+func (k keys) recent(ns string) string       { return k.prefix + "recent:{" + nsOrDefault(ns) + "}" }
+func (k keys) recentFailed(ns string) string { return k.recent(ns) + ":failed" }
+func (k keys) fnRecent(ns, fid string) string {
+	return k.prefix + "frecent:{" + nsOrDefault(ns) + "/" + fid + "}"
+}
+
+// durBucket maps a run time to its histogram bucket: 0 for under 1 ms, then four buckets
+// per doubling (each about 19% wide), so p50/p99 are read within ±10% from fixed fields.
+func durBucket(ms int64) int {
+	if ms < 1 {
+		return 0
+	}
+	b := int(4*math.Log2(float64(ms))) + 1
+	return min(b, histBuckets-1)
+}
+
+// bucketMs is the representative run time of bucket b (its geometric middle).
+func bucketMs(b int) float64 {
+	if b <= 0 {
+		return 0.5
+	}
+	return math.Exp2((float64(b-1) + 0.5) / 4)
+}
+
+// histFields are read back from the task record after completion.
+var histFields = []string{fStatus, fAttempts, fNamespace, fFunctionID, fFinished, fDurationMs, fHist}
+
+// recordHistory counts the outcomes the complete script applied: it reads their records
+// back (one pipeline) and writes counters and indexes for those terminal at the outcome's
+// attempt and not counted yet (a second pipeline).
+func (s *Store) recordHistory(ctx context.Context, outcomes []task.Outcome) {
+	if err := s.writeHistory(ctx, outcomes); err != nil {
+		slog.Warn("store: writing the dashboard history failed; those tasks are missing from it",
+			"tasks", len(outcomes), "err", err)
+	}
+}
+
+func (s *Store) writeHistory(ctx context.Context, outcomes []task.Outcome) error {
+	cmds := make([]*redis.SliceCmd, len(outcomes))
+	if _, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, o := range outcomes {
+			cmds[i] = p.HMGet(ctx, s.k.task(o.ID), histFields...)
+		}
+		return nil
+	}); err != nil {
+		return redisErr("history read", err)
+	}
+	var b historyBatch
+	for i, o := range outcomes {
+		v := cmds[i].Val()
+		if len(v) != len(histFields) || v[6] != nil || int(num(v[1])) != o.Attempt {
+			continue
+		}
+		st := task.Status(str(v[0]))
+		if st != task.Completed && st != task.Failed {
+			continue
+		}
+		b.add(s.k, o.ID, str(v[2]), str(v[3]), st, num(v[4]), num(v[5]))
+	}
+	if len(b.marked) == 0 {
+		return nil
+	}
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		b.write(ctx, p, s.cfg.TaskTTL)
+		return nil
+	})
+	return redisErr("history write", err)
+}
+
+// historyBatch gathers the history writes of one batch of outcomes by key, so that a
+// batch costs one command per key touched rather than several per task.
+type historyBatch struct {
+	marked []string                    // task keys to mark counted
+	incr   map[string]map[string]int64 // counter hash → field → increment
+	expire map[string]time.Time        // interval hash → expiry
+	zadd   map[string][]redis.Z        // recent index → entries
+	bound  map[string]int64            // recent index → its count bound
+	newest int64                       // newest finish time (ms) in the batch
+}
+
+func (b *historyBatch) add(k keys, id, ns, fid string, st task.Status, finMs, durMs int64) {
+	if b.incr == nil {
+		b.incr = make(map[string]map[string]int64)
+		b.expire = make(map[string]time.Time)
+		b.zadd = make(map[string][]redis.Z)
+		b.bound = make(map[string]int64)
+	}
+	b.marked = append(b.marked, k.task(id))
+	b.newest = max(b.newest, finMs)
+	field := fieldCompleted
+	if st == task.Failed {
+		field = fieldFailed
+	}
+	dfield := histFieldPrefix + strconv.Itoa(durBucket(durMs))
+	sec := finMs / 1000
+	step, fstep := int64(HistoryStep/time.Second), int64(HistoryFnStep/time.Second)
+	for _, h := range []struct {
+		key string
+		end int64
+	}{
+		{k.hist(ns, sec-sec%step), sec - sec%step + step},
+		{k.fnHist(ns, fid, sec-sec%fstep), sec - sec%fstep + fstep},
+	} {
+		b.count(h.key, field)
+		b.count(h.key, dfield)
+		b.expire[h.key] = time.Unix(h.end, 0).Add(HistoryTTL)
+	}
+	b.count(k.totals(ns), field)
+	z := redis.Z{Score: float64(finMs), Member: id}
+	b.index(k.recent(ns), RecentPerNamespace, z)
+	b.index(k.fnRecent(ns, fid), RecentPerFunction, z)
+	if st == task.Failed {
+		b.index(k.recentFailed(ns), RecentFailed, z)
+	}
+}
+
+func (b *historyBatch) count(key, field string) {
+	m := b.incr[key]
+	if m == nil {
+		m = make(map[string]int64, 4)
+		b.incr[key] = m
+	}
+	m[field]++
+}
+
+func (b *historyBatch) index(key string, bound int64, z redis.Z) {
+	b.zadd[key] = append(b.zadd[key], z)
+	b.bound[key] = bound
+}
+
+// write queues the batch's commands on p: per index one ZADD, a trim to its bound and to
+// the task TTL by age, and its expiry.
+func (b *historyBatch) write(ctx context.Context, p redis.Pipeliner, ttl time.Duration) {
+	for _, key := range b.marked {
+		p.HSet(ctx, key, fHist, 1)
+	}
+	for key, fields := range b.incr {
+		for f, n := range fields {
+			p.HIncrBy(ctx, key, f, n)
+		}
+		if at, ok := b.expire[key]; ok {
+			p.ExpireAt(ctx, key, at)
+		}
+	}
+	oldest := "(" + strconv.FormatInt(b.newest-ttl.Milliseconds(), 10)
+	for key, zs := range b.zadd {
+		p.ZAdd(ctx, key, zs...)
+		p.ZRemRangeByRank(ctx, key, 0, -b.bound[key]-1)
+		p.ZRemRangeByScore(ctx, key, "-inf", oldest)
+		p.PExpire(ctx, key, ttl)
+	}
+}
