@@ -128,7 +128,9 @@ func call(t *testing.T, method, url, key, ctype string, body []byte, out any) in
 
 func register(t *testing.T, base, key, name string, wasm []byte) string {
 	t.Helper()
-	var r struct{ FunctionID string `json:"function_id"` }
+	var r struct {
+		FunctionID string `json:"function_id"`
+	}
 	if c := call(t, "POST", base+"/register_function?name="+name, key, "application/wasm", wasm, &r); c != 201 {
 		t.Fatalf("register %s: %d", name, c)
 	}
@@ -138,7 +140,9 @@ func register(t *testing.T, base, key, name string, wasm []byte) string {
 func execute(t *testing.T, base, fid, input string) string {
 	t.Helper()
 	body, _ := json.Marshal(map[string]any{"function_id": fid, "payload": []byte(input)})
-	var r struct{ TaskID string `json:"task_id"` }
+	var r struct {
+		TaskID string `json:"task_id"`
+	}
 	if c := call(t, "POST", base+"/execute_function", "", "application/json", body, &r); c != 201 {
 		t.Fatalf("execute: %d", c)
 	}
