@@ -27,10 +27,13 @@ import (
 //	<prefix>recent:{<ns>}           zset  finished task ids by finish time (unix ms)
 //	<prefix>recent:{<ns>}:failed    zset  the failed ones
 //	<prefix>frecent:{<ns>/<fid>}    zset  one function's
+//	<prefix>frecent:{<ns>/<fid>}:failed  zset  one function's failed ones
 //
 // Interval hashes expire HistoryTTL after their interval ends. The recent indexes are
 // trimmed on every write to their count bound (RecentPerNamespace, RecentFailed,
-// RecentPerFunction) and to TaskTTL by age, and expire TaskTTL after their last write.
+// RecentPerFunction, RecentFailedPerFunction) and to TaskTTL by age, and expire TaskTTL
+// after their last write. A namespace's indexes hold at most 100,000 + 20,000 + 25,000
+// per function entries, about 130 bytes each (docs/BENCHMARKS.md).
 
 // History intervals and bounds.
 const (
@@ -50,6 +53,8 @@ const (
 	RecentFailed = 20_000
 	// RecentPerFunction bounds the recent-task index of one function.
 	RecentPerFunction = 20_000
+	// RecentFailedPerFunction bounds the index of one function's failed tasks.
+	RecentFailedPerFunction = 5_000
 )
 
 func (k keys) hist(ns string, t int64) string {
@@ -64,6 +69,7 @@ func (k keys) recentFailed(ns string) string { return k.recent(ns) + ":failed" }
 func (k keys) fnRecent(ns, fid string) string {
 	return k.prefix + "frecent:{" + nsOrDefault(ns) + "/" + fid + "}"
 }
+func (k keys) fnRecentFailed(ns, fid string) string { return k.fnRecent(ns, fid) + ":failed" }
 
 // durBucket maps a run time to its histogram bucket: 0 for under 1 ms, then four buckets
 // per doubling (each about 19% wide), so p50/p99 are read within ±10% from fixed fields.
@@ -172,6 +178,7 @@ func (b *historyBatch) add(k keys, id, ns, fid string, st task.Status, finMs, du
 	b.index(k.fnRecent(ns, fid), RecentPerFunction, z)
 	if st == task.Failed {
 		b.index(k.recentFailed(ns), RecentFailed, z)
+		b.index(k.fnRecentFailed(ns, fid), RecentFailedPerFunction, z)
 	}
 }
 

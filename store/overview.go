@@ -189,14 +189,16 @@ var ErrBadCursor = fmt.Errorf("store: bad cursor")
 // Recent returns a page of namespace ns's recently finished tasks matching q, newest
 // first (summaries: outputs left out), from the recent indexes. The cursor is the finish
 // time and id of the last task of the previous page, so a page stays put while new tasks
-// finish. A filter the indexes do not cover directly (completed only, or failed of one
-// function) reads more index entries than it returns, at most 10 pages' worth.
+// finish. The one filter no index covers directly (completed only) reads more index
+// entries than it returns: up to 10 reads, and a shorter page with a cursor after that.
 func (s *Store) Recent(ctx context.Context, ns string, q RecentQuery) (RecentPage, error) {
 	if q.Limit <= 0 || q.Limit > 1000 {
 		return RecentPage{}, fmt.Errorf("store: recent: limit %d outside 1..1000", q.Limit)
 	}
 	key := s.k.recent(ns)
 	switch {
+	case q.FunctionID != "" && q.Status == task.Failed:
+		key = s.k.fnRecentFailed(ns, q.FunctionID)
 	case q.FunctionID != "":
 		key = s.k.fnRecent(ns, q.FunctionID)
 	case q.Status == task.Failed:
