@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"math"
 	"strconv"
@@ -17,8 +18,8 @@ import (
 // inside a Lua script that touches task or queue keys: each history key carries its own
 // hash tag, so on a sharded Cluster it may live on any node without making a script
 // cross-slot. History is best effort: a failed write is logged, never retried (the outcome
-// itself is already recorded), and a task counted twice is impossible because a task is
-// marked (field "hist") when it is counted.
+// itself is already recorded). The complete script answers which outcomes it applied, with
+// their namespace and function, so each task is counted once and nothing is read back.
 //
 //	<prefix>hist:{<ns>}:<t>         hash  one 10 s interval starting at unix second t:
 //	                                      c (completed), f (failed), d<i> (run-time histogram)
@@ -44,7 +45,6 @@ const (
 	histBuckets     = 80 // run-time histogram buckets: see durBucket
 	fieldCompleted  = "c"
 	fieldFailed     = "f"
-	fHist           = "hist" // task field: the task was counted in the history
 	histFieldPrefix = "d"
 
 	// RecentPerNamespace bounds the recent-task index of a namespace (entries).
@@ -89,45 +89,40 @@ func bucketMs(b int) float64 {
 	return math.Exp2((float64(b-1) + 0.5) / 4)
 }
 
-// histFields are read back from the task record after completion.
-var histFields = []string{fStatus, fAttempts, fNamespace, fFunctionID, fFinished, fDurationMs, fHist}
-
-// recordHistory counts the outcomes the complete script applied: it reads their records
-// back (one pipeline) and writes counters and indexes for those terminal at the outcome's
-// attempt and not counted yet (a second pipeline).
-func (s *Store) recordHistory(ctx context.Context, outcomes []task.Outcome) {
-	if err := s.writeHistory(ctx, outcomes); err != nil {
+// recordHistory counts the outcomes the complete script applied, in one pipeline. applied
+// is the script's answer: {now (ms), then id, namespace, function id per applied outcome};
+// only those are counted, so a late or duplicate outcome never counts twice.
+func (s *Store) recordHistory(ctx context.Context, outcomes []task.Outcome, applied []string) {
+	if err := s.writeHistory(ctx, outcomes, applied); err != nil {
 		slog.Warn("store: writing the dashboard history failed; those tasks are missing from it",
-			"tasks", len(outcomes), "err", err)
+			"tasks", (len(applied)-1)/3, "err", err)
 	}
 }
 
-func (s *Store) writeHistory(ctx context.Context, outcomes []task.Outcome) error {
-	cmds := make([]*redis.SliceCmd, len(outcomes))
-	if _, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, o := range outcomes {
-			cmds[i] = p.HMGet(ctx, s.k.task(o.ID), histFields...)
+func (s *Store) writeHistory(ctx context.Context, outcomes []task.Outcome, applied []string) error {
+	now, err := strconv.ParseInt(applied[0], 10, 64)
+	if err != nil {
+		return fmt.Errorf("store: history: the script's clock %q: %w", applied[0], err)
+	}
+	// The first outcome of an id is the one the script applied (the next found it terminal).
+	byID := make(map[string]*task.Outcome, len(outcomes))
+	for i := range outcomes {
+		if _, ok := byID[outcomes[i].ID]; !ok {
+			byID[outcomes[i].ID] = &outcomes[i]
 		}
-		return nil
-	}); err != nil {
-		return redisErr("history read", err)
 	}
 	var b historyBatch
-	for i, o := range outcomes {
-		v := cmds[i].Val()
-		if len(v) != len(histFields) || v[6] != nil || int(num(v[1])) != o.Attempt {
+	for i := 1; i+2 < len(applied); i += 3 {
+		o := byID[applied[i]]
+		if o == nil {
 			continue
 		}
-		st := task.Status(str(v[0]))
-		if st != task.Completed && st != task.Failed {
-			continue
-		}
-		b.add(s.k, o.ID, str(v[2]), str(v[3]), st, num(v[4]), num(v[5]))
+		b.add(s.k, o.ID, applied[i+1], applied[i+2], o.Status(), now, o.Duration.Milliseconds())
 	}
-	if len(b.marked) == 0 {
+	if len(b.incr) == 0 {
 		return nil
 	}
-	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		b.write(ctx, p, s.cfg.TaskTTL)
 		return nil
 	})
@@ -137,7 +132,6 @@ func (s *Store) writeHistory(ctx context.Context, outcomes []task.Outcome) error
 // historyBatch gathers the history writes of one batch of outcomes by key, so that a
 // batch costs one command per key touched rather than several per task.
 type historyBatch struct {
-	marked []string                    // task keys to mark counted
 	incr   map[string]map[string]int64 // counter hash → field → increment
 	expire map[string]time.Time        // interval hash → expiry
 	zadd   map[string][]redis.Z        // recent index → entries
@@ -152,7 +146,6 @@ func (b *historyBatch) add(k keys, id, ns, fid string, st task.Status, finMs, du
 		b.zadd = make(map[string][]redis.Z)
 		b.bound = make(map[string]int64)
 	}
-	b.marked = append(b.marked, k.task(id))
 	b.newest = max(b.newest, finMs)
 	field := fieldCompleted
 	if st == task.Failed {
@@ -199,9 +192,6 @@ func (b *historyBatch) index(key string, bound int64, z redis.Z) {
 // write queues the batch's commands on p: per index one ZADD, a trim to its bound and to
 // the task TTL by age, and its expiry.
 func (b *historyBatch) write(ctx context.Context, p redis.Pipeliner, ttl time.Duration) {
-	for _, key := range b.marked {
-		p.HSet(ctx, key, fHist, 1)
-	}
 	for key, fields := range b.incr {
 		for f, n := range fields {
 			p.HIncrBy(ctx, key, f, n)
