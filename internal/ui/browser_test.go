@@ -339,6 +339,7 @@ func TestDashboardInBrowser(t *testing.T) {
 		poll(t, ctx, "the run form", `document.querySelector('#run-input') !== null`, 10*time.Second)
 		do(t, ctx, chromedp.SendKeys(chromedp.ID("run-input"), "hello, dashboard"), chromedp.Click(chromedp.ID("run")))
 		poll(t, ctx, "the result", `document.querySelector('#task-result')?.textContent === 'hello, dashboard'`, 20*time.Second)
+		poll(t, ctx, "the task in the function's recent tasks", `document.querySelectorAll('#recent tbody tr').length === 1`, 10*time.Second)
 		axe(t, ctx, "function")
 		shot(t, ctx, "function")
 	})

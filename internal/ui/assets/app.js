@@ -150,7 +150,9 @@ async function overview(root) {
     scales: { x: { time: true } },
   }, [[], ...series.map(() => [])], el);
   const rc = mk(rate, [{ label: 'completed/s', stroke: '#1d5e20' }, { label: 'failed/s', stroke: '#a1110d' }]);
-  const lc = mk(lat, [{ label: 'p50', stroke: '#0b4f9c' }, { label: 'p99', stroke: '#7a3e00' }]);
+  // Points as well as lines: an interval with tasks between empty ones is a lone point.
+  const lc = mk(lat, [{ label: 'p50', stroke: '#0b4f9c', points: { show: true, size: 4 } },
+    { label: 'p99', stroke: '#7a3e00', points: { show: true, size: 4 } }]);
   charts.push(rc, lc);
   let n = 0;
   every(1000, async () => {
@@ -269,6 +271,7 @@ async function functionPage(root, id) {
       let t;
       do { t = await api('GET', `/result/${task_id}?wait=20s`); } while (t.status === 'QUEUED' || t.status === 'RUNNING');
       out.replaceChildren(taskFacts(t));
+      taskList(recent, { function: id }, 20).catch(showError);
     } catch (err) {
       out.replaceChildren(h('p', { class: 'bad', text: 'Not run: ' + err.message }));
     } finally { runBtn.disabled = false; }
@@ -308,7 +311,7 @@ async function functionPage(root, id) {
 }
 
 function facts(pairs) {
-  return pairs.flatMap(([k, v]) => [h('dt', { text: k }), h('dd', { text: v })]);
+  return pairs.flatMap(([k, v]) => [h('dt', { text: k }), v instanceof Node ? h('dd', {}, v) : h('dd', { text: v })]);
 }
 
 // Tasks: filters and pages of recently finished tasks.
@@ -355,7 +358,8 @@ async function taskList(el, filter, limit, cursor) {
 
 function taskFacts(t) {
   const parts = [h('dl', { class: 'facts' }, facts([
-    ['task', t.task_id], ['status', t.status], ['function', t.function_id || '—'],
+    ['task', t.task_id], ['status', t.status],
+    ['function', t.function_id ? h('a', { href: '#/function/' + t.function_id, text: t.function_id }) : '—'],
     ['attempts', t.attempts], ['worker', t.worker || '—'], ['created', fmtTime(t.created_at)],
     ['started', fmtTime(t.started_at)], ['finished', fmtTime(t.finished_at)],
     ['run time', t.duration_ms !== undefined ? t.duration_ms + ' ms' : '—'],
