@@ -33,6 +33,7 @@ var rules = []struct {
 	{"faas/server", []string{zmq, "faas/dispatch", "faas/worker", "faas/protocol"}, "the REST server never talks to workers"},
 	{"faas/dispatch", []string{"faas/worker", "faas/server"}, "local mode runs without the remote worker"},
 	{"faas/worker", []string{redis, "faas/store", "faas/dispatch", "faas/server"}, "a remote worker reaches Redis only through its dispatcher"},
+	{"faas/internal/ui", []string{"faas/", wazero, zmq, redis}, "the dashboard's files hold no data: the page reaches everything through the API"},
 }
 
 func TestLayers(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	_ "embed"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -329,6 +330,22 @@ func TestDashboardInBrowser(t *testing.T) {
 		poll(t, ctx, "the table", `[...document.querySelectorAll('#functions a')].some(a => a.textContent === 'echo-upload')`, 10*time.Second)
 		axe(t, ctx, "functions")
 		shot(t, ctx, "functions")
+	})
+
+	t.Run("upload a module by dropping it on the page", func(t *testing.T) {
+		// A drop event carrying the file, as the browser fires it at the end of a drag from
+		// the desktop (which a headless browser has no way to start).
+		do(t, ctx, chromedp.Navigate(s.url+"/ui/#/functions"))
+		poll(t, ctx, "the drop area", `document.querySelector('#drop') !== null`, 10*time.Second)
+		do(t, ctx, chromedp.Evaluate[chromedp.Void](`document.querySelector('#upload-name').value = 'dropped'`),
+			chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`(() => {
+				const bytes = Uint8Array.from(atob(%q), c => c.charCodeAt(0));
+				const dt = new DataTransfer();
+				dt.items.add(new File([bytes], 'echo.wasm', {type: 'application/wasm'}));
+				document.querySelector('#drop').dispatchEvent(new DragEvent('drop', {dataTransfer: dt, bubbles: true, cancelable: true}));
+			})()`, base64.StdEncoding.EncodeToString(samples.Echo))))
+		poll(t, ctx, "the registration", `document.querySelector('#upload-msg').textContent.startsWith('Registered dropped as')`, 10*time.Second)
+		poll(t, ctx, "the table", `[...document.querySelectorAll('#functions a')].some(a => a.textContent === 'dropped')`, 10*time.Second)
 	})
 
 	t.Run("run it from the form and read the result", func(t *testing.T) {
