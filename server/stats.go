@@ -112,14 +112,20 @@ func (s *Server) statsFunctions(w http.ResponseWriter, r *http.Request) {
 }
 
 // recentTasks handles GET /tasks?status=&function=&since=&cursor=&limit=: finished tasks of
-// the namespace, newest first, as /status answers them.
+// the namespace, newest first, as /status answers them; with status QUEUED or RUNNING, the
+// current ones instead (no paging).
 func (s *Server) recentTasks(w http.ResponseWriter, r *http.Request) {
 	q, err := s.recentQuery(r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	page, err := s.st.Recent(r.Context(), namespace(r.Context()), q)
+	var page store.RecentPage
+	if q.Status == task.Queued || q.Status == task.Running {
+		page.Tasks, err = s.st.Unfinished(r.Context(), namespace(r.Context()), q.Status, q.FunctionID, q.Limit)
+	} else {
+		page, err = s.st.Recent(r.Context(), namespace(r.Context()), q)
+	}
 	if errors.Is(err, store.ErrBadCursor) {
 		err = badRequest("cursor %q is not one this endpoint handed out (next_cursor)", q.Cursor)
 	}
@@ -149,9 +155,14 @@ func (s *Server) recentQuery(r *http.Request) (store.RecentQuery, error) {
 	switch st := task.Status(v.Get("status")); st {
 	case "", task.Completed, task.Failed:
 		q.Status = st
+	case task.Queued, task.Running:
+		if v.Get("since") != "" || q.Cursor != "" {
+			return q, badRequest("since and cursor apply to finished tasks only; status %s lists the "+
+				"current ones (QUEUED: the next to run; RUNNING: any order), up to limit", st)
+		}
+		q.Status = st
 	default:
-		return q, badRequest("status %q: want COMPLETED or FAILED (the list holds finished tasks; "+
-			"a queued or running task is read with /status/{task_id})", st)
+		return q, badRequest("status %q: want QUEUED, RUNNING, COMPLETED or FAILED", st)
 	}
 	if l := v.Get("limit"); l != "" {
 		n, err := strconv.Atoi(l)

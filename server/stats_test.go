@@ -16,8 +16,13 @@ import (
 func TestDashboardEndpoints(t *testing.T) {
 	e := newEnv(t, server.Config{})
 	fid := e.register(t, "echo", samples.Echo, nil)
+	var ids []string
 	for _, in := range []string{"a", "b", "bad"} {
-		e.execute(t, fid, []byte(in))
+		ids = append(ids, e.execute(t, fid, []byte(in)))
+	}
+	q := e.get(t, "/tasks?status=QUEUED&function=echo").want(t, http.StatusOK)
+	if qs := q.obj["tasks"].([]any); len(qs) != 3 || qs[0].(map[string]any)["task_id"] != ids[0] {
+		t.Fatalf("queued tasks, the next to run first: %s", q.raw)
 	}
 	e.finish(t, func(tk task.Task) task.Outcome {
 		if string(tk.Input) == "bad" {
@@ -26,8 +31,17 @@ func TestDashboardEndpoints(t *testing.T) {
 		return echoOutcome(tk)
 	})
 
+	running := e.execute(t, fid, []byte("c"))
+	if ts, err := e.st.Claim(ctxT(t), "test", 1); err != nil || len(ts) != 1 {
+		t.Fatalf("Claim: %v %v", ts, err)
+	}
+	r := e.get(t, "/tasks?status=RUNNING").want(t, http.StatusOK)
+	if rs := r.obj["tasks"].([]any); len(rs) != 1 || rs[0].(map[string]any)["task_id"] != running {
+		t.Fatalf("running tasks: %s", r.raw)
+	}
 	o := e.get(t, "/stats/overview").want(t, http.StatusOK)
-	if o.obj["namespace"] != "default" || o.obj["completed"] != 2.0 || o.obj["failed"] != 1.0 || o.obj["queued"] != 0.0 {
+	if o.obj["namespace"] != "default" || o.obj["completed"] != 2.0 || o.obj["failed"] != 1.0 || o.obj["queued"] != 0.0 ||
+		o.obj["running"] != 1.0 {
 		t.Fatalf("overview: %s", o.raw)
 	}
 	series := o.obj["series"].(map[string]any)
@@ -66,10 +80,11 @@ func TestDashboardEndpoints(t *testing.T) {
 	}
 
 	for path, msg := range map[string]string{
-		"/tasks?status=RUNNING":  "COMPLETED or FAILED",
-		"/tasks?limit=0":         "limit",
-		"/tasks?since=yesterday": "RFC 3339",
-		"/tasks?cursor=xyz":      "cursor",
+		"/tasks?status=DONE":              "QUEUED, RUNNING, COMPLETED or FAILED",
+		"/tasks?status=QUEUED&cursor=1_x": "finished tasks only",
+		"/tasks?limit=0":                  "limit",
+		"/tasks?since=yesterday":          "RFC 3339",
+		"/tasks?cursor=xyz":               "cursor",
 	} {
 		e.get(t, path).wantError(t, http.StatusBadRequest, "bad_request", msg)
 	}

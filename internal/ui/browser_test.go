@@ -390,14 +390,22 @@ func TestDashboardInBrowser(t *testing.T) {
 		if st.Status != "RUNNING" {
 			t.Fatalf("the task is %s, not RUNNING", st.Status)
 		}
-		do(t, ctx, chromedp.Navigate(s.url+"/ui/#/task/"+id))
+		// Found in the list of running tasks, opened from there.
+		do(t, ctx, chromedp.Navigate(s.url+"/ui/#/tasks"))
+		poll(t, ctx, "the filters", `document.querySelector('#f-status') !== null`, 10*time.Second)
+		do(t, ctx, chromedp.SetValue(chromedp.ID("f-status"), "RUNNING"), chromedp.Click(chromedp.CSS("#filters button")))
+		link := fmt.Sprintf(`[...document.querySelectorAll('#tasklist a')].find(a => a.textContent === %q)`, id[:8])
+		poll(t, ctx, "the running task listed", link+` !== undefined`, 10*time.Second)
+		do(t, ctx, chromedp.Evaluate[chromedp.Void](link+`.click()`))
 		poll(t, ctx, "the cancel button", `document.querySelector('#cancel') !== null`, 10*time.Second)
 		do(t, ctx, chromedp.Click(chromedp.ID("cancel")))
 		poll(t, ctx, "an answer", `document.querySelector('#cancel-msg') !== null || !document.querySelector('#alert').hidden`, 10*time.Second)
 		if strings.Contains(text(t, ctx, `document.querySelector('#alert').textContent`), "cannot cancel") {
 			t.Skip("cancel route not merged yet")
 		}
-		poll(t, ctx, "the task ended", `!['QUEUED', 'RUNNING'].includes([...document.querySelectorAll('#task dd')][1]?.textContent)`, 10*time.Second)
+		// Cancelled: FAILED with kind cancelled (task.Kinds of the cancel issue), long before
+		// the 3 s sleep would have ended.
+		poll(t, ctx, "the task cancelled", `(document.querySelector('#task-error')?.textContent || '').startsWith('cancelled')`, 10*time.Second)
 	})
 
 	t.Run("namespace B's key does not show A's functions", func(t *testing.T) {

@@ -316,7 +316,7 @@ function facts(pairs) {
 
 // Tasks: filters and pages of recently finished tasks.
 async function tasks(root) {
-  const status = h('select', { id: 'f-status' }, ['', 'COMPLETED', 'FAILED'].map((s) => h('option', { value: s, text: s || 'any' })));
+  const status = h('select', { id: 'f-status' }, ['', 'QUEUED', 'RUNNING', 'COMPLETED', 'FAILED'].map((s) => h('option', { value: s, text: s || 'any finished' })));
   const fn = h('input', { id: 'f-function', type: 'text', placeholder: 'name or id' });
   const since = h('select', { id: 'f-since' }, [['', 'any time'], ['300', 'last 5 minutes'], ['3600', 'last hour'], ['86400', 'last day']]
     .map(([v, t]) => h('option', { value: v, text: t })));
@@ -329,7 +329,8 @@ async function tasks(root) {
   form.addEventListener('submit', (e) => {
     e.preventDefault();
     const q = { status: status.value, function: fn.value.trim() };
-    if (since.value) q.since = new Date(Date.now() - since.value * 1000).toISOString().replace(/\.\d+Z$/, 'Z');
+    const current = status.value === 'QUEUED' || status.value === 'RUNNING'; // not by finish time
+    if (since.value && !current) q.since = new Date(Date.now() - since.value * 1000).toISOString().replace(/\.\d+Z$/, 'Z');
     taskList(list, q, 50).catch(showError);
   });
   root.append(h('h2', { text: 'Recent tasks' }), form, list);
@@ -353,7 +354,7 @@ async function taskList(el, filter, limit, cursor) {
       h('td', {}, h('a', { href: '#/function/' + t.function_id, text: short(t.function_id) })),
       h('td', { text: fmtTime(t.finished_at) }), h('td', { text: fmtMs(t.duration_ms) }),
       h('td', { text: t.attempts })))))
-    : h('p', { text: 'No finished tasks match.' }), more || '');
+    : h('p', { text: 'No tasks match.' }), more || '');
 }
 
 function taskFacts(t) {
