@@ -342,7 +342,10 @@ async function taskList(el, filter, limit, cursor) {
   const q = new URLSearchParams({ limit: String(limit) });
   for (const [k, v] of Object.entries(filter)) if (v) q.set(k, v);
   if (cursor) q.set('cursor', cursor);
+  // A slower earlier answer (the unfiltered first load, say) must not overwrite a newer one.
+  const gen = (el.listGen = (el.listGen || 0) + 1);
   const r = await api('GET', '/tasks?' + q);
+  if (el.listGen !== gen) return;
   const more = r.next_cursor ? h('button', { type: 'button', class: 'secondary', id: 'older', text: 'Older',
     onclick: () => taskList(el, filter, limit, r.next_cursor).catch(showError) }) : null;
   el.replaceChildren(r.tasks.length ? h('table', {},
