@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -187,10 +186,12 @@ type RecentPage struct {
 var ErrBadCursor = fmt.Errorf("store: bad cursor")
 
 // Recent returns a page of namespace ns's recently finished tasks matching q, newest
-// first (summaries: outputs left out), from the recent indexes. The cursor is the finish
-// time and id of the last task of the previous page, so a page stays put while new tasks
-// finish. The one filter no index covers directly (completed only) reads more index
-// entries than it returns: up to 10 reads, and a shorter page with a cursor after that.
+// first (summaries: outputs left out), from the recent indexes. The cursor is a position:
+// the finish time of the last task of the previous page and how many tasks of that same
+// finish time were already listed (the tasks of one completed batch share it), so a page
+// stays put while new tasks finish. The one filter no index covers directly (completed
+// only) reads more index entries than it returns: up to 10 reads, and a shorter page with
+// a cursor after that.
 func (s *Store) Recent(ctx context.Context, ns string, q RecentQuery) (RecentPage, error) {
 	if q.Limit <= 0 || q.Limit > 1000 {
 		return RecentPage{}, fmt.Errorf("store: recent: limit %d outside 1..1000", q.Limit)
@@ -204,13 +205,15 @@ func (s *Store) Recent(ctx context.Context, ns string, q RecentQuery) (RecentPag
 	case q.Status == task.Failed:
 		key = s.k.recentFailed(ns)
 	}
-	maxScore, after := "+inf", ""
+	maxScore, posMs, skip := "+inf", int64(-1), int64(0)
 	if q.Cursor != "" {
-		ms, id, ok := strings.Cut(q.Cursor, "_")
-		if _, err := strconv.ParseInt(ms, 10, 64); !ok || err != nil || id == "" {
+		ms, n, ok := strings.Cut(q.Cursor, "_")
+		m, err1 := strconv.ParseInt(ms, 10, 64)
+		k, err2 := strconv.ParseInt(n, 10, 64)
+		if !ok || err1 != nil || err2 != nil || m < 0 || k < 0 {
 			return RecentPage{}, fmt.Errorf("%w %q", ErrBadCursor, q.Cursor)
 		}
-		maxScore, after = ms, id
+		maxScore, posMs, skip = ms, m, k
 	}
 	minScore := "-inf"
 	if !q.Since.IsZero() {
@@ -220,18 +223,37 @@ func (s *Store) Recent(ctx context.Context, ns string, q RecentQuery) (RecentPag
 	for round := 0; round < 10 && len(page.Tasks) < q.Limit; round++ {
 		want := q.Limit - len(page.Tasks)
 		zs, err := s.rdb.ZRevRangeByScoreWithScores(ctx, key, &redis.ZRangeBy{
-			Min: minScore, Max: maxScore, Count: int64(want + 64)}).Result()
+			Min: minScore, Max: maxScore, Offset: skip, Count: int64(want + 1)}).Result()
 		if err != nil {
 			return RecentPage{}, redisErr("recent", err)
 		}
-		ids, scores := skipThrough(zs, after)
-		all := len(zs) < want+64 // the index has nothing older than these
-		if len(ids) > want {
-			ids, scores, all = ids[:want], scores[:want], false
+		more := len(zs) > want // the index has more beyond this page
+		if more {
+			zs = zs[:want]
 		}
-		if len(ids) == 0 {
-			return page, nil
+		if len(zs) == 0 {
+			page.Next = ""
+			break
 		}
+		ids := make([]string, len(zs))
+		for i, z := range zs {
+			ids[i], _ = z.Member.(string)
+		}
+		// The next position: after the last entry, counting the entries of its score.
+		lastMs := int64(zs[len(zs)-1].Score)
+		same := int64(0)
+		for _, z := range zs {
+			if int64(z.Score) == lastMs {
+				same++
+			}
+		}
+		if lastMs == posMs {
+			skip += same
+		} else {
+			skip = same
+		}
+		posMs, maxScore = lastMs, strconv.FormatInt(lastMs, 10)
+		page.Next = maxScore + "_" + strconv.FormatInt(skip, 10)
 		recs, err := s.Summaries(ctx, ids, 0)
 		if err != nil {
 			return RecentPage{}, err
@@ -241,47 +263,10 @@ func (s *Store) Recent(ctx context.Context, ns string, q RecentQuery) (RecentPag
 				page.Tasks = append(page.Tasks, r)
 			}
 		}
-		lastID, lastMs := ids[len(ids)-1], scores[len(ids)-1]
-		maxScore, after = strconv.FormatInt(lastMs, 10), lastID
-		page.Next = maxScore + "_" + lastID
-		if all {
+		if !more {
 			page.Next = ""
 			break
 		}
 	}
 	return page, nil
-}
-
-// skipThrough drops the entries up to and including id (a cursor's task) when id is among
-// the entries of the cursor's score; entries are newest first, ties in reverse id order.
-func skipThrough(zs []redis.Z, id string) ([]string, []int64) {
-	ids := make([]string, 0, len(zs))
-	scores := make([]int64, 0, len(zs))
-	skipping := id != ""
-	if skipping {
-		first := zs
-		if len(first) > 0 {
-			top := first[0].Score
-			i := sort.Search(len(first), func(i int) bool { return first[i].Score != top })
-			found := false
-			for _, z := range first[:i] {
-				if z.Member.(string) == id {
-					found = true
-				}
-			}
-			skipping = found
-		}
-	}
-	for _, z := range zs {
-		m, _ := z.Member.(string)
-		if skipping {
-			if m == id {
-				skipping = false
-			}
-			continue
-		}
-		ids = append(ids, m)
-		scores = append(scores, int64(z.Score))
-	}
-	return ids, scores
 }
