@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -185,4 +186,26 @@ func BenchmarkDashboardTasksOfFunction(b *testing.B) {
 
 func BenchmarkDashboardTasksFailed(b *testing.B) {
 	benchGet(b, "/tasks?status=FAILED&limit=50", `"status":"FAILED"`)
+}
+
+// BenchmarkDashboardTasksDeepPage reads a page 5,000 tasks deep into one completed batch
+// (its 10,000 tasks share one finish time, so the cursor is an offset within it).
+func BenchmarkDashboardTasksDeepPage(b *testing.B) {
+	e := dashboardEnv(b)
+	resp, err := http.Get(e.url + "/tasks?limit=1&function=" + dash.fns[1])
+	if err != nil {
+		b.Fatal(err)
+	}
+	var first struct {
+		Tasks []struct {
+			FinishedAt time.Time `json:"finished_at"`
+		} `json:"tasks"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&first)
+	resp.Body.Close()
+	if err != nil || len(first.Tasks) != 1 {
+		b.Fatalf("first page: %v %+v", err, first)
+	}
+	ms := first.Tasks[0].FinishedAt.UnixMilli()
+	benchGet(b, fmt.Sprintf("/tasks?function=FN&limit=50&cursor=%d_5000", ms), `"next_cursor":"`+strconv.FormatInt(ms, 10)+`_5050"`)
 }
