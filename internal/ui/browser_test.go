@@ -23,6 +23,7 @@ import (
 
 	"faas/dispatch"
 	"faas/internal/redistest"
+	"faas/internal/testutil"
 	"faas/samples"
 	"faas/sandbox"
 	"faas/server"
@@ -46,6 +47,7 @@ const (
 // on one store, with a local dispatcher of 4 slots.
 type stack struct {
 	url, keyed string
+	log        *testutil.SyncBuffer // every component's log, at debug level
 }
 
 func startStack(t *testing.T) stack {
@@ -62,7 +64,8 @@ func startStack(t *testing.T) stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	logs := &testutil.SyncBuffer{}
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	done := st.NewDone()
 	ring, err := server.ParseKeys(strings.NewReader("A "+keyA+"\nB "+keyB+"\n"), server.Quota{})
 	if err != nil {
@@ -83,7 +86,7 @@ func startStack(t *testing.T) stack {
 		return "http://" + ln.Addr().String()
 	}
 	run(func() error { return done.Run(ctx) })
-	s := stack{url: serve(server.Config{}), keyed: serve(server.Config{Keys: ring})}
+	s := stack{url: serve(server.Config{}), keyed: serve(server.Config{Keys: ring}), log: logs}
 	run(func() error {
 		return dispatch.Run(ctx, st, sb, dispatch.Config{Mode: "local", Workers: 4, Owner: "ui-test"}, log)
 	})
@@ -421,6 +424,21 @@ func TestDashboardInBrowser(t *testing.T) {
 		poll(t, ctx, "A's function with A's key", `document.querySelector('#ns').textContent === 'A' && document.body.innerText.includes('secret-of-a')`, 10*time.Second)
 		if strings.Contains(text(t, ctx, `location.href`), keyA) {
 			t.Fatal("the key is in the URL")
+		}
+		if n := text(t, ctx, `String(localStorage.length) + ' ' + document.cookie.length`); n != "0 0" {
+			t.Fatalf("the page kept something in localStorage or cookies: %s", n)
+		}
+		// Wrong keys too: the page sent one of each namespace and a refused one.
+		do(t, ctx, chromedp.SetValue(chromedp.ID("apikey"), "not-a-key-of-this-server-0123456789"),
+			chromedp.Click(chromedp.CSS("#keyform button[type=submit]")))
+		poll(t, ctx, "the refusal", `document.querySelector('#alert').textContent.includes('API key')`, 10*time.Second)
+		for _, k := range []string{keyA, keyB, "not-a-key-of-this-server"} {
+			if strings.Contains(s.log.String(), k) {
+				t.Fatalf("a key is in the server's log")
+			}
+		}
+		if !strings.Contains(s.log.String(), "unauthorized") {
+			t.Fatal("the debug log holds no refused request: the check above proves nothing")
 		}
 		do(t, ctx, chromedp.Click(chromedp.ID("forget")))
 	})
