@@ -354,6 +354,28 @@ func TestDashboardInBrowser(t *testing.T) {
 		poll(t, ctx, "the table", `[...document.querySelectorAll('#functions a')].some(a => a.textContent === 'dropped')`, 10*time.Second)
 	})
 
+	t.Run("delete a function, after confirming", func(t *testing.T) {
+		do(t, ctx, chromedp.Evaluate[chromedp.Void](`[...document.querySelectorAll('#functions a')].find(a => a.textContent === 'dropped').click()`))
+		poll(t, ctx, "the delete button", `document.querySelector('#delete') !== null`, 10*time.Second)
+		do(t, ctx, chromedp.Click(chromedp.ID("delete")))
+		poll(t, ctx, "the confirmation", `document.querySelector('#delete-confirm') !== null`, 10*time.Second)
+		if !strings.Contains(text(t, ctx, `location.hash`), "#/function/") {
+			t.Fatal("the first click left the page: no confirmation")
+		}
+		do(t, ctx, chromedp.Click(chromedp.ID("delete-confirm")))
+		poll(t, ctx, "the functions without it", `location.hash === '#/functions' && document.querySelector('#functions table') !== null &&
+			![...document.querySelectorAll('#functions a')].some(a => a.textContent === 'dropped')`, 10*time.Second)
+		var list struct {
+			Functions []struct{ Name string }
+		}
+		call(t, "GET", s.url+"/functions", "", "", nil, &list)
+		for _, f := range list.Functions {
+			if f.Name == "dropped" {
+				t.Fatal("the API still lists the deleted function")
+			}
+		}
+	})
+
 	t.Run("run it from the form and read the result", func(t *testing.T) {
 		if uploaded == "" {
 			t.Skip("the upload failed")
