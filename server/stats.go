@@ -77,7 +77,14 @@ type functionFigures struct {
 	FailureRate   float64 `json:"failure_rate"` // failed / tasks; 0 without tasks
 	P50Ms         float64 `json:"p50_ms"`
 	P99Ms         float64 `json:"p99_ms"`
+	// FiguresOmitted marks a function beyond the newest statsFunctionsMax: its figures
+	// (all zero) were not read.
+	FiguresOmitted bool `json:"figures_omitted,omitempty"`
 }
+
+// statsFunctionsMax bounds the functions whose figures one /stats/functions reads (60
+// interval hashes each): the newest ones.
+const statsFunctionsMax = 500
 
 func (s *Server) statsFunctions(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
@@ -87,9 +94,9 @@ func (s *Server) statsFunctions(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	ids := make([]string, len(fns))
-	for i, f := range fns {
-		ids[i] = f.ID
+	ids := make([]string, min(len(fns), statsFunctionsMax))
+	for i := range ids {
+		ids[i] = fns[i].ID
 	}
 	st, err := s.st.FunctionStats(ctx, ns, ids)
 	if err != nil {
@@ -98,9 +105,10 @@ func (s *Server) statsFunctions(w http.ResponseWriter, r *http.Request) {
 	}
 	out := make([]functionFigures, len(fns))
 	for i, f := range fns {
-		fs := st[f.ID]
+		fs, ok := st[f.ID]
 		out[i] = functionFigures{Function: f, Completed: fs.Completed, FailedCount: fs.Failed,
-			TasksLastHour: fs.Completed + fs.Failed, P50Ms: round1(fs.P50Ms), P99Ms: round1(fs.P99Ms)}
+			TasksLastHour: fs.Completed + fs.Failed, P50Ms: round1(fs.P50Ms), P99Ms: round1(fs.P99Ms),
+			FiguresOmitted: !ok}
 		if n := fs.Completed + fs.Failed; n > 0 {
 			out[i].FailureRate = float64(fs.Failed) / float64(n)
 		}

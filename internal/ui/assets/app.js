@@ -243,7 +243,8 @@ async function functions(root) {
         h('td', {}, h('a', { href: '#/function/' + f.function_id, text: f.name })),
         h('td', { text: short(f.function_id) }), h('td', { text: f.abi || '—' }),
         h('td', { text: f.module_size + ' B' }), h('td', { text: fmtTime(f.created_at) }),
-        h('td', { text: f.tasks_last_hour }), h('td', { text: f.tasks_last_hour ? pct(f.failure_rate) : '—' }),
+        h('td', { text: f.figures_omitted ? 'not read' : f.tasks_last_hour }),
+        h('td', { text: f.tasks_last_hour ? pct(f.failure_rate) : '—' }),
         h('td', { text: fmtMs(f.p50_ms) }), h('td', { text: fmtMs(f.p99_ms) }))))));
   }
   await table();
