@@ -10,8 +10,8 @@ TEST_TIMEOUT ?= 14m
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
-deps: ## install missing system packages (libzmq3-dev, pkg-config, redis-server, redis-sentinel)
-	@scripts/deps.sh --with-redis
+deps: ## install missing system packages (libzmq3-dev, pkg-config, redis-server, redis-sentinel, chromium)
+	@scripts/deps.sh --with-redis --with-browser
 
 build: ## build bin/faas
 	@scripts/deps.sh

@@ -1,14 +1,28 @@
 #!/usr/bin/env bash
 # Installs the system packages faas needs when they are missing: libzmq (cgo, for the
 # ZeroMQ modes), pkg-config (to find it) and, with --with-redis, redis-server and
-# redis-sentinel (for the tests and a real deployment; `faas dev` embeds its own Redis).
+# redis-sentinel (for the tests and a real deployment; `faas dev` embeds its own Redis);
+# with --with-browser, chromium (the dashboard's browser test drives it; it fails under
+# CI=true without one and skips elsewhere).
 # Uses sudo when not root.
 set -euo pipefail
 
 missing=()
 pkg-config --exists libzmq 2>/dev/null || missing+=(libzmq3-dev)
 command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
-if [ "${1:-}" = "--with-redis" ]; then
+with_redis=false with_browser=false
+for a in "$@"; do
+  case "$a" in
+    --with-redis) with_redis=true ;;
+    --with-browser) with_browser=true ;;
+    *) echo "deps: unknown option $a (want --with-redis, --with-browser)" >&2; exit 2 ;;
+  esac
+done
+if $with_browser; then
+  command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 ||
+    command -v google-chrome >/dev/null 2>&1 || missing+=(chromium)
+fi
+if $with_redis; then
   # The Sentinel failover test (e2e) runs redis-sentinel, else redis-server --sentinel (the
   # same binary): a machine with redis-server already can run it and gets nothing new.
   command -v redis-server >/dev/null 2>&1 || missing+=(redis-server redis-sentinel)

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 
+	"faas/internal/ui"
 	"faas/store"
 )
 
@@ -48,7 +49,9 @@ func (s *Server) SetKeys(k *KeyRing) { s.keys.Store(k) }
 func (s *Server) authenticating(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ring := s.keys.Load()
-		if ring == nil || r.URL.Path == "/healthz" {
+		// The dashboard's static files hold no data: they load without a key, and the page
+		// then asks for one for the JSON endpoints it calls.
+		if ring == nil || r.URL.Path == "/healthz" || r.URL.Path == "/ui" || strings.HasPrefix(r.URL.Path, ui.Prefix) {
 			h.ServeHTTP(w, r)
 			return
 		}

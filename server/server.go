@@ -26,6 +26,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"faas/internal/metrics"
+	"faas/internal/ui"
 	"faas/sandbox"
 	"faas/store"
 	"faas/task"
@@ -204,6 +205,13 @@ func (s *Server) routes() http.Handler {
 	handle("/healthz", http.MethodGet, http.HandlerFunc(s.healthz))
 	handle("/workers", http.MethodGet, http.HandlerFunc(s.workers))
 	handle("/functions/{id_or_name}/logs", http.MethodGet, http.HandlerFunc(s.logs))
+	// The dashboard's endpoints (stats.go) and the page itself (ui.go).
+	handle("/stats/overview", http.MethodGet, http.HandlerFunc(s.statsOverview))
+	handle("/stats/functions", http.MethodGet, http.HandlerFunc(s.statsFunctions))
+	handle("/tasks", http.MethodGet, http.HandlerFunc(s.recentTasks))
+	handle("/functions/{id_or_name}/failures", http.MethodGet, http.HandlerFunc(s.functionFailures))
+	r.Handle("/ui", s.m.instrument("/ui/", ui.Handler()))
+	r.PathPrefix(ui.Prefix).Handler(s.m.instrument("/ui/", ui.Handler()))
 	handle("/metrics", http.MethodGet, metrics.Handler(s.cfg.Metrics))
 	r.NotFoundHandler = s.m.instrument(unmatchedRoute, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, notFound("no such endpoint: %s %s (see docs/API.md)", r.Method, r.URL.Path))

@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -268,16 +267,18 @@ func nonNil(b []byte) []byte {
 // An outcome applies only if the task is RUNNING at that attempt and, when via is not
 // empty (a remote worker's), was sent on that connection (Sent recorded it); the rest (late,
 // duplicate, expired, from another worker) change nothing. Publishes the applied ids once on the done channel.
-// Returns the applied ids and, in the same order, their function ids (for the function logs,
-// which CompleteFrom writes after the script: see logs.go).
+// Returns {now (ms), then per applied outcome: id, namespace ("" default), function id}:
+// what the dashboard's history (history.go) and the function logs (logs.go) need, read
+// here because the script has the record in hand; both are written by Go, after the script.
 var scriptComplete = redis.NewScript(luaPrelude + luaQueues + `
 local leases = KEYS[1]
 local task_prefix, task_ttl, done_channel = ARGV[1], ARGV[2], ARGV[3]
-local applied, fns = {}, {}
+local applied = {}
+local info = {now}
 for i = 4, #ARGV, 11 do
   local id, attempt, status, result, kind, msg, stderr, duration, worker, via, cpu = unpack(ARGV, i, i + 10)
   local key = task_prefix .. id
-  local t = redis.call('HMGET', key, 'status', 'attempts', 'sent_to', 'function_id')
+  local t = redis.call('HMGET', key, 'status', 'attempts', 'sent_to', 'ns', 'function_id')
   if t[1] == 'RUNNING' and tonumber(t[2]) == tonumber(attempt) and (via == '' or t[3] == via) then
     count_done(key)
     if status == 'COMPLETED' then
@@ -290,12 +291,14 @@ for i = 4, #ARGV, 11 do
     redis.call('HDEL', key, 'input', 'sent_to')
     redis.call('PEXPIRE', key, task_ttl)
     applied[#applied + 1] = id
-    fns[#fns + 1] = t[4] or ''
+    info[#info + 1] = id
+    info[#info + 1] = t[4] or ''
+    info[#info + 1] = t[5] or ''
   end
 end
 bulk('ZREM', leases, applied)
 publish(done_channel, applied)
-return {applied, fns}
+return info
 `)
 
 // Complete records outcomes in one round trip: for each, only if the task is RUNNING at that
@@ -317,19 +320,20 @@ func (s *Store) CompleteFrom(ctx context.Context, outcomes []task.Outcome, via [
 		return 0, fmt.Errorf("store: complete: %d outcomes, %d connections", len(outcomes), len(via))
 	}
 	a := completeArgs{taskTTL: s.cfg.TaskTTL, outcomes: outcomes, via: via}
-	v, err := s.eval(ctx, scriptComplete, a.call(s.k)).Slice()
+	res, err := s.eval(ctx, scriptComplete, a.call(s.k)).StringSlice()
 	if err != nil {
 		return 0, redisErr("complete", err)
 	}
-	applied, fns := strs(v, 0), strs(v, 1)
-	if len(applied) > 0 && len(fns) == len(applied) {
-		// After the script, never inside it: the logs are keys of their own (another slot
-		// on a sharded Cluster), and an outcome is recorded even if its log line is not.
-		if err := s.appendLogs(ctx, outcomes, applied, fns); err != nil {
-			slog.Warn("store: writing function logs failed (the outcomes are recorded)", "tasks", len(applied), "err", err)
-		}
+	if len(res) < 1 || (len(res)-1)%3 != 0 {
+		return 0, fmt.Errorf("store: complete: the script answered %d values", len(res))
 	}
-	return len(applied), nil
+	n := (len(res) - 1) / 3
+	if n > 0 {
+		// After the script, never inside it: the history and the logs are keys of their own
+		// (other slots on a sharded Cluster), and an outcome is recorded even if they are not.
+		s.recordAfterComplete(ctx, outcomes, res)
+	}
+	return n, nil
 }
 
 // sentModuleArgs are the ARGV of scriptSentModule (it has no KEYS).

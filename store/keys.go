@@ -40,6 +40,9 @@ import "fmt"
 //	<prefix>log:{<function id>}     stream  the function's recorded outcomes, about 1,000,
 //	                                        PX 24h (logs.go)
 //
+// The dashboard's history (interval counters, recent-task indexes) has keys of its own,
+// each with a hash tag of its own, written outside the scripts: see history.go.
+//
 // Scripts receive the key prefixes of task and function hashes in ARGV and build those keys
 // themselves (Claim cannot know the ids before popping them). That is only correct when all
 // keys live on one node: on a Redis Cluster the prefix is given a hash tag ("{faas}:") so

@@ -69,52 +69,59 @@ type LogQuery struct {
 	Limit  int           // at most this many, the newest (0 or more than LogMaxLen: LogMaxLen)
 }
 
-// appendLogs adds the applied outcomes (ids applied, of functions fns) to their functions'
-// logs, in one pipeline.
-func (s *Store) appendLogs(ctx context.Context, outcomes []task.Outcome, applied, fns []string) error {
-	byID := make(map[string]*task.Outcome, len(outcomes))
-	for i := range outcomes {
-		byID[outcomes[i].ID] = &outcomes[i]
+// logBatch gathers the log entries of one batch of outcomes.
+type logBatch struct {
+	entries []logEntryArgs
+	keys    map[string]struct{} // streams touched, for one PEXPIRE each
+}
+
+type logEntryArgs struct {
+	key  string
+	vals []any
+}
+
+// add adds outcome o of function fnID (nothing for a task without a function id).
+func (b *logBatch) add(k keys, fnID string, o *task.Outcome) {
+	if fnID == "" {
+		return
 	}
-	logs := make(map[string]struct{}, 1)
-	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, id := range applied {
-			o := byID[id]
-			if o == nil || fns[i] == "" {
-				continue
-			}
-			var kind, msg string
-			if o.Failure != nil {
-				kind, msg = string(o.Failure.Kind), o.Failure.Message
-			}
-			stderr := o.Stderr
-			if len(stderr) > LogStderrBytes {
-				stderr = stderr[len(stderr)-LogStderrBytes:]
-			}
-			key := s.k.functionLog(fns[i])
-			// Empty fields are left out: most entries (COMPLETED, silent) are then 4 fields.
-			vals := make([]any, 0, 16)
-			vals = append(vals, lTask, id, lStatus, string(o.Status()), lDuration, o.Duration.Milliseconds(), lAttempt, o.Attempt)
-			for _, f := range [...]struct {
-				name string
-				v    string
-			}{{lKind, kind}, {lMessage, msg}, {lWorker, o.Worker}} {
-				if f.v != "" {
-					vals = append(vals, f.name, f.v)
-				}
-			}
-			if len(stderr) > 0 {
-				vals = append(vals, lStderr, stderr)
-			}
-			p.XAdd(ctx, &redis.XAddArgs{Stream: key, MaxLen: LogMaxLen, Approx: true, Values: vals})
-			logs[key] = struct{}{}
+	var kind, msg string
+	if o.Failure != nil {
+		kind, msg = string(o.Failure.Kind), o.Failure.Message
+	}
+	stderr := o.Stderr
+	if len(stderr) > LogStderrBytes {
+		stderr = stderr[len(stderr)-LogStderrBytes:]
+	}
+	// Empty fields are left out: most entries (COMPLETED, silent) are then 4 fields.
+	vals := make([]any, 0, 16)
+	vals = append(vals, lTask, o.ID, lStatus, string(o.Status()), lDuration, o.Duration.Milliseconds(), lAttempt, o.Attempt)
+	for _, f := range [...]struct {
+		name string
+		v    string
+	}{{lKind, kind}, {lMessage, msg}, {lWorker, o.Worker}} {
+		if f.v != "" {
+			vals = append(vals, f.name, f.v)
 		}
-		for key := range logs { // once per function of the batch, not per outcome
-			p.PExpire(ctx, key, LogTTL)
-		}
-		return nil
-	})
-	return redisErr("append logs", err)
+	}
+	if len(stderr) > 0 {
+		vals = append(vals, lStderr, stderr)
+	}
+	key := k.functionLog(fnID)
+	b.entries = append(b.entries, logEntryArgs{key, vals})
+	if b.keys == nil {
+		b.keys = make(map[string]struct{}, 1)
+	}
+	b.keys[key] = struct{}{}
+}
+
+func (b *logBatch) write(ctx context.Context, p redis.Pipeliner) {
+	for _, e := range b.entries {
+		p.XAdd(ctx, &redis.XAddArgs{Stream: e.key, MaxLen: LogMaxLen, Approx: true, Values: e.vals})
+	}
+	for key := range b.keys { // once per function of the batch, not per outcome
+		p.PExpire(ctx, key, LogTTL)
+	}
 }
 
 // Logs returns entries of function fnID's log, oldest first, and the cursor from which

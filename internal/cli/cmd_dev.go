@@ -106,7 +106,8 @@ For anything that must last, run 'faas server' and 'faas dispatcher' on a real R
 			srv := server.New(st, sb, done, *scfg, d.log)
 			dcfg := dispatch.Config{Mode: protocol.ModeLocal, Workers: workers, Metrics: reg, Version: version()}
 			d.log.Info("faas dev: serving the REST API; the embedded Redis keeps nothing on disk",
-				"url", "http://"+ln.Addr().String(), "redis", redactURL(redisURL), "workers", workers)
+				"url", "http://"+ln.Addr().String(), "dashboard", "http://"+ln.Addr().String()+"/ui/",
+				"redis", redactURL(redisURL), "workers", workers)
 			return components{
 				"server":     func(ctx context.Context) error { return srv.Serve(ctx, ln) },
 				"done":       done.Run,

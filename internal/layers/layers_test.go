@@ -34,6 +34,7 @@ var rules = []struct {
 	{"faas/dispatch", []string{"faas/worker", "faas/server"}, "local mode runs without the remote worker"},
 	{"faas/internal/scaffold", []string{wazero, zmq, redis, "faas/sandbox", "faas/store"}, "scaffolding writes and builds projects; it runs no Wasm"},
 	{"faas/worker", []string{redis, "faas/store", "faas/dispatch", "faas/server"}, "a remote worker reaches Redis only through its dispatcher"},
+	{"faas/internal/ui", []string{"faas/", wazero, zmq, redis}, "the dashboard's files hold no data: the page reaches everything through the API"},
 }
 
 func TestLayers(t *testing.T) {
