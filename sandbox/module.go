@@ -35,6 +35,7 @@ func invalid(format string, args ...any) error {
 type ModuleInfo struct {
 	Hash           string   // lowercase hex sha256 of the module's bytes
 	Size           int64    // bytes
+	ABI            string   // ABICommand (exports _start) or ABIReactor (exports run)
 	Imports        []string // "wasi_snapshot_preview1.fd_write", ... in import order
 	Functions      int      // function bodies (each metered at its entry)
 	Loops          int      // loop instructions (each metered at its header)

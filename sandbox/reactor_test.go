@@ -1,0 +1,104 @@
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"faas/samples"
+	"faas/task"
+)
+
+func TestReactorDouble(t *testing.T) {
+	s := sharedSandbox(t)
+	ctx := context.Background()
+	for _, c := range []struct {
+		name string
+		wasm []byte
+		exit uint32
+	}{{"go", samples.DoubleGoReactor, 1}, {"c", samples.DoubleCReactor, 2}} {
+		t.Run(c.name, func(t *testing.T) {
+			info, err := s.Validate(ctx, c.wasm, task.Limits{})
+			if err != nil || info.ABI != ABIReactor {
+				t.Fatalf("Validate: %v, ABI %q", err, info.ABI)
+			}
+			h := load(t, s, c.wasm)
+			for i := 0; i < 3; i++ {
+				res, err := s.Run(ctx, h, "double", []byte("21"), task.Limits{})
+				check(t, res, err, outcome{stdout: "42"})
+				res, err = s.Run(ctx, h, "double", []byte(" -7\n"), task.Limits{})
+				check(t, res, err, outcome{stdout: "-14"})
+			}
+			res, err := s.Run(ctx, h, "double", []byte("twelve"), task.Limits{})
+			check(t, res, err, outcome{kind: task.KindExit, exit: c.exit, stderr: "not an integer"})
+		})
+	}
+}
+
+func TestReactorABI(t *testing.T) {
+	s := sharedSandbox(t)
+	ctx := context.Background()
+	info, err := s.Validate(ctx, samples.DoubleC, task.Limits{})
+	if err != nil || info.ABI != ABICommand {
+		t.Fatalf("command: %v, ABI %q", err, info.ABI)
+	}
+	_, err = s.Validate(ctx, samples.Hostile["reactor_both"], task.Limits{})
+	if !errors.Is(err, ErrInvalidModule) || !strings.Contains(err.Error(), "exports both _start and run") {
+		t.Fatalf("both: %v", err)
+	}
+	_, err = s.Validate(ctx, testdata(t, "no_start.wasm"), task.Limits{})
+	if err == nil || !strings.Contains(err.Error(), "nor a run function") {
+		t.Fatalf("neither: %v", err)
+	}
+}
+
+// TestReactorIsolation: every task starts from the snapshot, never from the previous task.
+func TestReactorIsolation(t *testing.T) {
+	s := sharedSandbox(t)
+	ctx := context.Background()
+	for _, c := range []struct {
+		name, want string
+		wasm       []byte
+		limits     task.Limits
+	}{
+		{"counter", "1 1", samples.ReactorCounter, task.Limits{}},
+		{"fill", "0", samples.ReactorFill, task.Limits{}},
+		// 17 pages fit in 2 MiB; the growth of a previous task added to them would not.
+		{"grow", "17", samples.ReactorGrow, task.Limits{MemoryMB: 2}},
+		{"clock", "ok", samples.ReactorClock, task.Limits{}},
+		{"gomap", "calls=1 map=0", samples.ReactorGoMap, task.Limits{}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			h := load(t, s, c.wasm)
+			for i := 0; i < 5; i++ {
+				res, err := s.Run(ctx, h, c.name, []byte("x"), c.limits)
+				check(t, res, err, outcome{stdout: c.want})
+			}
+		})
+	}
+}
+
+// TestReactorHostileInit: a misbehaving _initialize fails the task that pre-initializes it
+// with its kind, again at the next task (nothing half-made is kept), and harms nothing else.
+func TestReactorHostileInit(t *testing.T) {
+	s := sharedSandbox(t)
+	ctx := context.Background()
+	canary := load(t, s, samples.DoubleCReactor)
+	for _, name := range []string{"reactor_init_loop", "reactor_init_trap", "reactor_init_oom", "reactor_init_output", "reactor_init_table"} {
+		t.Run(name, func(t *testing.T) {
+			h := load(t, s, samples.Hostile[name])
+			for i := 0; i < 2; i++ {
+				res, err := s.Run(ctx, h, name, nil, task.Limits{TimeoutMs: 300, MemoryMB: 16})
+				if err != nil || res.Failure == nil || res.Failure.Kind != samples.HostileKind[name] {
+					t.Fatalf("Run: %v, %+v; want kind %s", err, res.Failure, samples.HostileKind[name])
+				}
+				if !strings.Contains(res.Failure.Message, "_initialize") {
+					t.Errorf("message %q does not name _initialize", res.Failure.Message)
+				}
+			}
+			res, err := s.Run(ctx, canary, "double", []byte("21"), task.Limits{})
+			check(t, res, err, outcome{stdout: "42"})
+		})
+	}
+}
