@@ -26,6 +26,7 @@ func BenchmarkReactor(b *testing.B) {
 	}{{"go", samples.DoubleGo, samples.DoubleGoReactor}, {"c", samples.DoubleC, samples.DoubleCReactor}} {
 		b.Run(c.lang+"/command", func(b *testing.B) { benchSandbox(b, options{}, c.command, "21", "42") })
 		b.Run(c.lang+"/reactor", func(b *testing.B) { benchSandbox(b, options{}, c.reactor, "21", "42") })
+		b.Run(c.lang+"/reactor-data-segments", func(b *testing.B) { benchSandbox(b, options{noCoW: true}, c.reactor, "21", "42") })
 		b.Run(c.lang+"/wazero-no-snapshot", func(b *testing.B) { benchBareReactor(b, c.reactor, "21", "42") })
 	}
 }

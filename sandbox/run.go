@@ -83,6 +83,9 @@ func (s *Sandbox) Run(ctx context.Context, hash, name string, stdin []byte, limi
 	st.begin(tctx, cancel, stdin, limits)
 	// The tables the module starts with take their part of memory_mb (checked above to fit).
 	st.mem.limit -= e.info.TableElements * tableElemBytes
+	if snap != nil {
+		st.mem.image = snap.image
+	}
 	cfg := st.config(name)
 	rctx := withMeter(experimental.WithMemoryAllocator(tctx, st), st)
 
@@ -344,7 +347,8 @@ func (st *runState) Allocate(capacity, max uint64) experimental.LinearMemory {
 type linearMemory struct {
 	st      *runState
 	buf     []byte
-	mapped  []byte // the mapping, when the memory moved into one
+	image   *cowImage // a reactor's snapshot memory: the first allocation maps it (cow_linux.go)
+	mapped  []byte    // the mapping, when the memory moved into one
 	limit   uint64 // bytes
 	capHint uint64
 }
@@ -356,6 +360,9 @@ func (m *linearMemory) Reallocate(size uint64) []byte {
 		m.st.hit(task.KindOutOfMemory, fmt.Sprintf("asked for %d pages (%.1f MiB) of memory, limit is %d MiB (memory_mb, tables included)",
 			size>>16, float64(size)/(1<<20), m.st.limits.MemoryMB))
 		return nil
+	}
+	if m.image != nil && m.buf == nil {
+		return m.fromImage(size)
 	}
 	if size <= uint64(cap(m.buf)) {
 		m.buf = m.buf[:size] // never written past the old length: still zero
@@ -373,6 +380,29 @@ func (m *linearMemory) Reallocate(size uint64) []byte {
 	}
 	b := make([]byte, size, c)
 	copy(b, m.buf)
+	m.buf = b
+	return b
+}
+
+// fromImage is the first allocation of an instance of a reactor's snapshot: the image mapped
+// copy-on-write at the start of a reservation of the whole limit, so growth copies nothing
+// either; or, when mapping fails, the image read into a heap buffer.
+func (m *linearMemory) fromImage(size uint64) []byte {
+	img := m.image
+	m.image = nil
+	if r := reserve(m.limit); r != nil {
+		if size >= img.size && img.mapInto(r) == nil {
+			m.mapped = r
+			m.buf = r[:size:m.limit]
+			return m.buf
+		}
+		unreserve(r)
+	}
+	b := make([]byte, size, max(size, m.capHint))
+	if err := img.readInto(b[:min(size, img.size)]); err != nil {
+		m.st.hit(task.KindInternal, "could not set up the snapshot's memory: "+err.Error())
+		return nil
+	}
 	m.buf = b
 	return b
 }

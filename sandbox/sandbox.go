@@ -47,6 +47,7 @@ type Sandbox struct {
 	stderrBytes int64
 	maxCompiled int
 	instrument  bool
+	noCoW       bool       // reactor snapshots in data segments, never mapped (benchmarks)
 	maxBytes    int64      // bound of the compiled entries' bytes
 	iso         *isolator  // nil: compile in-process only
 	disk        *diskCache // nil without an on-disk cache
@@ -92,11 +93,13 @@ func New(ctx context.Context, cfg Config) (*Sandbox, error) {
 // does: without instrumentation a deadline cannot stop a running guest.
 type options struct {
 	noInstrument bool
+	noCoW        bool // compare copy-on-write snapshot memory with data segments
 }
 
 func newSandbox(ctx context.Context, cfg Config, opt options) (*Sandbox, error) {
 	s := &Sandbox{
 		instrument:  !opt.noInstrument,
+		noCoW:       opt.noCoW,
 		stderrBytes: cfg.StderrBytes,
 		maxCompiled: cfg.MaxCompiled,
 		entries:     map[string]*entry{},

@@ -22,6 +22,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"sync"
 	"time"
@@ -61,6 +62,7 @@ type reactor struct {
 // snapshot is a reactor's pre-initialized module.
 type snapshot struct {
 	compiled wazero.CompiledModule
+	image    *cowImage // the memory, mapped copy-on-write into each instance; nil: in data segments
 	pages    uint32 // linear memory pages an instance starts with
 	written  int64  // bytes of data segments an instance's set-up copies (the non-zero chunks)
 }
@@ -70,6 +72,9 @@ func (rx *reactor) close(ctx context.Context) {
 	defer rx.mu.Unlock()
 	if rx.snap != nil {
 		_ = rx.snap.compiled.Close(ctx)
+		if rx.snap.image != nil {
+			rx.snap.image.close() // instances still mapping it keep their mappings
+		}
 		rx.snap = nil
 	}
 }
@@ -157,18 +162,31 @@ func (s *Sandbox) preinit(ctx context.Context, e *entry, name string, limits tas
 		return nil, r, nil
 	}
 
-	out, written, err := snapshotSections(secs, globals, values, mem, rx.userGlobals)
-	if err != nil {
-		return nil, initFailure(task.KindInternal, err.Error()), nil
-	}
-	compiled, err := s.rt.CompileModule(ctx, out)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, nil, ctx.Err()
+	var image *cowImage
+	if !s.noCoW && len(mem) > 0 {
+		if image, err = newCowImage(mem); err != nil {
+			// Data segments do the same job, copying the non-zero chunks per instance.
+			slog.Warn("sandbox: a reactor snapshot's memory stays in data segments", "module_sha256", e.hash, "err", err)
+			image = nil
 		}
-		return nil, initFailure(task.KindInternal, "the snapshot module does not compile: "+err.Error()), nil
 	}
-	return &snapshot{compiled: compiled, pages: uint32(len(mem) >> 16), written: written}, nil, nil
+	out, written, err := snapshotSections(secs, globals, values, mem, rx.userGlobals, image == nil)
+	if err == nil {
+		var compiled wazero.CompiledModule
+		if compiled, err = s.rt.CompileModule(ctx, out); err == nil {
+			return &snapshot{compiled: compiled, image: image, pages: uint32(len(mem) >> 16), written: written}, nil, nil
+		}
+		if ctx.Err() != nil {
+			err = ctx.Err()
+		}
+	}
+	if image != nil {
+		image.close()
+	}
+	if ctx.Err() != nil {
+		return nil, nil, ctx.Err()
+	}
+	return nil, initFailure(task.KindInternal, "the snapshot module: "+err.Error()), nil
 }
 
 // callInit calls _initialize. A proc_exit, even with code 0, ends the instance before its
