@@ -349,7 +349,7 @@ type linearMemory struct {
 	buf     []byte
 	image   *cowImage // a reactor's snapshot memory: the first allocation maps it (cow_linux.go)
 	mapped  []byte    // the mapping, when the memory moved into one
-	limit   uint64 // bytes
+	limit   uint64    // bytes
 	capHint uint64
 }
 

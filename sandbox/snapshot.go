@@ -63,8 +63,8 @@ type reactor struct {
 type snapshot struct {
 	compiled wazero.CompiledModule
 	image    *cowImage // the memory, mapped copy-on-write into each instance; nil: in data segments
-	pages    uint32 // linear memory pages an instance starts with
-	written  int64  // bytes of data segments an instance's set-up copies (the non-zero chunks)
+	pages    uint32    // linear memory pages an instance starts with
+	written  int64     // bytes of data segments an instance's set-up copies (the non-zero chunks)
 }
 
 func (rx *reactor) close(ctx context.Context) {
