@@ -360,6 +360,14 @@ func (s *Sandbox) compile(ctx context.Context, wasm []byte, hash string, pre fun
 	if !s.instrument {
 		instrumented = wasm
 	}
+	var rx *reactor
+	if info.ABI == ABIReactor {
+		// A reactor is compiled with its mutable globals exported: this module runs
+		// _initialize, then the snapshot is read from it (snapshot.go).
+		if rx, instrumented, err = newReactor(f, instrumented); err != nil {
+			return nil, invalid("%v", err)
+		}
+	}
 	size, err := s.beforeCompile(ctx, wasm, instrumented)
 	if err != nil {
 		return nil, err
@@ -376,10 +384,7 @@ func (s *Sandbox) compile(ctx context.Context, wasm []byte, hash string, pre fun
 		return nil, err
 	}
 	e = &entry{hash: hash, compiled: compiled, info: info, budget: s.instrument && len(f.grows) > 0, bytes: size}
-	if info.ABI == ABIReactor {
-		// The instrumented bytes are kept until the snapshot is made from them.
-		e.rx = &reactor{wasm: instrumented, hasInit: f.hasInit, importGlobals: f.importGlobals, userGlobals: f.userGlobals}
-	}
+	e.rx = rx
 	return e, nil
 }
 

@@ -54,8 +54,9 @@ type reactor struct {
 	mu            sync.Mutex
 	wasm          []byte // the instrumented module; dropped once the snapshot is made
 	hasInit       bool
-	importGlobals uint32 // WASI imports no globals, kept for the index arithmetic
-	userGlobals   uint32 // the globals the module defines itself
+	importGlobals uint32      // WASI imports no globals, kept for the index arithmetic
+	userGlobals   uint32      // the globals the module defines itself
+	globals       []globalDef // its mutable ones, exported in the compiled module
 	snap          *snapshot
 }
 
@@ -100,33 +101,39 @@ func (s *Sandbox) snapshotOf(ctx context.Context, e *entry, name string, limits 
 	return snap, nil, nil
 }
 
-// preinit runs _initialize once and builds the snapshot module from what it left.
+// newReactor returns what a reactor's entry keeps and the module to compile for it: wasm
+// (instrumented) with its mutable globals exported, so that they can be read after
+// _initialize. A mutable global of a type a snapshot cannot hold refuses the module.
+func newReactor(f *wasmFile, wasm []byte) (*reactor, []byte, error) {
+	rx := &reactor{hasInit: f.hasInit, importGlobals: f.importGlobals, userGlobals: f.userGlobals}
+	secs, err := splitSections(wasm)
+	if err != nil {
+		return nil, nil, err
+	}
+	if rx.globals, err = rx.mutableGlobals(secs); err != nil {
+		return nil, nil, err
+	}
+	// The bytes are kept until the snapshot is made from them.
+	rx.wasm = joinSections(withGlobalExports(secs, rx.globals))
+	return rx, rx.wasm, nil
+}
+
+// preinit runs _initialize once, in an instance of the compiled module, and builds the
+// snapshot module from what it left.
 func (s *Sandbox) preinit(ctx context.Context, e *entry, name string, limits task.Limits) (*snapshot, *Result, error) {
 	rx := e.rx
 	secs, err := splitSections(rx.wasm)
 	if err != nil {
 		return nil, initFailure(task.KindInternal, "the module could not be read back: "+err.Error()), nil
 	}
-	globals, err := rx.mutableGlobals(secs)
-	if err != nil {
-		return nil, initFailure(task.KindInternal, err.Error()), nil
-	}
-	initMod, err := s.rt.CompileModule(ctx, joinSections(withGlobalExports(secs, globals)))
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, nil, ctx.Err()
-		}
-		return nil, initFailure(task.KindInternal, "the pre-initialization module does not compile: "+err.Error()), nil
-	}
-	defer initMod.Close(context.Background())
-
+	globals := rx.globals
 	st := s.pool.Get().(*runState)
 	defer s.pool.Put(st)
 	tctx, cancel := context.WithTimeout(ctx, time.Duration(limits.TimeoutMs)*time.Millisecond)
 	st.begin(tctx, cancel, nil, limits)
 	st.mem.limit -= e.info.TableElements * tableElemBytes
 	rctx := withMeter(experimental.WithMemoryAllocator(tctx, st), st)
-	mod, runErr := st.call(rctx, initMod, st.config(name), e.budget, "")
+	mod, runErr := st.call(rctx, e.compiled, st.config(name), e.budget, "")
 	var budgetSet uint64
 	if runErr == nil && st.budget != nil {
 		budgetSet = st.budget.Get()
@@ -264,7 +271,7 @@ func (rx *reactor) mutableGlobals(secs []wasmSection) ([]globalDef, error) {
 			switch t[0] {
 			case 0x7f, 0x7e, 0x7d, 0x7c: // i32 i64 f32 f64
 			default:
-				return nil, fmt.Errorf("global %d is a mutable %#x; only numeric globals (i32, i64, f32, f64) can be captured in a snapshot", i, t[0])
+				return nil, fmt.Errorf("is a reactor with a mutable global (%d) of type %#x; only numeric globals (i32, i64, f32, f64) can be captured in its snapshot", i, t[0])
 			}
 			out = append(out, globalDef{index: rx.importGlobals + i, defined: i, typ: t[0]})
 		}
