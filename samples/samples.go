@@ -1,8 +1,9 @@
 // Package samples holds the example functions of faas as committed Wasm binaries, embedded so
 // that any package's tests and benchmarks can run them without a toolchain.
 //
-// Every sample is a WASI preview1 command module (the function ABI in docs/API.md): it
-// reads its input on stdin and writes its result on stdout. The sources sit beside each
+// Every sample is a WASI preview1 module (the function ABIs in docs/API.md): it reads its
+// input on stdin and writes its result on stdout. Most are commands (export _start); the
+// reactors (export run, optionally _initialize) are named so. The sources sit beside each
 // .wasm; build.sh rebuilds them all. README.md says what each one reads and writes.
 package samples
 
