@@ -32,6 +32,7 @@ func executorCases() []executorCase {
 		{name: "double_as", wasm: samples.DoubleAS, input: " 5\n", result: "10"},
 		{name: "double_go_reactor", wasm: samples.DoubleGoReactor, input: "100", result: "200"},
 		{name: "double_c_reactor", wasm: samples.DoubleCReactor, input: "-7", result: "-14"},
+		{name: "double_as_reactor", wasm: samples.DoubleASReactor, input: " 5\n", result: "10"},
 		{name: "double_bad_input", wasm: samples.DoubleWAT, input: "x", kind: "exit"},
 		{name: "noop", wasm: samples.Noop, input: "", result: ""},
 		{name: "echo_binary", wasm: samples.Echo, input: "a\x00b\xff\n", result: "a\x00b\xff\n"},

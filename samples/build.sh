@@ -55,6 +55,8 @@ reactor ./reactor/gomap reactor/gomap.wasm
 	[ -x node_modules/.bin/asc ] && [ -d node_modules/@assemblyscript/wasi-shim ] ||
 		npm install --no-audit --no-fund
 	npx asc double.ts --config asconfig.json -o ../double_as.wasm
+	# the reactor: the start-up exported as _initialize instead of _start
+	npx asc double_reactor.ts --config asconfig.reactor.json -o ../double_as_reactor.wasm
 )
 
 echo "samples built:" >&2

@@ -34,6 +34,8 @@ var (
 	DoubleGoReactor []byte // Go -buildmode=c-shared with faas/fn (double/go-reactor)
 	//go:embed double/double_c_reactor.wasm
 	DoubleCReactor []byte // clang -mexec-model=reactor (double/double_reactor.c)
+	//go:embed double/double_as_reactor.wasm
+	DoubleASReactor []byte // AssemblyScript, start-up exported as _initialize (double/as)
 )
 
 // Reactors that check a task starts from the snapshot and never from another task's state

@@ -17,7 +17,7 @@ func TestReactorDouble(t *testing.T) {
 		name string
 		wasm []byte
 		exit uint32
-	}{{"go", samples.DoubleGoReactor, 1}, {"c", samples.DoubleCReactor, 2}} {
+	}{{"go", samples.DoubleGoReactor, 1}, {"c", samples.DoubleCReactor, 2}, {"as", samples.DoubleASReactor, 2}} {
 		t.Run(c.name, func(t *testing.T) {
 			info, err := s.Validate(ctx, c.wasm, task.Limits{})
 			if err != nil || info.ABI != ABIReactor {
