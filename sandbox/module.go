@@ -4,9 +4,12 @@ package sandbox
 
 import (
 	"crypto/sha256"
+
 	"encoding/hex"
 	"errors"
 	"fmt"
+
+	"github.com/tetratelabs/wazero/api"
 )
 
 var (
@@ -57,4 +60,32 @@ func (i *ModuleInfo) startBytes() uint64 {
 func Hash(wasm []byte) string {
 	sum := sha256.Sum256(wasm)
 	return hex.EncodeToString(sum[:])
+}
+
+func sig(fn api.FunctionDefinition) string {
+	str := func(ts []api.ValueType) string {
+		out := "("
+		for i, t := range ts {
+			if i > 0 {
+				out += ", "
+			}
+			out += api.ValueTypeName(t)
+		}
+		return out + ")"
+	}
+	return str(fn.ParamTypes()) + " -> " + str(fn.ResultTypes())
+}
+
+func externName(k byte) string {
+	switch k {
+	case 1:
+		return "table"
+	case 2:
+		return "memory"
+	case 3:
+		return "global"
+	case 4:
+		return "tag"
+	}
+	return "function"
 }

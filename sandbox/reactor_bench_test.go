@@ -15,7 +15,7 @@ import (
 	"faas/task"
 )
 
-// BenchmarkReactor is the per-task cost of double in Go and in C: as a command (a fresh
+// BenchmarkReactor is the per-task cost of double in Go, C and AssemblyScript: as a command (a fresh
 // instance runs _start), as a reactor started fresh from its snapshot (Sandbox.Run), and as
 // the reactor in bare wazero without a snapshot (a fresh instance calls _initialize then run,
 // every task). Figures: docs/BENCHMARKS.md, "Reactors".
@@ -23,7 +23,7 @@ func BenchmarkReactor(b *testing.B) {
 	for _, c := range []struct {
 		lang             string
 		command, reactor []byte
-	}{{"go", samples.DoubleGo, samples.DoubleGoReactor}, {"c", samples.DoubleC, samples.DoubleCReactor}} {
+	}{{"go", samples.DoubleGo, samples.DoubleGoReactor}, {"c", samples.DoubleC, samples.DoubleCReactor}, {"as", samples.DoubleAS, samples.DoubleASReactor}} {
 		b.Run(c.lang+"/command", func(b *testing.B) { benchSandbox(b, options{}, c.command, "21", "42") })
 		b.Run(c.lang+"/reactor", func(b *testing.B) { benchSandbox(b, options{}, c.reactor, "21", "42") })
 		b.Run(c.lang+"/reactor-data-segments", func(b *testing.B) { benchSandbox(b, options{noCoW: true}, c.reactor, "21", "42") })

@@ -425,31 +425,3 @@ func (s *Sandbox) checkCompiled(c wazero.CompiledModule, abi string) error {
 	}
 	return nil
 }
-
-func sig(fn api.FunctionDefinition) string {
-	str := func(ts []api.ValueType) string {
-		out := "("
-		for i, t := range ts {
-			if i > 0 {
-				out += ", "
-			}
-			out += api.ValueTypeName(t)
-		}
-		return out + ")"
-	}
-	return str(fn.ParamTypes()) + " -> " + str(fn.ResultTypes())
-}
-
-func externName(k byte) string {
-	switch k {
-	case 1:
-		return "table"
-	case 2:
-		return "memory"
-	case 3:
-		return "global"
-	case 4:
-		return "tag"
-	}
-	return "function"
-}
