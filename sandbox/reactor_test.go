@@ -68,6 +68,8 @@ func TestReactorIsolation(t *testing.T) {
 		{"grow", "17", samples.ReactorGrow, task.Limits{MemoryMB: 2}},
 		{"clock", "ok", samples.ReactorClock, task.Limits{}},
 		{"gomap", "calls=1 map=0", samples.ReactorGoMap, task.Limits{}},
+		// memory grown in _initialize is not a table grown (both draw on the table budget)
+		{"table in run", "ok", testdata(t, "reactor_table_in_run.wasm"), task.Limits{}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			h := load(t, s, c.wasm)

@@ -134,7 +134,10 @@ func (s *Sandbox) preinit(ctx context.Context, e *entry, name string, limits tas
 	st.mem.limit -= e.info.TableElements * tableElemBytes
 	rctx := withMeter(experimental.WithMemoryAllocator(tctx, st), st)
 	mod, runErr := st.call(rctx, e.compiled, st.config(name), e.budget, "")
+	// Memory growth draws on the table budget too (budget.go): what _initialize took from it
+	// beyond its memory growth is a table's.
 	var budgetSet uint64
+	memSet := len(st.mem.buf)
 	if runErr == nil && st.budget != nil {
 		budgetSet = st.budget.Get()
 	}
@@ -145,7 +148,7 @@ func (s *Sandbox) preinit(ctx context.Context, e *entry, name string, limits tas
 	var mem []byte
 	var values []uint64
 	if runErr == nil && st.limit == "" {
-		if st.budget != nil && st.budget.Get() != budgetSet {
+		if st.budget != nil && st.budget.Get()+uint64(len(st.mem.buf)-memSet) != budgetSet {
 			capErr = "grew a table; a table cannot be captured in a snapshot (grow it in run instead)"
 		} else {
 			mem, values = capture(mod, globals)
