@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"faas/samples"
 	"faas/task"
@@ -90,8 +92,12 @@ func TestReactorHostileInit(t *testing.T) {
 	for _, name := range []string{"reactor_init_loop", "reactor_init_trap", "reactor_init_oom", "reactor_init_output", "reactor_init_table"} {
 		t.Run(name, func(t *testing.T) {
 			h := load(t, s, samples.Hostile[name])
+			timeout := int64(10_000) // under -race on a busy machine, 16 MiB takes a while
+			if samples.HostileKind[name] == task.KindTimeout {
+				timeout = 300
+			}
 			for i := 0; i < 2; i++ {
-				res, err := s.Run(ctx, h, name, nil, task.Limits{TimeoutMs: 300, MemoryMB: 16})
+				res, err := s.Run(ctx, h, name, nil, task.Limits{TimeoutMs: timeout, MemoryMB: 16})
 				if err != nil || res.Failure == nil || res.Failure.Kind != samples.HostileKind[name] {
 					t.Fatalf("Run: %v, %+v; want kind %s", err, res.Failure, samples.HostileKind[name])
 				}
@@ -102,5 +108,47 @@ func TestReactorHostileInit(t *testing.T) {
 			res, err := s.Run(ctx, canary, "double", []byte("21"), task.Limits{})
 			check(t, res, err, outcome{stdout: "42"})
 		})
+	}
+}
+
+// TestReactorConcurrentFirstTasks: tasks arriving together at a reactor not yet
+// pre-initialized wait for one pre-initialization, each its own caller's patience.
+func TestReactorConcurrentFirstTasks(t *testing.T) {
+	ctx := context.Background()
+	s, err := New(ctx, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(ctx)
+	h := load(t, s, samples.ReactorCounter)
+	var wg sync.WaitGroup
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res, err := s.Run(ctx, h, "c", nil, task.Limits{})
+			check(t, res, err, outcome{stdout: "1 1"})
+		}()
+	}
+	wg.Wait()
+
+	loop := load(t, s, samples.Hostile["reactor_init_loop"])
+	first := make(chan Result, 1)
+	go func() {
+		res, _ := s.Run(ctx, loop, "l", nil, task.Limits{TimeoutMs: 2000})
+		first <- res
+	}()
+	time.Sleep(100 * time.Millisecond) // the first task is in _initialize
+	cctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if _, err := s.Run(cctx, loop, "l", nil, task.Limits{TimeoutMs: 2000}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("a waiting task whose caller gave up: %v, want its context's error", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("the waiting task returned after %v; its caller gave up after 200 ms", d)
+	}
+	if res := <-first; res.Failure == nil || res.Failure.Kind != task.KindTimeout {
+		t.Fatalf("the pre-initializing task: %+v, want timeout", res.Failure)
 	}
 }

@@ -52,7 +52,8 @@ const chunkSize = 4096
 // reactor is what a reactor's cache entry keeps to pre-initialize it, then its snapshot.
 type reactor struct {
 	mu            sync.Mutex
-	wasm          []byte // the instrumented module; dropped once the snapshot is made
+	making        chan struct{} // closed when the pre-initialization under way ends
+	wasm          []byte        // the instrumented module; dropped once the snapshot is made
 	hasInit       bool
 	importGlobals uint32      // WASI imports no globals, kept for the index arithmetic
 	userGlobals   uint32      // the globals the module defines itself
@@ -85,20 +86,34 @@ func (rx *reactor) close(ctx context.Context) {
 // kind as for a task, its message naming _initialize); the next task tries again.
 func (s *Sandbox) snapshotOf(ctx context.Context, e *entry, name string, limits task.Limits) (*snapshot, *Result, error) {
 	rx := e.rx
-	rx.mu.Lock()
-	defer rx.mu.Unlock()
-	if rx.snap != nil {
-		return rx.snap, nil, nil
+	for {
+		rx.mu.Lock()
+		if rx.snap != nil {
+			rx.mu.Unlock()
+			return rx.snap, nil, nil
+		}
+		if wait := rx.making; wait != nil { // another task is pre-initializing it: wait for it
+			rx.mu.Unlock()
+			select {
+			case <-wait:
+				continue
+			case <-ctx.Done():
+				return nil, nil, ctx.Err()
+			}
+		}
+		done := make(chan struct{})
+		rx.making = done
+		rx.mu.Unlock()
+		snap, res, err := s.preinit(ctx, e, name, limits)
+		rx.mu.Lock()
+		rx.making = nil
+		if snap != nil {
+			rx.snap, rx.wasm = snap, nil
+		}
+		rx.mu.Unlock()
+		close(done)
+		return snap, res, err
 	}
-	if rx.wasm == nil {
-		return nil, nil, ErrClosed // closed while this Run waited
-	}
-	snap, res, err := s.preinit(ctx, e, name, limits)
-	if err != nil || res != nil {
-		return nil, res, err
-	}
-	rx.snap, rx.wasm = snap, nil
-	return snap, nil, nil
 }
 
 // newReactor returns what a reactor's entry keeps and the module to compile for it: wasm
