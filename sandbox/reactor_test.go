@@ -57,8 +57,13 @@ func TestReactorABI(t *testing.T) {
 
 // TestReactorIsolation: every task starts from the snapshot, never from the previous task.
 func TestReactorIsolation(t *testing.T) {
-	s := sharedSandbox(t)
 	ctx := context.Background()
+	// Both ways of setting up an instance's memory: copy-on-write and data segments.
+	segs, err := newSandbox(ctx, Config{CacheDir: testCacheDir()}, options{noCoW: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer segs.Close(ctx)
 	for _, c := range []struct {
 		name, want string
 		wasm       []byte
@@ -72,14 +77,20 @@ func TestReactorIsolation(t *testing.T) {
 		{"gomap", "calls=1 map=0", samples.ReactorGoMap, task.Limits{}},
 		// memory grown in _initialize is not a table grown (both draw on the table budget)
 		{"table in run", "ok", testdata(t, "reactor_table_in_run.wasm"), task.Limits{}},
+		{"passive data", "Ahi", testdata(t, "reactor_passive.wasm"), task.Limits{}},
 	} {
-		t.Run(c.name, func(t *testing.T) {
-			h := load(t, s, c.wasm)
-			for i := 0; i < 5; i++ {
-				res, err := s.Run(ctx, h, c.name, []byte("x"), c.limits)
-				check(t, res, err, outcome{stdout: c.want})
-			}
-		})
+		for _, sb := range []struct {
+			how string
+			s   *Sandbox
+		}{{"cow", sharedSandbox(t)}, {"data segments", segs}} {
+			t.Run(c.name+"/"+sb.how, func(t *testing.T) {
+				h := load(t, sb.s, c.wasm)
+				for i := 0; i < 5; i++ {
+					res, err := sb.s.Run(ctx, h, c.name, []byte("x"), c.limits)
+					check(t, res, err, outcome{stdout: c.want})
+				}
+			})
+		}
 	}
 }
 
