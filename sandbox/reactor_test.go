@@ -163,3 +163,26 @@ func TestReactorConcurrentFirstTasks(t *testing.T) {
 		t.Fatalf("the pre-initializing task: %+v, want timeout", res.Failure)
 	}
 }
+
+// TestReactorSnapshotWeighs: a snapshot counts in the compiled-module cache's byte bound, its
+// code as much as the module's and its memory image in full.
+func TestReactorSnapshotWeighs(t *testing.T) {
+	ctx := context.Background()
+	s, err := New(ctx, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(ctx)
+	h := load(t, s, samples.ReactorCounter)
+	s.mu.Lock()
+	before, module := s.bytes, s.entries[h].bytes
+	s.mu.Unlock()
+	res, err := s.Run(ctx, h, "c", nil, task.Limits{})
+	check(t, res, err, outcome{stdout: "1 1"})
+	s.mu.Lock()
+	after := s.bytes
+	s.mu.Unlock()
+	if want := before + module + 1<<16; after != want { // one page of memory
+		t.Fatalf("cache bytes %d after the snapshot, want %d (%d before, module %d)", after, want, before, module)
+	}
+}

@@ -67,6 +67,22 @@ type snapshot struct {
 	image    *cowImage // the memory, mapped copy-on-write into each instance; nil: in data segments
 	pages    uint32    // linear memory pages an instance starts with
 	written  int64     // bytes of data segments an instance's set-up copies (the non-zero chunks)
+	// imageBytes is what its memory weighs in the cache's byte bound (charge adds its code).
+	imageBytes int64
+}
+
+// charge adds a snapshot to its entry's weight in the cache's byte bound, its compiled code
+// counted as much as the module's own (the same functions), and evicts what no longer fits.
+func (s *Sandbox) charge(e *entry, snap *snapshot) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e.evicted || s.closed {
+		return
+	}
+	n := e.bytes + snap.imageBytes
+	e.bytes += n
+	s.bytes += n
+	s.evictLocked(context.Background())
 }
 
 func (rx *reactor) close(ctx context.Context) {
@@ -112,6 +128,9 @@ func (s *Sandbox) snapshotOf(ctx context.Context, e *entry, name string, limits 
 		}
 		rx.mu.Unlock()
 		close(done)
+		if snap != nil {
+			s.charge(e, snap)
+		}
 		return snap, res, err
 	}
 }
@@ -199,7 +218,8 @@ func (s *Sandbox) preinit(ctx context.Context, e *entry, name string, limits tas
 	if err == nil {
 		var compiled wazero.CompiledModule
 		if compiled, err = s.rt.CompileModule(ctx, out); err == nil {
-			return &snapshot{compiled: compiled, image: image, pages: uint32(len(mem) >> 16), written: written}, nil, nil
+			// len(mem) bounds the image from above: its zero chunks are holes.
+			return &snapshot{compiled: compiled, image: image, pages: uint32(len(mem) >> 16), written: written, imageBytes: int64(len(mem))}, nil, nil
 		}
 		if ctx.Err() != nil {
 			err = ctx.Err()
