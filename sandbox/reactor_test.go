@@ -186,3 +186,21 @@ func TestReactorSnapshotWeighs(t *testing.T) {
 		t.Fatalf("cache bytes %d after the snapshot, want %d (%d before, module %d)", after, want, before, module)
 	}
 }
+
+// TestReactorExit: proc_exit in run is as for a command; in _initialize, even with code 0,
+// it fails the pre-initialization (kind exit).
+func TestReactorExit(t *testing.T) {
+	s := sharedSandbox(t)
+	ctx := context.Background()
+	h := load(t, s, testdata(t, "reactor_exit.wasm"))
+	res, err := s.Run(ctx, h, "e", []byte("0"), task.Limits{})
+	check(t, res, err, outcome{stdout: "bye"})
+	res, err = s.Run(ctx, h, "e", []byte("3"), task.Limits{})
+	check(t, res, err, outcome{kind: task.KindExit, exit: 3, stdout: "bye"})
+
+	h = load(t, s, testdata(t, "reactor_init_exit.wasm"))
+	res, err = s.Run(ctx, h, "e", nil, task.Limits{})
+	if err != nil || res.Failure == nil || res.Failure.Kind != task.KindExit || !strings.Contains(res.Failure.Message, "proc_exit(0)") {
+		t.Fatalf("Run: %v, %+v; want kind exit naming proc_exit(0)", err, res.Failure)
+	}
+}
