@@ -14,6 +14,11 @@ import (
 // as active segments (without: the memory comes from a cowImage), and no start section.
 // written is the bytes those segments hold.
 func snapshotSections(secs []wasmSection, globals []globalDef, values []uint64, mem []byte, userGlobals uint32, withData bool) (out []byte, written int64, err error) {
+	defer func() { // a bug of ours on a module wazero accepted fails the task, not the worker
+		if p := recover(); p != nil {
+			out, written, err = nil, 0, fmt.Errorf("writing the snapshot module: panic: %v", p)
+		}
+	}()
 	byIndex := make(map[uint32]int, len(globals))
 	for i, g := range globals {
 		byIndex[g.defined] = i
