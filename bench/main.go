@@ -71,7 +71,7 @@ func main() {
 	flag.BoolVar(&o.curve, "curve", false, "pull/push: CURVE keys on the dispatcher and every worker")
 	flag.IntVar(&o.conc, "c", 64, "rest: concurrent clients")
 	flag.StringVar(&o.redisURL, "redis", "", "Redis URL (default: start a redis-server on a free port)")
-	flag.StringVar(&o.module, "module", "noop", "sample to run: noop, double_wat, double_c, fib")
+	flag.StringVar(&o.module, "module", "noop", "sample to run: noop, double_wat, double_c, double_go, double_go_reactor, double_c_reactor, gomap_reactor, fib")
 	flag.BoolVar(&o.keys, "keys", false, "rest/latency: require an API key and apply (never refusing) quotas")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	flag.Parse()
@@ -129,7 +129,7 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	fn := store.Function{ID: uuid.NewString(), Name: o.module, ModuleHash: info.Hash,
+	fn := store.Function{ID: uuid.NewString(), Name: o.module, ModuleHash: info.Hash, ABI: info.ABI,
 		ModuleSize: int64(len(wasm)), Limits: task.DefaultLimits(), CreatedAt: time.Now()}
 	if err := st.PutModule(ctx, info.Hash, wasm); err != nil {
 		return err
@@ -137,6 +137,14 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 	if err := st.CreateFunction(ctx, fn); err != nil {
 		return err
 	}
+	// One task outside the timing, in the sandbox local mode uses (Validate compiled the
+	// module there already): a reactor's first task pre-initializes it. Remote workers have
+	// sandboxes of their own and pay both in the drain.
+	t0 := time.Now()
+	if res, err := sb.Run(ctx, info.Hash, fn.Name, input, fn.Limits); err != nil || res.Failure != nil {
+		return fmt.Errorf("warm-up task: %v %v", err, res.Failure)
+	}
+	fmt.Fprintf(os.Stderr, "warm-up task (abi %s) took %v\n", info.ABI, time.Since(t0).Round(time.Millisecond))
 
 	switch o.mode {
 	case "local", "pull", "push":
@@ -158,6 +166,14 @@ func pick(name string) (wasm, input []byte, err error) {
 		return samples.DoubleC, []byte("21"), nil
 	case "fib":
 		return samples.Fib, []byte("20"), nil
+	case "double_go":
+		return samples.DoubleGo, []byte("21"), nil
+	case "double_go_reactor":
+		return samples.DoubleGoReactor, []byte("21"), nil
+	case "double_c_reactor":
+		return samples.DoubleCReactor, []byte("21"), nil
+	case "gomap_reactor": // fills a map in every task: shows what 100,000 fresh instances leave
+		return samples.ReactorGoMap, []byte("x"), nil
 	}
 	return nil, nil, fmt.Errorf("unknown -module %q", name)
 }
@@ -196,6 +212,7 @@ func drain(ctx context.Context, o options, rdb redis.UniversalClient, st *store.
 	finished, stopWatch := done.Watch(ids)
 	defer stopWatch()
 
+	rssBefore := rssMiB("VmRSS")
 	tripsBefore := trips.n.Load()
 	before, err := commandsProcessed(ctx, rdb)
 	if err != nil {
@@ -284,9 +301,9 @@ func drain(ctx context.Context, o options, rdb redis.UniversalClient, st *store.
 	if err := verify(ctx, st, ids); err != nil {
 		return err
 	}
-	fmt.Printf("mode=%s curve=%t module=%s tasks=%d workers=%d slots=%d seconds=%.3f tasks_per_sec=%.0f redis_round_trips_per_task=%.3f redis_cmds_per_task=%.2f\n",
+	fmt.Printf("mode=%s curve=%t module=%s tasks=%d workers=%d slots=%d seconds=%.3f tasks_per_sec=%.0f redis_round_trips_per_task=%.3f redis_cmds_per_task=%.2f rss_before_mib=%.0f rss_after_mib=%.0f rss_peak_mib=%.0f\n",
 		o.mode, !dcfg.Key.IsZero(), o.module, o.n, o.workers, o.slots, elapsed.Seconds(), float64(o.n)/elapsed.Seconds(),
-		float64(roundTrips)/float64(o.n), float64(after-before)/float64(o.n))
+		float64(roundTrips)/float64(o.n), float64(after-before)/float64(o.n), rssBefore, rssMiB("VmRSS"), rssMiB("VmHWM"))
 	return nil
 }
 

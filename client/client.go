@@ -49,6 +49,7 @@ type Function struct {
 	Name       string    `json:"name"`
 	ModuleHash string    `json:"module_sha256"`
 	ModuleSize int64     `json:"module_size"`
+	ABI        string    `json:"abi"` // "command" (exports _start) or "reactor" (exports run)
 	Limits     Limits    `json:"limits"`
 	CreatedAt  time.Time `json:"created_at"`
 }

@@ -1,8 +1,9 @@
 // Package samples holds the example functions of faas as committed Wasm binaries, embedded so
 // that any package's tests and benchmarks can run them without a toolchain.
 //
-// Every sample is a WASI preview1 command module (the function ABI in docs/API.md): it
-// reads its input on stdin and writes its result on stdout. The sources sit beside each
+// Every sample is a WASI preview1 module (the function ABIs in docs/API.md): it reads its
+// input on stdin and writes its result on stdout. Most are commands (export _start); the
+// reactors (export run, optionally _initialize) are named so. The sources sit beside each
 // .wasm; build.sh rebuilds them all. README.md says what each one reads and writes.
 package samples
 
@@ -24,6 +25,38 @@ var (
 	DoubleGo []byte // Go wasip1: ~2 MB, ~1 s to compile without the on-disk cache
 	//go:embed double/double_as.wasm
 	DoubleAS []byte
+)
+
+// The "double" function as reactors (docs/API.md, "Writing a function"): the same behaviour,
+// exporting run (and _initialize) instead of _start, pre-initialized once per sandbox.
+var (
+	//go:embed double/double_go_reactor.wasm
+	DoubleGoReactor []byte // Go -buildmode=c-shared with faas/fn (double/go-reactor)
+	//go:embed double/double_c_reactor.wasm
+	DoubleCReactor []byte // clang -mexec-model=reactor (double/double_reactor.c)
+	//go:embed double/double_as_reactor.wasm
+	DoubleASReactor []byte // AssemblyScript, start-up exported as _initialize (double/as)
+)
+
+// Reactors that check a task starts from the snapshot and never from another task's state
+// (reactor/*.wat, reactor/gomap); each writes the same thing in every task.
+var (
+	// ReactorCounter adds 1 to a global and to a memory cell that _initialize set to 0 (the
+	// module's own initial values are 100), and writes both: "1 1".
+	//go:embed reactor/counter.wasm
+	ReactorCounter []byte
+	// ReactorFill writes the size its buffer had when run began ("0"), then fills 60,000 bytes.
+	//go:embed reactor/fill.wasm
+	ReactorFill []byte
+	// ReactorGrow grows memory by 16 pages and writes how many it then has: "17".
+	//go:embed reactor/grow.wasm
+	ReactorGrow []byte
+	// ReactorClock writes "ok" when the monotonic clock is not behind what _initialize read.
+	//go:embed reactor/clock.wasm
+	ReactorClock []byte
+	// ReactorGoMap (Go, faas/fn) counts its calls and fills a map: "calls=1 map=0".
+	//go:embed reactor/gomap.wasm
+	ReactorGoMap []byte
 )
 
 var (
@@ -84,6 +117,18 @@ var (
 	table2GiB []byte
 	//go:embed hostile/tables_1gib.wasm
 	tables1GiB []byte
+	//go:embed reactor/init_loop.wasm
+	reactorInitLoop []byte
+	//go:embed reactor/init_trap.wasm
+	reactorInitTrap []byte
+	//go:embed reactor/init_oom.wasm
+	reactorInitOOM []byte
+	//go:embed reactor/init_output.wasm
+	reactorInitOutput []byte
+	//go:embed reactor/init_table.wasm
+	reactorInitTable []byte
+	//go:embed reactor/both.wasm
+	reactorBoth []byte
 )
 
 // The host-call bombs are hostile too, but need limits of their own (see their .wat), so
@@ -116,6 +161,13 @@ var Hostile = map[string][]byte{
 	"table_grow_loop": tableGrowLoop,
 	"table_2gib":      table2GiB,
 	"tables_1gib":     tables1GiB,
+	// reactors whose _initialize misbehaves: the task that pre-initializes them fails
+	"reactor_init_loop":   reactorInitLoop,
+	"reactor_init_trap":   reactorInitTrap,
+	"reactor_init_oom":    reactorInitOOM,
+	"reactor_init_output": reactorInitOutput,
+	"reactor_init_table":  reactorInitTable,
+	"reactor_both":        reactorBoth,
 }
 
 // HostileKind is the failure kind (as in the REST contract) each hostile module must end
@@ -141,6 +193,13 @@ var HostileKind = map[string]task.Kind{
 	"table_grow_loop": task.KindOutOfMemory,
 	"table_2gib":      "", // refused: a table of 2^28 elements
 	"tables_1gib":     "", // refused: tables of 2^27 elements
+	// _initialize loops, traps, grows memory for ever, writes 100 MB to stdout, grows a table
+	"reactor_init_loop":   task.KindTimeout,
+	"reactor_init_trap":   task.KindTrap,
+	"reactor_init_oom":    task.KindOutOfMemory,
+	"reactor_init_output": task.KindOutputTooLarge,
+	"reactor_init_table":  task.KindInternal, // a table cannot be captured in a snapshot
+	"reactor_both":        "",                // refused: exports both _start and run
 }
 
 // Good returns the well-behaved samples by name (double_wat, double_c, double_go, double_as,

@@ -17,25 +17,41 @@ import (
 // would have: an exit with code 0 is a success. A grow the budget refused makes the task
 // out_of_memory.
 func (st *runState) runBudgeted(ctx context.Context, e *entry, cfg wazero.ModuleConfig) (api.Module, error) {
-	mod, err := st.s.rt.InstantiateModule(ctx, e.compiled, cfg.WithStartFunctions())
+	return st.call(ctx, e.compiled, cfg, true, "_start")
+}
+
+// call instantiates c without running _start, sets the table budget when budget is true (the
+// module has one), and calls the exported function fn (none when ""): an exit with code 0 is
+// a success. Reactors run this way (snapshot.go), with fn _initialize or run.
+func (st *runState) call(ctx context.Context, c wazero.CompiledModule, cfg wazero.ModuleConfig, budget bool, fn string) (api.Module, error) {
+	mod, err := st.s.rt.InstantiateModule(ctx, c, cfg.WithStartFunctions())
 	if err != nil {
 		st.checkBudget(mod)
 		return mod, err
 	}
-	g, ok := mod.ExportedGlobal(budgetExport).(api.MutableGlobal)
-	if !ok { // cannot happen: parseWasm exported it, and Validate refuses modules that do
-		return mod, errors.New("the table budget global is missing")
+	if budget {
+		g, ok := mod.ExportedGlobal(budgetExport).(api.MutableGlobal)
+		if !ok { // cannot happen: parseWasm exported it, and Validate refuses modules that do
+			return mod, errors.New("the table budget global is missing")
+		}
+		left := int64(st.mem.limit) - int64(len(st.mem.buf)) // the limit net of the initial tables
+		g.Set(uint64(max(left, 0)))
+		st.budget = g
 	}
-	left := int64(st.mem.limit) - int64(len(st.mem.buf)) // the limit net of the initial tables
-	g.Set(uint64(max(left, 0)))
-	st.budget = g
-	_, err = mod.ExportedFunction("_start").Call(ctx)
+	if fn == "" {
+		return mod, nil
+	}
+	f := mod.ExportedFunction(fn)
+	if f == nil { // cannot happen: compile checked the exports
+		return mod, fmt.Errorf("the module does not export %s", fn)
+	}
+	_, err = f.Call(ctx)
 	st.checkBudget(mod)
 	var exit *sys.ExitError
 	if errors.As(err, &exit) && exit.ExitCode() == 0 {
 		err = nil
 	} else if err != nil && exit == nil {
-		err = fmt.Errorf("module[] function[_start] failed: %w", err)
+		err = fmt.Errorf("module[] function[%s] failed: %w", fn, err)
 	}
 	return mod, err
 }

@@ -4,9 +4,12 @@ package sandbox
 
 import (
 	"crypto/sha256"
+
 	"encoding/hex"
 	"errors"
 	"fmt"
+
+	"github.com/tetratelabs/wazero/api"
 )
 
 var (
@@ -35,6 +38,7 @@ func invalid(format string, args ...any) error {
 type ModuleInfo struct {
 	Hash           string   // lowercase hex sha256 of the module's bytes
 	Size           int64    // bytes
+	ABI            string   // ABICommand (exports _start) or ABIReactor (exports run)
 	Imports        []string // "wasi_snapshot_preview1.fd_write", ... in import order
 	Functions      int      // function bodies (each metered at its entry)
 	Loops          int      // loop instructions (each metered at its header)
@@ -56,4 +60,32 @@ func (i *ModuleInfo) startBytes() uint64 {
 func Hash(wasm []byte) string {
 	sum := sha256.Sum256(wasm)
 	return hex.EncodeToString(sum[:])
+}
+
+func sig(fn api.FunctionDefinition) string {
+	str := func(ts []api.ValueType) string {
+		out := "("
+		for i, t := range ts {
+			if i > 0 {
+				out += ", "
+			}
+			out += api.ValueTypeName(t)
+		}
+		return out + ")"
+	}
+	return str(fn.ParamTypes()) + " -> " + str(fn.ResultTypes())
+}
+
+func externName(k byte) string {
+	switch k {
+	case 1:
+		return "table"
+	case 2:
+		return "memory"
+	case 3:
+		return "global"
+	case 4:
+		return "tag"
+	}
+	return "function"
 }

@@ -51,11 +51,27 @@ func (s *Sandbox) Run(ctx context.Context, hash, name string, stdin []byte, limi
 		return Result{Failure: &task.Failure{Kind: task.KindInternal,
 			Message: fmt.Sprintf("input is %d bytes, above the stdin_bytes limit of %d", len(stdin), limits.StdinBytes)}}, nil
 	}
-	if min, lp := uint64(e.info.MemoryMinPages), limitPages(limits); min > lp {
-		return Result{Failure: &task.Failure{Kind: task.KindOutOfMemory,
-			Message: fmt.Sprintf("the module starts with %d pages of memory, limit is %d (memory_mb=%d)", min, lp, limits.MemoryMB)}}, nil
+	info := e.info
+	var snap *snapshot
+	if e.rx != nil { // a reactor: start from its snapshot (snapshot.go), made by the first Run
+		var fail *Result
+		if snap, fail, err = s.snapshotOf(ctx, e, name, limits); err != nil || fail != nil {
+			if fail == nil {
+				return Result{}, err
+			}
+			return *fail, nil
+		}
+		info.MemoryMinPages = snap.pages
 	}
-	if b, lim := e.info.startBytes(), limitPages(limits)<<16; b > lim {
+	if min, lp := uint64(info.MemoryMinPages), limitPages(limits); min > lp {
+		what := "the module starts"
+		if snap != nil {
+			what = "the module's snapshot (after _initialize) holds"
+		}
+		return Result{Failure: &task.Failure{Kind: task.KindOutOfMemory,
+			Message: fmt.Sprintf("%s %d pages of memory, limit is %d (memory_mb=%d)", what, min, lp, limits.MemoryMB)}}, nil
+	}
+	if b, lim := info.startBytes(), limitPages(limits)<<16; b > lim {
 		return Result{Failure: &task.Failure{Kind: task.KindOutOfMemory,
 			Message: fmt.Sprintf("the module starts with %d table elements and %d pages of memory, %.1f MiB in all; limit is %d MiB (memory_mb=%d)",
 				e.info.TableElements, e.info.MemoryMinPages, float64(b)/(1<<20), lim>>20, limits.MemoryMB)}}, nil
@@ -67,15 +83,21 @@ func (s *Sandbox) Run(ctx context.Context, hash, name string, stdin []byte, limi
 	st.begin(tctx, cancel, stdin, limits)
 	// The tables the module starts with take their part of memory_mb (checked above to fit).
 	st.mem.limit -= e.info.TableElements * tableElemBytes
+	if snap != nil {
+		st.mem.image = snap.image
+	}
 	cfg := st.config(name)
 	rctx := withMeter(experimental.WithMemoryAllocator(tctx, st), st)
 
 	start := time.Now()
 	var mod api.Module
 	var runErr error
-	if e.budget {
+	switch {
+	case snap != nil:
+		mod, runErr = st.call(rctx, snap.compiled, cfg, e.budget, "run")
+	case e.budget:
 		mod, runErr = st.runBudgeted(rctx, e, cfg)
-	} else {
+	default:
 		mod, runErr = s.rt.InstantiateModule(rctx, e.compiled, cfg)
 	}
 	res := Result{Duration: time.Since(start), CPUUnits: st.meter.units()}
@@ -85,30 +107,43 @@ func (s *Sandbox) Run(ctx context.Context, hash, name string, stdin []byte, limi
 	cancel()
 	res.Stdout, res.Stderr = st.end()
 
+	f, err := decide(ctx, tctx, st, runErr, limits)
+	if err != nil {
+		return res, err
+	}
+	var exit *sys.ExitError
+	if f != nil && f.Kind == task.KindExit && errors.As(runErr, &exit) {
+		res.ExitCode = exit.ExitCode()
+	}
+	res.Failure = f
+	return res, nil
+}
+
+// decide decides how a run ended from what the guest returned (runErr) and what the
+// sandbox saw (st): nil for a success, the task's failure, or ctx's error when the caller
+// gave up (shutdown), which is not the task's failure.
+func decide(ctx, tctx context.Context, st *runState, runErr error, limits task.Limits) (*task.Failure, error) {
 	var exit *sys.ExitError
 	errors.As(runErr, &exit)
 	switch {
 	case st.sleepCut && ctx.Err() != nil:
 		// The caller gave up (shutdown) during a sleep, which returned early: whatever the
 		// guest did next (even exit 0) is not the task's outcome.
-		return res, ctx.Err()
+		return nil, ctx.Err()
 	case runErr == nil && st.limit == "":
-		return res, nil
+		return nil, nil
 	case runErr != nil && ctx.Err() != nil:
-		// The caller gave up (shutdown): not the task's failure.
-		return res, ctx.Err()
+		return nil, ctx.Err()
 	case st.limit != "":
-		res.Failure = &task.Failure{Kind: st.limit, Message: st.limitMsg}
+		return &task.Failure{Kind: st.limit, Message: st.limitMsg}, nil
 	case errors.Is(tctx.Err(), context.DeadlineExceeded):
 		// Whatever the guest did after its deadline (an exit, a trap), the kind is timeout.
-		res.Failure = timeoutFailure(limits)
+		return timeoutFailure(limits), nil
 	case exit != nil:
-		res.ExitCode = exit.ExitCode()
-		res.Failure = &task.Failure{Kind: task.KindExit, Message: fmt.Sprintf("exit code %d", exit.ExitCode())}
+		return &task.Failure{Kind: task.KindExit, Message: fmt.Sprintf("exit code %d", exit.ExitCode())}, nil
 	default:
-		res.Failure = &task.Failure{Kind: task.KindTrap, Message: trapMessage(runErr)}
+		return &task.Failure{Kind: task.KindTrap, Message: trapMessage(runErr)}, nil
 	}
-	return res, nil
 }
 
 func timeoutFailure(limits task.Limits) *task.Failure {
@@ -122,7 +157,9 @@ func trapMessage(err error) string {
 		msg = msg[:i]
 	}
 	msg = strings.TrimSuffix(msg, " (recovered by wazero)")
-	msg = strings.TrimPrefix(msg, "module[] function[_start] failed: ")
+	for _, fn := range []string{"_start", "run", "_initialize"} {
+		msg = strings.TrimPrefix(msg, "module[] function["+fn+"] failed: ")
+	}
 	return msg
 }
 
@@ -310,8 +347,9 @@ func (st *runState) Allocate(capacity, max uint64) experimental.LinearMemory {
 type linearMemory struct {
 	st      *runState
 	buf     []byte
-	mapped  []byte // the mapping, when the memory moved into one
-	limit   uint64 // bytes
+	image   *cowImage // a reactor's snapshot memory: the first allocation maps it (cow_linux.go)
+	mapped  []byte    // the mapping, when the memory moved into one
+	limit   uint64    // bytes
 	capHint uint64
 }
 
@@ -322,6 +360,9 @@ func (m *linearMemory) Reallocate(size uint64) []byte {
 		m.st.hit(task.KindOutOfMemory, fmt.Sprintf("asked for %d pages (%.1f MiB) of memory, limit is %d MiB (memory_mb, tables included)",
 			size>>16, float64(size)/(1<<20), m.st.limits.MemoryMB))
 		return nil
+	}
+	if m.image != nil && m.buf == nil {
+		return m.fromImage(size)
 	}
 	if size <= uint64(cap(m.buf)) {
 		m.buf = m.buf[:size] // never written past the old length: still zero
@@ -339,6 +380,29 @@ func (m *linearMemory) Reallocate(size uint64) []byte {
 	}
 	b := make([]byte, size, c)
 	copy(b, m.buf)
+	m.buf = b
+	return b
+}
+
+// fromImage is the first allocation of an instance of a reactor's snapshot: the image mapped
+// copy-on-write at the start of a reservation of the whole limit, so growth copies nothing
+// either; or, when mapping fails, the image read into a heap buffer.
+func (m *linearMemory) fromImage(size uint64) []byte {
+	img := m.image
+	m.image = nil
+	if r := reserve(m.limit); r != nil {
+		if size >= img.size && img.mapInto(r) == nil {
+			m.mapped = r
+			m.buf = r[:size:m.limit]
+			return m.buf
+		}
+		unreserve(r)
+	}
+	b := make([]byte, size, max(size, m.capHint))
+	if err := img.readInto(b[:min(size, img.size)]); err != nil {
+		m.st.hit(task.KindInternal, "could not set up the snapshot's memory: "+err.Error())
+		return nil
+	}
 	m.buf = b
 	return b
 }

@@ -47,6 +47,7 @@ type Sandbox struct {
 	stderrBytes int64
 	maxCompiled int
 	instrument  bool
+	noCoW       bool       // reactor snapshots in data segments, never mapped (benchmarks)
 	maxBytes    int64      // bound of the compiled entries' bytes
 	iso         *isolator  // nil: compile in-process only
 	disk        *diskCache // nil without an on-disk cache
@@ -71,6 +72,15 @@ type entry struct {
 	evicted  bool
 	budget   bool // table.grow was instrumented: Run must set the budget global (tablegrow.go)
 	bytes    int64
+	rx       *reactor // nil for a command (snapshot.go)
+}
+
+// close closes the compiled module and, for a reactor, its snapshot's.
+func (e *entry) close(ctx context.Context) {
+	_ = e.compiled.Close(ctx)
+	if e.rx != nil {
+		e.rx.close(ctx)
+	}
 }
 
 // New creates a Sandbox: one wazero runtime (compiler) with WASI preview1 and the private
@@ -83,11 +93,13 @@ func New(ctx context.Context, cfg Config) (*Sandbox, error) {
 // does: without instrumentation a deadline cannot stop a running guest.
 type options struct {
 	noInstrument bool
+	noCoW        bool // compare copy-on-write snapshot memory with data segments
 }
 
 func newSandbox(ctx context.Context, cfg Config, opt options) (*Sandbox, error) {
 	s := &Sandbox{
 		instrument:  !opt.noInstrument,
+		noCoW:       opt.noCoW,
 		stderrBytes: cfg.StderrBytes,
 		maxCompiled: cfg.MaxCompiled,
 		entries:     map[string]*entry{},
@@ -223,7 +235,7 @@ func (s *Sandbox) load(ctx context.Context, wasm []byte, hash string, pre func(*
 			if err == nil {
 				if s.closed {
 					err = ErrClosed
-					_ = e.compiled.Close(ctx)
+					e.close(ctx)
 				} else {
 					e.refs = 1
 					e.elem = s.lru.PushFront(e)
@@ -254,7 +266,7 @@ func (s *Sandbox) evictLocked(ctx context.Context) {
 		s.bytes -= e.bytes
 		e.evicted = true
 		if e.refs == 0 {
-			_ = e.compiled.Close(ctx)
+			e.close(ctx)
 		}
 	}
 }
@@ -281,7 +293,7 @@ func (s *Sandbox) release(e *entry) {
 	closeIt := e.evicted && e.refs == 0
 	s.mu.Unlock()
 	if closeIt {
-		_ = e.compiled.Close(context.Background())
+		e.close(context.Background())
 	}
 }
 
@@ -323,8 +335,15 @@ func (s *Sandbox) compile(ctx context.Context, wasm []byte, hash string, pre fun
 			return nil, invalid("imports %s, which WASI preview1 does not provide", full)
 		}
 	}
-	if !f.hasStart {
-		return nil, invalid("does not export a _start function: build it as a WASI command (a program with main), not a reactor or library")
+	switch {
+	case f.hasStart && f.hasRun:
+		return nil, invalid("exports both _start and run: a function is either a command (exports _start: a program with main) or a reactor (exports run, and optionally _initialize), not both")
+	case f.hasStart:
+		info.ABI = ABICommand
+	case f.hasRun:
+		info.ABI = ABIReactor
+	default:
+		return nil, invalid("does not export a _start function (a WASI command: a program with main) nor a run function (a reactor: run, and optionally _initialize, exported by a WASI module built as a library, e.g. clang -mexec-model=reactor or Go -buildmode=c-shared)")
 	}
 	if f.hasMemory {
 		if f.memMin > 65536 || (f.memHasMax && f.memMax > 65536) {
@@ -341,6 +360,14 @@ func (s *Sandbox) compile(ctx context.Context, wasm []byte, hash string, pre fun
 	if !s.instrument {
 		instrumented = wasm
 	}
+	var rx *reactor
+	if info.ABI == ABIReactor {
+		// A reactor is compiled with its mutable globals exported: this module runs
+		// _initialize, then the snapshot is read from it (snapshot.go).
+		if rx, instrumented, err = newReactor(f, instrumented); err != nil {
+			return nil, invalid("%v", err)
+		}
+	}
 	size, err := s.beforeCompile(ctx, wasm, instrumented)
 	if err != nil {
 		return nil, err
@@ -352,21 +379,33 @@ func (s *Sandbox) compile(ctx context.Context, wasm []byte, hash string, pre fun
 		}
 		return nil, invalid("does not compile: %v", err)
 	}
-	if err := s.checkCompiled(compiled); err != nil {
+	if err := s.checkCompiled(compiled, info.ABI); err != nil {
 		_ = compiled.Close(ctx)
 		return nil, err
 	}
-	return &entry{hash: hash, compiled: compiled, info: info, budget: s.instrument && len(f.grows) > 0, bytes: size}, nil
+	e = &entry{hash: hash, compiled: compiled, info: info, budget: s.instrument && len(f.grows) > 0, bytes: size}
+	e.rx = rx
+	return e, nil
 }
 
-// checkCompiled checks what needs types: _start's signature, imported signatures.
-func (s *Sandbox) checkCompiled(c wazero.CompiledModule) error {
-	start := c.ExportedFunctions()["_start"]
-	if start == nil {
-		return invalid("does not export a _start function")
+// checkCompiled checks what needs types: the entry points' signatures (_start for a command;
+// run and _initialize for a reactor), imported signatures.
+func (s *Sandbox) checkCompiled(c wazero.CompiledModule, abi string) error {
+	entries := []string{"_start"}
+	if abi == ABIReactor {
+		entries = []string{"run", "_initialize"}
 	}
-	if len(start.ParamTypes()) != 0 || len(start.ResultTypes()) != 0 {
-		return invalid("exports _start with type %s; it must take and return nothing", sig(start))
+	for i, name := range entries {
+		fn := c.ExportedFunctions()[name]
+		if fn == nil {
+			if i == 0 {
+				return invalid("does not export a %s function", name)
+			}
+			continue // _initialize is optional
+		}
+		if len(fn.ParamTypes()) != 0 || len(fn.ResultTypes()) != 0 {
+			return invalid("exports %s with type %s; it must take and return nothing", name, sig(fn))
+		}
 	}
 	for _, fn := range c.ImportedFunctions() {
 		mod, name, _ := fn.Import()
@@ -385,32 +424,4 @@ func (s *Sandbox) checkCompiled(c wazero.CompiledModule) error {
 		return invalid("imports a memory; WASI preview1 provides only functions")
 	}
 	return nil
-}
-
-func sig(fn api.FunctionDefinition) string {
-	str := func(ts []api.ValueType) string {
-		out := "("
-		for i, t := range ts {
-			if i > 0 {
-				out += ", "
-			}
-			out += api.ValueTypeName(t)
-		}
-		return out + ")"
-	}
-	return str(fn.ParamTypes()) + " -> " + str(fn.ResultTypes())
-}
-
-func externName(k byte) string {
-	switch k {
-	case 1:
-		return "table"
-	case 2:
-		return "memory"
-	case 3:
-		return "global"
-	case 4:
-		return "tag"
-	}
-	return "function"
 }

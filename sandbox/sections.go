@@ -1,5 +1,7 @@
 package sandbox
 
+import "strings"
+
 // Readers for the sections parseWasm reads: those it needs (imports, memory, exports, tables)
 // and those it only checks against the structural limits (limits.go), leaving the rest of
 // them to wazero's decoder.
@@ -249,10 +251,17 @@ func (f *wasmFile) readExports(r *reader) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		if name == "_start" && kind == 0 {
-			f.hasStart = true
+		if kind == 0 {
+			switch name {
+			case "_start":
+				f.hasStart = true
+			case "run":
+				f.hasRun = true
+			case "_initialize":
+				f.hasInit = true
+			}
 		}
-		if name == budgetExport || name == meterExport {
+		if name == budgetExport || name == meterExport || strings.HasPrefix(name, globalExportPrefix) {
 			f.reserved = true
 		}
 		if f.meter {

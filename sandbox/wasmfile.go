@@ -40,7 +40,11 @@ type wasmFile struct {
 	memHasMax bool
 	funcs     int  // function bodies in the code section
 	loops     int  // loop instructions in them
-	hasStart  bool // exports a function named _start
+	hasStart  bool // exports a function named _start (the command ABI)
+	hasRun    bool // exports a function named run (the reactor ABI, snapshot.go)
+	hasInit   bool // exports a function named _initialize (a reactor's pre-initialization)
+	// userGlobals is the number of globals the module defines itself, before the metering's.
+	userGlobals uint32
 	// meter is set when instrumenting: every function index >= importFuncs moves up by one
 	// (the refill import takes importFuncs), and check is the metering code (meter.go).
 	meter bool
@@ -264,6 +268,7 @@ func parseWasm(wasm []byte, instrument bool) (*wasmFile, []byte, error) {
 			secs = append(secs, wasmSection{id: id, contents: contents})
 		}
 	}
+	f.userGlobals = f.definedGlobals
 	if !instrument {
 		return f, nil, nil
 	}

@@ -65,6 +65,7 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 		Name:       name,
 		ModuleHash: info.Hash,
 		ModuleSize: info.Size,
+		ABI:        info.ABI,
 		Limits:     limits,
 		CreatedAt:  time.Now().UTC(),
 		Namespace:  ns,
@@ -75,7 +76,7 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 	}
 	s.fns.put(f)
 	s.log.Info("function registered", slog.String("function_id", f.ID), slog.String("name", name), slog.String("namespace", ns),
-		slog.String("module_sha256", info.Hash), slog.Int64("size", info.Size))
+		slog.String("module_sha256", info.Hash), slog.Int64("size", info.Size), slog.String("abi", info.ABI))
 	b := getBuf()
 	*b = append(*b, `{"function_id":`...)
 	*b = appendString(*b, f.ID)

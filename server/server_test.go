@@ -56,6 +56,24 @@ func TestRegister(t *testing.T) {
 			t.Fatalf("got %+v", f)
 		}
 	})
+	t.Run("abi", func(t *testing.T) {
+		cmd := e.register(t, "cmd", samples.Noop, nil)
+		rx := e.register(t, "reactor", samples.ReactorCounter, nil)
+		for id, want := range map[string]string{cmd: "command", rx: "reactor"} {
+			f, err := e.c.Function(ctxT(t), id)
+			if err != nil || f.ABI != want {
+				t.Fatalf("Function(%s) = %+v, %v; want abi %s", id, f, err, want)
+			}
+			if a := e.get(t, "/functions/"+id).want(t, http.StatusOK); a.str("abi") != want {
+				t.Fatalf("GET /functions/%s: %s; want abi %s", id, a.raw, want)
+			}
+		}
+		if a := e.get(t, "/functions").want(t, http.StatusOK); !strings.Contains(string(a.raw), `"abi":"reactor"`) {
+			t.Fatalf("GET /functions does not show the abi: %s", a.raw)
+		}
+		e.do(t, http.MethodPost, "/register_function?name=both", "application/wasm", samples.Hostile["reactor_both"]).
+			wantError(t, 400, "invalid_module", "exports both _start and run")
+	})
 	t.Run("raw with parameters in content type", func(t *testing.T) {
 		e.do(t, http.MethodPost, "/register_function?name=x", "Application/Wasm; charset=binary", samples.Noop).
 			want(t, http.StatusCreated)

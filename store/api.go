@@ -46,16 +46,25 @@ type Config struct {
 // Function is a registered function. Functions are immutable: registering a name again
 // makes a new function (the name then points at the newest).
 type Function struct {
-	ID         string      `json:"function_id"`
-	Name       string      `json:"name"`
-	ModuleHash string      `json:"module_sha256"`
-	ModuleSize int64       `json:"module_size"`
-	Limits     task.Limits `json:"limits"` // with defaults applied
-	CreatedAt  time.Time   `json:"created_at"`
+	ID         string `json:"function_id"`
+	Name       string `json:"name"`
+	ModuleHash string `json:"module_sha256"`
+	ModuleSize int64  `json:"module_size"`
+	// ABI is how the module is called: "command" (exports _start) or "reactor" (exports run,
+	// pre-initialized once); see docs/API.md. Records stored without one are commands.
+	ABI       string      `json:"abi"`
+	Limits    task.Limits `json:"limits"` // with defaults applied
+	CreatedAt time.Time   `json:"created_at"`
 	// Namespace owns the function ("" is the default namespace). Not in API answers: a
 	// caller only ever sees its own namespace's functions.
 	Namespace string `json:"-"`
 }
+
+// The function ABIs (sandbox.ABICommand and sandbox.ABIReactor; store does not import sandbox).
+const (
+	ABICommand = "command"
+	ABIReactor = "reactor"
+)
 
 // Record is a task as stored.
 type Record struct {

@@ -73,6 +73,10 @@ func (a createArgs) call(k keys) call {
 	if ns == DefaultNamespace {
 		ns = ""
 	}
+	abi := a.f.ABI
+	if abi == ABICommand {
+		abi = "" // the default: no field written
+	}
 	hasWasm := 0
 	wasm := []byte{}
 	if a.wasm != nil {
@@ -82,7 +86,7 @@ func (a createArgs) call(k keys) call {
 		keys: []string{k.function(a.f.ID), k.fname(ns, a.f.Name), k.functions(ns),
 			k.module(a.f.ModuleHash), k.modref(a.f.ModuleHash), k.usage(ns)},
 		argv: []any{a.f.ID, a.f.Name, a.f.ModuleHash, a.f.ModuleSize, a.limits,
-			a.f.CreatedAt.UnixMilli(), ns, a.maxBytes, hasWasm, wasm},
+			a.f.CreatedAt.UnixMilli(), ns, a.maxBytes, hasWasm, wasm, abi},
 	}
 }
 
@@ -99,6 +103,7 @@ func (a createArgs) call(k keys) call {
 //	ARGV[8]  most module bytes of the namespace (0: no bound)
 //	ARGV[9]  1 if ARGV[10] is the module to store (SET NX)
 //	ARGV[10] the module's bytes
+//	ARGV[11] the ABI when not "command" ("" : no field written)
 //
 // Returns -1 when the quota refuses (nothing written), else the namespace's module bytes.
 var scriptCreate = redis.NewScript(`
@@ -111,6 +116,7 @@ if has_wasm == '1' then redis.call('SET', module, ARGV[10], 'NX') end
 redis.call('HSET', fn_key, 'id', id, 'name', name, 'module', hash, 'size', ARGV[4],
   'limits', limits, 'created', created)
 if ns ~= '' then redis.call('HSET', fn_key, 'ns', ns) end
+if ARGV[11] ~= '' then redis.call('HSET', fn_key, 'abi', ARGV[11]) end
 redis.call('SET', fname, id)
 redis.call('ZADD', functions, created, id)
 redis.call('SADD', modref, id)
@@ -126,6 +132,13 @@ func (s *Store) create(ctx context.Context, f Function, wasm []byte, maxBytes in
 	}
 	f.Namespace = nsOrDefault(f.Namespace)
 	f.Limits = f.Limits.WithDefaults()
+	switch f.ABI {
+	case "":
+		f.ABI = ABICommand
+	case ABICommand, ABIReactor:
+	default:
+		return fmt.Errorf("store: create function: unknown ABI %q", f.ABI)
+	}
 	lim, err := json.Marshal(f.Limits)
 	if err != nil {
 		return fmt.Errorf("store: create function: %w", err)
@@ -218,7 +231,10 @@ func (s *Store) FunctionIn(ctx context.Context, ns, idOrName string) (Function, 
 }
 
 func parseFunction(m map[string]string) (Function, error) {
-	f := Function{ID: m[ffID], Name: m[ffName], ModuleHash: m[ffModule], Namespace: nsOrDefault(m[ffNS])}
+	f := Function{ID: m[ffID], Name: m[ffName], ModuleHash: m[ffModule], Namespace: nsOrDefault(m[ffNS]), ABI: m[ffABI]}
+	if f.ABI == "" {
+		f.ABI = ABICommand
+	}
 	if f.ID == "" {
 		return Function{}, fmt.Errorf("store: function record without id")
 	}

@@ -76,7 +76,8 @@ const (
 	ffSize    = "size"
 	ffLimits  = "limits"
 	ffCreated = "created"
-	ffNS      = "ns" // absent in the default namespace
+	ffNS      = "ns"  // absent in the default namespace
+	ffABI     = "abi" // absent for a command (and in records older than the reactor ABI)
 )
 
 type keys struct{ prefix string }

@@ -78,6 +78,25 @@ func TestModulesAndFunctions(t *testing.T) {
 			}
 		}
 	})
+	t.Run("abi", func(t *testing.T) {
+		r := store.Function{ID: uuid.NewString(), Name: "reactor", ModuleHash: old.ModuleHash, ModuleSize: 1, ABI: store.ABIReactor}
+		if err := s.CreateFunction(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _, _ = s.DeleteFunction(ctx, store.DefaultNamespace, r.ID) })
+		for key, want := range map[string]string{r.ID: store.ABIReactor, old.ID: store.ABICommand} {
+			for _, st := range []*store.Store{s, fresh} {
+				if f, err := st.Function(ctx, key); err != nil || f.ABI != want {
+					t.Fatalf("Function(%s).ABI = %q, %v; want %q", key, f.ABI, err, want)
+				}
+			}
+		}
+		bad := r
+		bad.ID, bad.ABI = uuid.NewString(), "library"
+		if err := s.CreateFunction(ctx, bad); err == nil || !strings.Contains(err.Error(), "unknown ABI") {
+			t.Fatalf("CreateFunction with ABI library: %v", err)
+		}
+	})
 	t.Run("list newest first", func(t *testing.T) {
 		fs, err := fresh.Functions(ctx)
 		if err != nil {

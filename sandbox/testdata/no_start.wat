@@ -1,2 +1,2 @@
-;; A reactor: exports a function, but no _start. Must be refused.
-(module (func (export "run")))
+;; Exports a function, but neither _start (a command) nor run (a reactor). Must be refused.
+(module (func (export "main")))
