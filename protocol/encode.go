@@ -119,5 +119,13 @@ func (m Error) Append(dst [][]byte) [][]byte {
 	return append(head(dst, m.Type()), []byte(m.Code), []byte(m.Text))
 }
 
+func (m Evict) Append(dst [][]byte) [][]byte {
+	dst = head(dst, m.Type())
+	for _, h := range m.Hashes {
+		dst = append(dst, []byte(h))
+	}
+	return dst
+}
+
 // Encode returns m's frames.
 func Encode(m Message) [][]byte { return m.Append(nil) }

@@ -43,6 +43,7 @@ const (
 	TypeRelease       Type = 10 // worker → dispatcher: tasks handed back, not run
 	TypeBye           Type = 11 // both ways: I am stopping; send me no more work
 	TypeError         Type = 12 // dispatcher → worker: your message was refused
+	TypeEvict         Type = 14 // dispatcher → worker: forget these modules (their last function was deleted)
 )
 
 var typeNames = [...]string{
@@ -58,6 +59,7 @@ var typeNames = [...]string{
 	TypeRelease:       "RELEASE",
 	TypeBye:           "BYE",
 	TypeError:         "ERROR",
+	TypeEvict:         "EVICT",
 }
 
 func (t Type) String() string {
@@ -192,6 +194,18 @@ type Bye struct {
 	Sender string
 }
 
+// MaxEvictHashes bounds the hashes of one EVICT: a sender splits a longer list.
+const MaxEvictHashes = 1024
+
+// maxHashBytes bounds one hash of EVICT: the lowercase hex sha256 is 64 bytes.
+const maxHashBytes = 64
+
+// Evict tells a worker that modules are gone (their last function was deleted): drop them
+// from every cache. A hash the worker does not hold is no error.
+type Evict struct {
+	Hashes []string
+}
+
 // Error refuses a message.
 type Error struct {
 	Code string
@@ -210,3 +224,4 @@ func (Module) Type() Type        { return TypeModule }
 func (Release) Type() Type       { return TypeRelease }
 func (Bye) Type() Type           { return TypeBye }
 func (Error) Type() Type         { return TypeError }
+func (Evict) Type() Type         { return TypeEvict }

@@ -35,6 +35,7 @@ func sampleMessages() map[string]Message {
 		"release":        Release{Worker: "w", Refs: []task.Ref{{ID: "t9", Attempt: 1}}},
 		"bye":            Bye{Sender: "w"},
 		"error":          Error{Code: CodeUnknownWorker, Text: "register again"},
+		"evict":          Evict{Hashes: []string{"ab12", "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"}},
 	}
 }
 
@@ -110,6 +111,10 @@ func TestDecodeRefuses(t *testing.T) {
 		{"negative duration", [][]byte{v, {byte(TypeResultReady)}, []byte("w"), []byte("t"), u32(1), nil, nil, u64(-1), nil, nil}, ErrMalformed},
 		{"timing of 12 bytes", [][]byte{v, {byte(TypeResultReady)}, []byte("w"), []byte("t"), u32(1), nil, nil, make([]byte, 12), nil, nil}, ErrMalformed},
 		{"limits of 36 bytes", [][]byte{v, {byte(TypeNewTask)}, []byte("t"), u32(1), nil, nil, nil, make([]byte, limitsSize+4), nil}, ErrMalformed},
+		{"evict of nothing", [][]byte{v, {byte(TypeEvict)}}, ErrMalformed},
+		{"evict of an empty hash", [][]byte{v, {byte(TypeEvict)}, []byte("ab"), nil}, ErrMalformed},
+		{"evict of a long hash", [][]byte{v, {byte(TypeEvict)}, make([]byte, maxHashBytes+1)}, ErrMalformed},
+		{"evict of too many hashes", append([][]byte{v, {byte(TypeEvict)}}, repeatFrame([]byte("ab"), MaxEvictHashes+1)...), ErrMalformed},
 		{"odd refs", [][]byte{v, {byte(TypeHeartbeat)}, []byte("w"), []byte("t")}, ErrMalformed},
 	}
 	for _, c := range cases {
@@ -178,4 +183,12 @@ func BenchmarkEncodeDecodeResult(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+func repeatFrame(f []byte, n int) [][]byte {
+	fs := make([][]byte, n)
+	for i := range fs {
+		fs[i] = f
+	}
+	return fs
 }

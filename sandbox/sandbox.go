@@ -341,7 +341,7 @@ func (s *Sandbox) compile(ctx context.Context, wasm []byte, hash string, pre fun
 	if !s.instrument {
 		instrumented = wasm
 	}
-	size, err := s.beforeCompile(ctx, wasm, instrumented)
+	size, err := s.beforeCompile(ctx, hash, wasm, instrumented)
 	if err != nil {
 		return nil, err
 	}
