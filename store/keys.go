@@ -31,6 +31,8 @@ import "fmt"
 //	                                  space-separated (before --prefix it was "tasks",
 //	                                  unprefixed, so two deployments woke each other)
 //	<prefix>done              channel ids of tasks that became terminal, space-separated
+//	<prefix>evict             channel the hash of a module whose last function was deleted:
+//	                                  dispatchers drop it from their caches and their workers'
 //
 // Scripts receive the key prefixes of task and function hashes in ARGV and build those keys
 // themselves (Claim cannot know the ids before popping them). That is only correct when all
@@ -97,6 +99,7 @@ func (k keys) leases() string               { return k.prefix + "leases" }
 func (k keys) recoverer() string            { return k.prefix + "recoverer" }
 func (k keys) doneChannel() string          { return k.prefix + "done" }
 func (k keys) tasksChannel() string         { return k.prefix + "tasks" }
+func (k keys) evictChannel() string         { return k.prefix + "evict" }
 
 // DefaultDeployment is the deployment name (--prefix) whose keys are faas's historical ones.
 const DefaultDeployment = "faas"
