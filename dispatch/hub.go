@@ -36,6 +36,7 @@ type hubEvent struct {
 	removed []string         // worker keys taken off the allow-list
 	to      []byte           // module: the one worker to answer (a checked fetch)
 	refused bool             // module: the check found no task of it sent to that worker
+	evict   string           // the hash of a module whose last function was deleted
 }
 
 // modeHooks is what differs between pull and push.
@@ -186,6 +187,8 @@ func (h *hub) run(ctx context.Context) error {
 	claimCtx, stopClaiming := context.WithCancel(ctx)
 	claimerDone := make(chan struct{})
 	go func() { defer close(claimerDone); h.claimer(claimCtx) }()
+	waitEvictions := listenEvictions(ctx, h.c.st, h.log, func(hash string) { h.box.Put(hubEvent{evict: hash}) })
+	defer waitEvictions()
 
 	h.poller = zmq.NewPoller()
 	h.poller.Add(h.router, zmq.POLLIN)
@@ -260,5 +263,8 @@ func (h *hub) event(e hubEvent) {
 	}
 	if len(e.removed) > 0 {
 		h.keysRemoved(e.removed)
+	}
+	if e.evict != "" && !h.stopping {
+		h.evicted(e.evict)
 	}
 }

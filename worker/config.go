@@ -58,6 +58,7 @@ func Run(ctx context.Context, sb *sandbox.Sandbox, cfg Config, log *slog.Logger)
 	}
 	w := &worker{
 		cfg:     cfg,
+		sb:      sb,
 		log:     log.With("worker", cfg.ID, "mode", cfg.Mode),
 		running: make(map[string]task.Ref, cfg.Slots),
 		waiters: make(map[string][]chan moduleResult),

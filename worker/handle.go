@@ -63,6 +63,10 @@ func (w *worker) handle(runCtx context.Context, m protocol.Message, ctrl bool) {
 	case protocol.Heartbeat:
 	case protocol.Module:
 		w.moduleArrived(m)
+	case protocol.Evict:
+		if ctrl { // from the dispatcher's ROUTER; the REQ socket only carries replies to REQUEST_TASK
+			w.evict(m.Hashes)
+		}
 	case protocol.Bye:
 		if w.stopping {
 			// The answer to our BYE: nothing more is on its way. Stay registered, so
@@ -218,3 +222,21 @@ func fitOutcomes(outs []task.Outcome) int {
 	}
 	return len(outs)
 }
+
+// evict drops deleted modules from the sandbox, in memory and on disk (a task of one that
+// runs now finishes). A hash the worker does not hold is no error; one that is not a hash is
+// logged and skipped.
+func (w *worker) evict(hashes []string) {
+	ctx, cancel := context.WithTimeout(context.Background(), evictTimeout)
+	defer cancel()
+	for _, h := range hashes {
+		if err := w.sb.Evict(ctx, h); err != nil {
+			w.log.Warn("evicting a deleted module failed", "hash", h, "err", err)
+			continue
+		}
+		w.log.Debug("deleted module evicted", "hash", h)
+	}
+}
+
+// evictTimeout bounds the evictions of one EVICT (closing compiled modules, removing files).
+const evictTimeout = 5 * time.Second

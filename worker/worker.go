@@ -13,6 +13,7 @@ import (
 
 	"faas/executor"
 	"faas/internal/zsock"
+	"faas/sandbox"
 	"faas/task"
 )
 
@@ -44,6 +45,7 @@ type worker struct {
 	cfg Config
 	log *slog.Logger
 	ex  *executor.Executor
+	sb  *sandbox.Sandbox // the executor's: EVICT drops modules from it
 	box *zsock.Mailbox[event]
 
 	ctrl *zmq.Socket // DEALER: registration, results, heartbeats, modules (both modes), tasks (push)
