@@ -256,8 +256,7 @@ func (h *hub) event(e hubEvent) {
 		if e.refused {
 			h.dropped(peer{route: e.to}, dropNotSent, 1, "module request without a task of that module")
 		}
-		h.env[0], h.env[1] = e.to, nil
-		h.reply(h.env, *e.module)
+		h.sendModule(e.to, *e.module)
 	case e.module != nil:
 		h.moduleFetched(*e.module)
 	}

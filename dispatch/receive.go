@@ -94,11 +94,11 @@ func (h *hub) handle(p peer, env [][]byte, m protocol.Message) {
 			h.reply(env, protocol.Module{Hash: m.Hash, Err: "no task of this module was sent to this worker"})
 			return
 		}
-		if !w.moduleAskable(m.Hash, now) {
-			// It was sent these bytes moments ago, more often than it has slots: a peer asking
-			// again and again without reading would have the ROUTER queue a module per request.
-			h.dropped(p, dropLimit, 1, "module asked more often than its slots within "+moduleRepeatWindow.String())
-			h.reply(env, protocol.Module{Hash: m.Hash, Err: "module asked more often than once per slot within " + moduleRepeatWindow.String()})
+		if why := w.moduleRefusal(m.Hash, now); why != "" {
+			// It was sent these bytes moments ago: a peer asking again and again without
+			// reading would have the ROUTER queue a module per request (budget.go).
+			h.dropped(p, dropLimit, 1, why)
+			h.reply(env, protocol.Module{Hash: m.Hash, Err: protocol.ModuleRetryLater + why})
 			return
 		}
 		h.moduleRequested(env, m)

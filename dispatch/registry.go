@@ -33,47 +33,11 @@ type remoteWorker struct {
 	lastHeard time.Time
 	leaving   bool         // said BYE: send it nothing more
 	held      *heldRequest // pull mode: its REQUEST_TASK awaiting tasks
-	// modulesSent counts, per module, the answers it was given in the current window (see
-	// moduleAskable).
+	// modulesSent counts, per module, the bytes it was sent in the current window, and
+	// moduleBytes all module bytes it was sent in the window (budget.go).
 	modulesSent map[string]moduleAnswers
-}
-
-// moduleAnswers is how often a module went to one worker since since.
-type moduleAnswers struct {
-	since time.Time
-	n     int
-}
-
-// moduleRepeatWindow is the window in which a worker may be sent one module at most once per
-// slot, plus one. An honest worker asks once per module and registration, or once per slot
-// when several of its tasks need the module at once (each executor asks while the module is
-// on its way or compiling); only a peer that does not read its replies asks more.
-const moduleRepeatWindow = 10 * time.Second
-
-// moduleAskable counts an answer of module hash to the worker now, unless it had capacity+1
-// of them in the current window (then false). The map stays small: a worker may ask only
-// for modules of tasks it was sent.
-func (w *remoteWorker) moduleAskable(hash string, now time.Time) bool {
-	a := w.modulesSent[hash]
-	if now.Sub(a.since) >= moduleRepeatWindow {
-		a = moduleAnswers{since: now}
-	}
-	if a.n > w.capacity {
-		return false
-	}
-	a.n++
-	if w.modulesSent == nil {
-		w.modulesSent = make(map[string]moduleAnswers)
-	}
-	if len(w.modulesSent) >= maxCapacity {
-		for k, old := range w.modulesSent {
-			if now.Sub(old.since) >= moduleRepeatWindow {
-				delete(w.modulesSent, k)
-			}
-		}
-	}
-	w.modulesSent[hash] = a
-	return true
+	moduleBytes moduleAnswers
+	retryUntil  time.Time // registered again on this connection: one more answer per module until then
 }
 
 // maxCapacity bounds the slots one registration may claim: a worker asking for more is
@@ -138,6 +102,11 @@ func (h *hub) register(p peer, env [][]byte, m protocol.Registration, now time.T
 		h.workers[string(p.route)] = w
 		h.perKey[p.key]++
 		h.log.Info("worker registered", "worker", m.Worker, "peer", p.label(), "capacity", m.Capacity, "running", m.Running)
+	}
+	if w.capacity > 0 {
+		// Registered again on the same connection (a dispatcher restart, a BYE): what it asked
+		// before may have been lost with the old session.
+		w.retryUntil = now.Add(protocol.ModuleWindow)
 	}
 	w.id = m.Worker
 	w.capacity = min(m.Capacity, maxCapacity)

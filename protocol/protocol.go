@@ -194,6 +194,15 @@ type Bye struct {
 	Sender string
 }
 
+// ModuleWindow is the window of a dispatcher's module allowance: a connection is sent each
+// module once per window (twice after registering again) and a bounded number of bytes of
+// modules (docs/PROTOCOL.md).
+const ModuleWindow = 10 * time.Second
+
+// ModuleRetryLater starts the error of a MODULE refused for the allowance: the worker asks
+// again after ModuleWindow instead of failing the tasks that wait for the module.
+const ModuleRetryLater = "retry later: "
+
 // MaxEvictHashes bounds the hashes of one EVICT: a sender splits a longer list.
 const MaxEvictHashes = 1024
 

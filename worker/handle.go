@@ -6,6 +6,7 @@ package worker
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	zmq "github.com/pebbe/zmq4"
@@ -130,6 +131,15 @@ func (w *worker) acked(m protocol.Ack) {
 // moduleArrived hands a module (or the dispatcher's reason for not having it) to every
 // executor waiting for it.
 func (w *worker) moduleArrived(m protocol.Module) {
+	if strings.HasPrefix(m.Err, protocol.ModuleRetryLater) {
+		// Over the dispatcher's allowance (our earlier answer was lost, or the budget of the
+		// window is spent): the tasks keep waiting and we ask again after the window.
+		if _, asked := w.asked[m.Hash]; asked {
+			w.log.Warn("dispatcher asks to fetch a module later", "hash", m.Hash, "text", m.Err)
+			w.asked[m.Hash] = time.Now().Add(moduleRetryAfter)
+		}
+		return
+	}
 	delete(w.asked, m.Hash)
 	w.mu.Lock()
 	waiters := w.waiters[m.Hash]
@@ -237,6 +247,10 @@ func (w *worker) evict(hashes []string) {
 		w.log.Debug("deleted module evicted", "hash", h)
 	}
 }
+
+// moduleRetryAfter is how long the worker waits before asking again for a module the
+// dispatcher refused for its allowance: the dispatcher's window (a variable for tests).
+var moduleRetryAfter = protocol.ModuleWindow
 
 // evictTimeout bounds the evictions of one EVICT (closing compiled modules, removing files).
 const evictTimeout = 5 * time.Second

@@ -193,8 +193,8 @@ func (w *worker) beat(now time.Time) {
 		held = append(held, r)
 	}
 	w.send(protocol.Heartbeat{Sender: w.cfg.ID, Held: held})
-	for hash, at := range w.asked {
-		if now.Sub(at) > w.hbDead {
+	for hash, due := range w.asked {
+		if now.After(due) {
 			w.askModule(hash)
 		}
 	}
@@ -226,7 +226,9 @@ func (w *worker) send(m protocol.Message) {
 	}
 }
 
+// askModule asks for a module, and again if no answer came by the time a dispatcher is
+// declared silent (its answer was lost with a reconnection).
 func (w *worker) askModule(hash string) {
-	w.asked[hash] = time.Now()
+	w.asked[hash] = time.Now().Add(w.hbDead)
 	w.send(protocol.ModuleRequest{Worker: w.cfg.ID, Hash: hash})
 }

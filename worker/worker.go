@@ -63,7 +63,7 @@ type worker struct {
 	askAfter   time.Time            // do not ask before (after a NO_TASK)
 	stopping   bool                 // the stop sequence has begun: no new work
 	byeAcked   bool                 // the dispatcher answered our BYE (push)
-	asked      map[string]time.Time // module hash → when it was last requested
+	asked      map[string]time.Time // module hash → when to ask again if no answer came
 
 	mu      sync.Mutex
 	waiters map[string][]chan moduleResult // module hash → executors waiting for it
