@@ -8,7 +8,7 @@ import (
 )
 
 // A connection is sent each module once per window, twice after registering again on it,
-// and at most moduleByteBudget bytes of modules per window.
+// and at most moduleByteBudget bytes of modules it has not acknowledged.
 func TestModuleAllowance(t *testing.T) {
 	now := time.Now()
 	w := &remoteWorker{capacity: 4}
@@ -36,16 +36,41 @@ func TestModuleAllowance(t *testing.T) {
 		t.Fatal("a third answer within the window was allowed")
 	}
 
-	// Bytes: the budget of the window, whatever the modules.
+	// Bytes: at most the budget not acknowledged, whatever the window.
 	v := &remoteWorker{capacity: 4}
 	v.moduleSent("x", moduleByteBudget-100, now)
-	if v.bytesRefusal(100, now) != "" {
+	if v.bytesRefusal(100) != "" {
 		t.Fatal("a module that fits the budget was refused")
 	}
-	if v.bytesRefusal(101, now) == "" {
+	if v.bytesRefusal(101) == "" {
 		t.Fatal("a module over the budget was allowed")
 	}
-	if why := v.bytesRefusal(moduleByteBudget, now.Add(protocol.ModuleWindow)); why != "" {
-		t.Fatalf("refused in the next window: %s", why)
+	// A token sent before the module proves nothing; one sent after it does, once echoed.
+	v.echoed("stale")
+	v.tokenSent("t1")
+	v.echoed("forged")
+	if v.bytesRefusal(101) == "" {
+		t.Fatal("an unknown token acknowledged the module")
+	}
+	v.echoed("t1")
+	if why := v.bytesRefusal(moduleByteBudget); why != "" {
+		t.Fatalf("refused after the acknowledgement: %s", why)
+	}
+
+	// A task sent on the control connection after the module acknowledges it when read; one
+	// sent before (or on the REQ socket) does not.
+	u := &remoteWorker{capacity: 4}
+	u.taskSeq = 1
+	before := flight{seq: 1}
+	u.moduleSent("x", moduleByteBudget, now)
+	u.readTask(before)
+	u.readTask(flight{seq: 0})
+	if u.bytesRefusal(1) == "" {
+		t.Fatal("a task sent before the module acknowledged it")
+	}
+	u.taskSeq++
+	u.readTask(flight{seq: u.taskSeq})
+	if why := u.bytesRefusal(moduleByteBudget); why != "" {
+		t.Fatalf("refused after a later task was read: %s", why)
 	}
 }

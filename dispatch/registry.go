@@ -14,6 +14,7 @@ import (
 // flight is a task a worker holds, as the dispatcher sent it.
 type flight struct {
 	ref    task.Ref
+	seq    int // the worker's taskSeq when sent on its control connection (0: on its REQ socket)
 	sentAt time.Time
 	module string      // its module: the worker may ask for it
 	limits task.Limits // what its outcome may hold
@@ -33,10 +34,14 @@ type remoteWorker struct {
 	lastHeard time.Time
 	leaving   bool         // said BYE: send it nothing more
 	held      *heldRequest // pull mode: its REQUEST_TASK awaiting tasks
-	// modulesSent counts, per module, the bytes it was sent in the current window, and
-	// moduleBytes all module bytes it was sent in the window (budget.go).
+	// What it was sent of modules (budget.go): answers per module in the current window,
+	// bytes not acknowledged, the heartbeat tokens sent since the last module, the count of
+	// NEW_TASKs sent on its control connection, and that count when the last module went.
 	modulesSent map[string]moduleAnswers
-	moduleBytes moduleAnswers
+	unacked     int
+	tokens      []string
+	taskSeq     int
+	moduleSeq   int
 	retryUntil  time.Time // registered again on this connection: one more answer per module until then
 }
 
@@ -142,6 +147,9 @@ func (h *hub) reconcile(w *remoteWorker, held []task.Ref, now time.Time) {
 	foreign := 0
 	w.foreigns = w.foreigns[:0]
 	for _, r := range held {
+		if f, ok := w.inflight[r.ID]; ok && f.ref.Attempt == r.Attempt {
+			w.readTask(f)
+		}
 		if f, ok := w.inflight[r.ID]; !ok || f.ref.Attempt != r.Attempt {
 			foreign++
 			if len(w.foreigns) < maxCapacity {

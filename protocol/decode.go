@@ -50,7 +50,8 @@ func Decode(frames [][]byte) (Message, error) {
 		m = ResultReady{Worker: d.str(0), Outcomes: d.outcomes(1)}
 	case TypeHeartbeat:
 		d.atLeast(1)
-		m = Heartbeat{Sender: d.str(0), Held: d.refs(1)}
+		sender, token := splitToken(d.str(0))
+		m = Heartbeat{Sender: sender, Token: token, Held: d.refs(1)}
 	case TypeModuleRequest:
 		d.want(2)
 		m = ModuleRequest{Worker: d.str(0), Hash: d.str(1)}

@@ -96,7 +96,11 @@ func (m ResultReady) Append(dst [][]byte) [][]byte {
 }
 
 func (m Heartbeat) Append(dst [][]byte) [][]byte {
-	return appendRefs(append(head(dst, m.Type()), []byte(m.Sender)), m.Held)
+	sender := m.Sender
+	if isToken(m.Token) {
+		sender += " " + m.Token
+	}
+	return appendRefs(append(head(dst, m.Type()), []byte(sender)), m.Held)
 }
 
 func (m ModuleRequest) Append(dst [][]byte) [][]byte {

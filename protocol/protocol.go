@@ -164,9 +164,41 @@ type ResultReady struct {
 
 // Heartbeat says the sender is alive. From a worker, Held lists the tasks it holds (queued
 // or running); Sender is the worker id or the dispatcher's session.
+//
+// Token: from a dispatcher, a fresh random token (TokenLen lowercase hex digits); from a
+// worker, the token of the last dispatcher HEARTBEAT it read. One connection keeps order, so
+// a worker that echoes a token has read everything sent to it before that token: the
+// dispatcher's proof that module bytes it queued were read (docs/PROTOCOL.md). It travels
+// in the sender frame, after a space ("w1 0123456789abcdef"), so that peers without tokens
+// read the message as before.
 type Heartbeat struct {
 	Sender string
+	Token  string
 	Held   []task.Ref
+}
+
+// TokenLen is the length of a heartbeat token.
+const TokenLen = 16
+
+// splitToken splits a heartbeat's sender frame into sender and token.
+func splitToken(frame string) (sender, token string) {
+	i := len(frame) - TokenLen - 1
+	if i < 0 || frame[i] != ' ' || !isToken(frame[i+1:]) {
+		return frame, ""
+	}
+	return frame[:i], frame[i+1:]
+}
+
+func isToken(s string) bool {
+	if len(s) != TokenLen {
+		return false
+	}
+	for _, c := range s {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // ModuleRequest asks for a module's bytes by hash.

@@ -62,6 +62,11 @@ func (w *worker) handle(runCtx context.Context, m protocol.Message, ctrl bool) {
 	case protocol.NoTask:
 		w.askAfter = time.Now().Add(w.hbEvery)
 	case protocol.Heartbeat:
+		if ctrl {
+			// Echoed in our next heartbeat: proof that we read what came before it (the
+			// dispatcher's budget of module bytes it queued to us).
+			w.token = m.Token
+		}
 	case protocol.Module:
 		w.moduleArrived(m)
 	case protocol.Evict:

@@ -128,3 +128,24 @@ func TestModuleFetchedOnceAndRetriedLater(t *testing.T) {
 		t.Fatalf("results %v after %d asks, want t1=2 t2=4 after 2", results, asks)
 	}
 }
+
+// TestWorkerEchoesHeartbeatToken: the worker's heartbeat carries the token of the last
+// dispatcher heartbeat it read (the dispatcher's proof that queued modules were read).
+func TestWorkerEchoesHeartbeatToken(t *testing.T) {
+	d, endpoint := newFakeDispatcher(t)
+	startWorker(t, protocol.ModePush, 1, endpoint)
+	env, _ := d.expect(protocol.TypeRegistration)
+	d.sendRaw(env, protocol.Encode(protocol.Ack{Session: "s", HeartbeatInterval: 50 * time.Millisecond, HeartbeatTimeout: 5 * time.Second}))
+	d.sendRaw(env, protocol.Encode(protocol.Heartbeat{Sender: "s", Token: "00112233445566ff"}))
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		_, m := d.expect(protocol.TypeHeartbeat)
+		if hb := m.(protocol.Heartbeat); hb.Token == "00112233445566ff" {
+			if hb.Sender != "w" {
+				t.Fatalf("heartbeat sender %q, want w", hb.Sender)
+			}
+			return
+		}
+	}
+	t.Fatal("the worker never echoed the dispatcher's token")
+}

@@ -192,7 +192,7 @@ func (w *worker) beat(now time.Time) {
 	for _, r := range w.running {
 		held = append(held, r)
 	}
-	w.send(protocol.Heartbeat{Sender: w.cfg.ID, Held: held})
+	w.send(protocol.Heartbeat{Sender: w.cfg.ID, Token: w.token, Held: held})
 	for hash, due := range w.asked {
 		if now.After(due) {
 			w.askModule(hash)

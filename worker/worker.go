@@ -64,6 +64,7 @@ type worker struct {
 	stopping   bool                 // the stop sequence has begun: no new work
 	byeAcked   bool                 // the dispatcher answered our BYE (push)
 	asked      map[string]time.Time // module hash → when to ask again if no answer came
+	token      string               // of the dispatcher's last HEARTBEAT: echoed in ours
 
 	mu      sync.Mutex
 	waiters map[string][]chan moduleResult // module hash → executors waiting for it
