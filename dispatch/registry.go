@@ -148,9 +148,8 @@ func (h *hub) reconcile(w *remoteWorker, held []task.Ref, now time.Time) {
 	w.foreigns = w.foreigns[:0]
 	for _, r := range held {
 		if f, ok := w.inflight[r.ID]; ok && f.ref.Attempt == r.Attempt {
-			w.readTask(f)
-		}
-		if f, ok := w.inflight[r.ID]; !ok || f.ref.Attempt != r.Attempt {
+			w.readTask(f) // it read this task: what was sent before it too
+		} else {
 			foreign++
 			if len(w.foreigns) < maxCapacity {
 				w.foreigns = append(w.foreigns, r)
