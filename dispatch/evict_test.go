@@ -80,11 +80,17 @@ func (f *fixture) runDouble(tb testing.TB, fn store.Function) {
 	}
 }
 
-// TestDeleteEvictsFromWorker: a module whose last function is deleted leaves a push
+// TestDeleteEvictsFromWorker: a module whose last function is deleted leaves a pull or push
 // worker's compiled cache and its on-disk cache (EVICT over real ZeroMQ); registered again,
 // the same bytes are fetched and compiled again and run.
 func TestDeleteEvictsFromWorker(t *testing.T) {
-	f := newFixture(t, protocol.ModePush)
+	for _, mode := range remoteModes {
+		t.Run(string(mode), func(t *testing.T) { deleteEvictsFromWorker(t, mode) })
+	}
+}
+
+func deleteEvictsFromWorker(t *testing.T, mode protocol.Mode) {
+	f := newFixture(t, mode)
 	f.startDispatcher(t)
 	wsb := isolatedSandbox(t)
 	ctx, cancel := context.WithCancel(context.Background())
