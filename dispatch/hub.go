@@ -37,6 +37,7 @@ type hubEvent struct {
 	to      []byte           // module: the one worker to answer (a checked fetch)
 	refused bool             // module: the check found no task of it sent to that worker
 	cancel  []task.Ref       // cancelled: tell the workers that hold them (cancel.go)
+	evict   string           // the hash of a module whose last function was deleted
 }
 
 // modeHooks is what differs between pull and push.
@@ -189,6 +190,8 @@ func (h *hub) run(ctx context.Context) error {
 	claimCtx, stopClaiming := context.WithCancel(ctx)
 	claimerDone := make(chan struct{})
 	go func() { defer close(claimerDone); h.claimer(claimCtx) }()
+	waitEvictions := listenEvictions(ctx, h.c.st, h.log, func(hash string) { h.box.Put(hubEvent{evict: hash}) })
+	defer waitEvictions()
 
 	h.poller = zmq.NewPoller()
 	h.poller.Add(h.router, zmq.POLLIN)
@@ -260,8 +263,7 @@ func (h *hub) event(e hubEvent) {
 		if e.refused {
 			h.dropped(peer{route: e.to}, dropNotSent, 1, "module request without a task of that module")
 		}
-		h.env[0], h.env[1] = e.to, nil
-		h.reply(h.env, *e.module)
+		h.sendModule(e.to, *e.module)
 	case e.module != nil:
 		h.moduleFetched(*e.module)
 	}
@@ -270,5 +272,8 @@ func (h *hub) event(e hubEvent) {
 	}
 	if len(e.cancel) > 0 {
 		h.cancelRemote(e.cancel)
+	}
+	if e.evict != "" && !h.stopping {
+		h.evicted(e.evict)
 	}
 }

@@ -32,6 +32,8 @@ const prefetchBelow = 20 * time.Millisecond
 // finish for up to DrainTimeout, then interrupt and hand them back too.
 func runLocal(ctx context.Context, c *core, sb *sandbox.Sandbox, cfg Config, log *slog.Logger) error {
 	ex := executor.New(sb, storeModules{c.st}, "local:"+cfg.Owner)
+	waitEvictions := listenEvictions(ctx, c.st, log, evictFrom(sb, log))
+	defer waitEvictions()
 	capacity := cfg.Workers + min(localPrefetch, 2*cfg.Workers+8)
 	jobs := make(chan localRun, capacity)
 	freed := make(chan struct{}, 1)

@@ -23,10 +23,15 @@ const moduleFetchTimeout = 10 * time.Second
 // moduleRequested answers from the cache or starts one fetch per hash.
 func (h *hub) moduleRequested(env [][]byte, m protocol.ModuleRequest) {
 	if wasm, ok := h.modules[m.Hash]; ok {
-		h.reply(env, protocol.Module{Hash: m.Hash, Wasm: wasm})
+		h.sendModule(env[0], protocol.Module{Hash: m.Hash, Wasm: wasm})
 		return
 	}
 	waiting, busy := h.fetching[m.Hash]
+	for _, r := range waiting {
+		if string(r) == string(env[0]) {
+			return // it is answered once, when the fetch lands
+		}
+	}
 	h.fetching[m.Hash] = append(waiting, append([]byte(nil), env[0]...))
 	if busy {
 		return
@@ -66,8 +71,7 @@ func (h *hub) moduleFetched(m protocol.Module) {
 		h.log.Error("fetching a module for workers failed", "hash", m.Hash, "err", m.Err)
 	}
 	for _, route := range h.fetching[m.Hash] {
-		h.env[0], h.env[1] = route, nil
-		h.reply(h.env, m)
+		h.sendModule(route, m)
 	}
 	delete(h.fetching, m.Hash)
 }

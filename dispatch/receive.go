@@ -79,8 +79,12 @@ func (h *hub) handle(p peer, env [][]byte, m protocol.Message) {
 			h.reply(env, protocol.Error{Code: protocol.CodeUnknownWorker, Text: "register again"})
 			return
 		}
+		w.echoed(m.Token)
 		h.reconcile(w, m.Held, now)
-		h.reply(env, protocol.Heartbeat{Sender: h.session})
+		token := newToken()
+		if h.reply(env, protocol.Heartbeat{Sender: h.session, Token: token}) {
+			w.tokenSent(token)
+		}
 	case protocol.ModuleRequest:
 		w := h.known(p, env, now)
 		if w != nil && !w.hasModule(m.Hash) && len(w.foreigns) > 0 {
@@ -94,11 +98,11 @@ func (h *hub) handle(p peer, env [][]byte, m protocol.Message) {
 			h.reply(env, protocol.Module{Hash: m.Hash, Err: "no task of this module was sent to this worker"})
 			return
 		}
-		if !w.moduleAskable(m.Hash, now) {
-			// It was sent these bytes moments ago, more often than it has slots: a peer asking
-			// again and again without reading would have the ROUTER queue a module per request.
-			h.dropped(p, dropLimit, 1, "module asked more often than its slots within "+moduleRepeatWindow.String())
-			h.reply(env, protocol.Module{Hash: m.Hash, Err: "module asked more often than once per slot within " + moduleRepeatWindow.String()})
+		if why := w.moduleRefusal(m.Hash, now); why != "" {
+			// It was sent these bytes moments ago: a peer asking again and again without
+			// reading would have the ROUTER queue a module per request (budget.go).
+			h.dropped(p, dropLimit, 1, why)
+			h.reply(env, protocol.Module{Hash: m.Hash, Err: protocol.ModuleRetryLater + why})
 			return
 		}
 		h.moduleRequested(env, m)
@@ -156,6 +160,7 @@ func (h *hub) results(p peer, env [][]byte, m protocol.ResultReady, now time.Tim
 		if w != nil {
 			o.Worker = w.id
 			if f, ok := w.inflight[o.ID]; ok && f.ref == o.Ref {
+				w.readTask(f)
 				delete(w.inflight, o.ID)
 				if why := badOutcome(*o, f.limits); why != "" {
 					// Re-run elsewhere, attempt charged (docs/RATIONALE.md says why).

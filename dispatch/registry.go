@@ -14,6 +14,7 @@ import (
 // flight is a task a worker holds, as the dispatcher sent it.
 type flight struct {
 	ref    task.Ref
+	seq    int // the worker's taskSeq when sent on its control connection (0: on its REQ socket)
 	sentAt time.Time
 	module string      // its module: the worker may ask for it
 	limits task.Limits // what its outcome may hold
@@ -34,47 +35,15 @@ type remoteWorker struct {
 	done      int64        // outcomes received from it (the live registry shows them)
 	leaving   bool         // said BYE: send it nothing more
 	held      *heldRequest // pull mode: its REQUEST_TASK awaiting tasks
-	// modulesSent counts, per module, the answers it was given in the current window (see
-	// moduleAskable).
+	// What it was sent of modules (budget.go): answers per module in the current window,
+	// bytes not acknowledged, the heartbeat tokens sent since the last module, the count of
+	// NEW_TASKs sent on its control connection, and that count when the last module went.
 	modulesSent map[string]moduleAnswers
-}
-
-// moduleAnswers is how often a module went to one worker since since.
-type moduleAnswers struct {
-	since time.Time
-	n     int
-}
-
-// moduleRepeatWindow is the window in which a worker may be sent one module at most once per
-// slot, plus one. An honest worker asks once per module and registration, or once per slot
-// when several of its tasks need the module at once (each executor asks while the module is
-// on its way or compiling); only a peer that does not read its replies asks more.
-const moduleRepeatWindow = 10 * time.Second
-
-// moduleAskable counts an answer of module hash to the worker now, unless it had capacity+1
-// of them in the current window (then false). The map stays small: a worker may ask only
-// for modules of tasks it was sent.
-func (w *remoteWorker) moduleAskable(hash string, now time.Time) bool {
-	a := w.modulesSent[hash]
-	if now.Sub(a.since) >= moduleRepeatWindow {
-		a = moduleAnswers{since: now}
-	}
-	if a.n > w.capacity {
-		return false
-	}
-	a.n++
-	if w.modulesSent == nil {
-		w.modulesSent = make(map[string]moduleAnswers)
-	}
-	if len(w.modulesSent) >= maxCapacity {
-		for k, old := range w.modulesSent {
-			if now.Sub(old.since) >= moduleRepeatWindow {
-				delete(w.modulesSent, k)
-			}
-		}
-	}
-	w.modulesSent[hash] = a
-	return true
+	unacked     int
+	tokens      []string
+	taskSeq     int
+	moduleSeq   int
+	retryUntil  time.Time // registered again on this connection: one more answer per module until then
 }
 
 // maxCapacity bounds the slots one registration may claim: a worker asking for more is
@@ -140,6 +109,11 @@ func (h *hub) register(p peer, env [][]byte, m protocol.Registration, now time.T
 		h.perKey[p.key]++
 		h.log.Info("worker registered", "worker", m.Worker, "peer", p.label(), "capacity", m.Capacity, "running", m.Running)
 	}
+	if w.capacity > 0 {
+		// Registered again on the same connection (a dispatcher restart, a BYE): what it asked
+		// before may have been lost with the old session.
+		w.retryUntil = now.Add(protocol.ModuleWindow)
+	}
 	w.id = m.Worker
 	w.capacity = min(m.Capacity, maxCapacity)
 	w.foreign = max(0, m.Running-len(w.inflight))
@@ -174,7 +148,9 @@ func (h *hub) reconcile(w *remoteWorker, held []task.Ref, now time.Time) {
 	foreign := 0
 	w.foreigns = w.foreigns[:0]
 	for _, r := range held {
-		if f, ok := w.inflight[r.ID]; !ok || f.ref.Attempt != r.Attempt {
+		if f, ok := w.inflight[r.ID]; ok && f.ref.Attempt == r.Attempt {
+			w.readTask(f) // it read this task: what was sent before it too
+		} else {
 			foreign++
 			if len(w.foreigns) < maxCapacity {
 				w.foreigns = append(w.foreigns, r)

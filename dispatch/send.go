@@ -53,10 +53,15 @@ func (h *hub) sendTasks(w *remoteWorker, env [][]byte, ts []task.Task) (rest []t
 		return rest
 	}
 	now := time.Now()
+	seq := 0
+	if env == nil { // on its control connection, behind any module sent before
+		w.taskSeq++
+		seq = w.taskSeq
+	}
 	refs := make([]task.Ref, len(ts))
 	for i, t := range ts {
 		refs[i] = t.Ref()
-		w.inflight[t.ID] = flight{ref: t.Ref(), sentAt: now, module: t.ModuleHash, limits: t.Limits}
+		w.inflight[t.ID] = flight{ref: t.Ref(), seq: seq, sentAt: now, module: t.ModuleHash, limits: t.Limits}
 	}
 	h.c.sent(w.id, w.via, refs)
 	return rest

@@ -21,7 +21,7 @@ const (
 	dropUnknown      = "unknown_peer"   // a connection that is not a registered worker
 	dropNotSent      = "not_sent"       // about a task (or module) not sent to that connection
 	dropOutcome      = "bad_outcome"    // a result over its limits or of an unknown failure kind
-	dropLimit        = "over_limit"     // registrations of one key beyond MaxWorkersPerKey, a message over the protocol's bounds, a module asked again too soon
+	dropLimit        = "over_limit"     // registrations of one key beyond MaxWorkersPerKey, a message over the protocol's bounds, a module over the allowance (budget.go)
 	dropMalformed    = "malformed"      // not a message of this protocol
 	dropHandshake    = "handshake"      // refused by the ZAP handler (counted there)
 	dropLogEvery     = 10 * time.Second // a peer's drops are logged at most this often

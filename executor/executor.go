@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	"faas/sandbox"
 	"faas/task"
@@ -26,11 +27,20 @@ type Executor struct {
 	sb  *sandbox.Sandbox
 	src ModuleSource
 	id  string
+
+	mu      sync.Mutex
+	loading map[string]*loadCall // module hash → the fetch and compilation under way
+}
+
+// loadCall is one fetch and compilation of a module that every task needing it waits for.
+type loadCall struct {
+	done chan struct{}
+	err  error
 }
 
 // New returns an executor that reports outcomes as run by id.
 func New(sb *sandbox.Sandbox, src ModuleSource, id string) *Executor {
-	return &Executor{sb: sb, src: src, id: id}
+	return &Executor{sb: sb, src: src, id: id, loading: make(map[string]*loadCall)}
 }
 
 // ID is who the executor reports outcomes as run by.
@@ -67,7 +77,39 @@ func (e *Executor) Execute(ctx context.Context, t task.Task) (task.Outcome, erro
 	return out, nil
 }
 
+// load fetches and compiles a module once however many tasks need it at once: the others
+// wait for the first, so that a remote worker asks its dispatcher once per module (the
+// dispatcher allows no more, dispatch/budget.go) and holds its bytes once, until compiled.
 func (e *Executor) load(ctx context.Context, hash string) error {
+	for {
+		e.mu.Lock()
+		c, busy := e.loading[hash]
+		if !busy {
+			c = &loadCall{done: make(chan struct{})}
+			e.loading[hash] = c
+			e.mu.Unlock()
+			c.err = e.fetchAndLoad(ctx, hash)
+			e.mu.Lock()
+			delete(e.loading, hash)
+			e.mu.Unlock()
+			close(c.done)
+			return c.err
+		}
+		e.mu.Unlock()
+		select {
+		case <-c.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		// The first caller's own context ended: that is not this task's answer; try again.
+		if c.err != nil && (errors.Is(c.err, context.Canceled) || errors.Is(c.err, context.DeadlineExceeded)) && ctx.Err() == nil {
+			continue
+		}
+		return c.err
+	}
+}
+
+func (e *Executor) fetchAndLoad(ctx context.Context, hash string) error {
 	wasm, err := e.src.Module(ctx, hash)
 	if err != nil {
 		return fmt.Errorf("fetch module %s: %w", hash, err)

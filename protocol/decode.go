@@ -50,7 +50,8 @@ func Decode(frames [][]byte) (Message, error) {
 		m = ResultReady{Worker: d.str(0), Outcomes: d.outcomes(1)}
 	case TypeHeartbeat:
 		d.atLeast(1)
-		m = Heartbeat{Sender: d.str(0), Held: d.refs(1)}
+		sender, token := splitToken(d.str(0))
+		m = Heartbeat{Sender: sender, Token: token, Held: d.refs(1)}
 	case TypeModuleRequest:
 		d.want(2)
 		m = ModuleRequest{Worker: d.str(0), Hash: d.str(1)}
@@ -76,6 +77,8 @@ func Decode(frames [][]byte) (Message, error) {
 			}
 		}
 		m = c
+	case TypeEvict:
+		m = Evict{Hashes: d.hashes()}
 	default:
 		return nil, fmt.Errorf("%w: unknown type %d", ErrMalformed, byte(t))
 	}
@@ -261,4 +264,21 @@ func (d *decoder) refs(from int) []task.Ref {
 		return nil
 	}
 	return rs
+}
+
+// hashes reads EVICT's fields: 1 to MaxEvictHashes module hashes of 1 to maxHashBytes bytes.
+func (d *decoder) hashes() []string {
+	if len(d.f) == 0 || len(d.f) > MaxEvictHashes {
+		d.fail("%d hashes, want 1 to %d", len(d.f), MaxEvictHashes)
+		return nil
+	}
+	hs := make([]string, len(d.f))
+	for i, f := range d.f {
+		if len(f) == 0 || len(f) > maxHashBytes {
+			d.fail("hash %d of %d bytes, want 1 to %d", i, len(f), maxHashBytes)
+			return nil
+		}
+		hs[i] = string(f)
+	}
+	return hs
 }

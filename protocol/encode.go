@@ -96,7 +96,11 @@ func (m ResultReady) Append(dst [][]byte) [][]byte {
 }
 
 func (m Heartbeat) Append(dst [][]byte) [][]byte {
-	return appendRefs(append(head(dst, m.Type()), []byte(m.Sender)), m.Held)
+	sender := m.Sender
+	if isToken(m.Token) {
+		sender += " " + m.Token
+	}
+	return appendRefs(append(head(dst, m.Type()), []byte(sender)), m.Held)
 }
 
 func (m ModuleRequest) Append(dst [][]byte) [][]byte {
@@ -121,6 +125,14 @@ func (m Error) Append(dst [][]byte) [][]byte {
 
 func (m Cancel) Append(dst [][]byte) [][]byte {
 	return appendRefs(head(dst, m.Type()), m.Refs)
+}
+
+func (m Evict) Append(dst [][]byte) [][]byte {
+	dst = head(dst, m.Type())
+	for _, h := range m.Hashes {
+		dst = append(dst, []byte(h))
+	}
+	return dst
 }
 
 // Encode returns m's frames.

@@ -44,6 +44,7 @@ const (
 	TypeBye           Type = 11 // both ways: I am stopping; send me no more work
 	TypeError         Type = 12 // dispatcher → worker: your message was refused
 	TypeCancel        Type = 13 // dispatcher → worker: stop these tasks, they were cancelled
+	TypeEvict         Type = 14 // dispatcher → worker: forget these modules (their last function was deleted)
 )
 
 var typeNames = [...]string{
@@ -60,6 +61,7 @@ var typeNames = [...]string{
 	TypeBye:           "BYE",
 	TypeError:         "ERROR",
 	TypeCancel:        "CANCEL",
+	TypeEvict:         "EVICT",
 }
 
 func (t Type) String() string {
@@ -164,9 +166,41 @@ type ResultReady struct {
 
 // Heartbeat says the sender is alive. From a worker, Held lists the tasks it holds (queued
 // or running); Sender is the worker id or the dispatcher's session.
+//
+// Token: from a dispatcher, a fresh random token (TokenLen lowercase hex digits); from a
+// worker, the token of the last dispatcher HEARTBEAT it read. One connection keeps order, so
+// a worker that echoes a token has read everything sent to it before that token: the
+// dispatcher's proof that module bytes it queued were read (docs/PROTOCOL.md). It travels
+// in the sender frame, after a space ("w1 0123456789abcdef"), so that peers without tokens
+// read the message as before.
 type Heartbeat struct {
 	Sender string
+	Token  string
 	Held   []task.Ref
+}
+
+// TokenLen is the length of a heartbeat token.
+const TokenLen = 16
+
+// splitToken splits a heartbeat's sender frame into sender and token.
+func splitToken(frame string) (sender, token string) {
+	i := len(frame) - TokenLen - 1
+	if i < 0 || frame[i] != ' ' || !isToken(frame[i+1:]) {
+		return frame, ""
+	}
+	return frame[:i], frame[i+1:]
+}
+
+func isToken(s string) bool {
+	if len(s) != TokenLen {
+		return false
+	}
+	for _, c := range s {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // ModuleRequest asks for a module's bytes by hash.
@@ -201,6 +235,27 @@ type Cancel struct {
 	Refs []task.Ref
 }
 
+// ModuleWindow is the window of a dispatcher's module allowance: a connection is sent each
+// module once per window (twice after registering again) and a bounded number of bytes of
+// modules (docs/PROTOCOL.md).
+const ModuleWindow = 10 * time.Second
+
+// ModuleRetryLater starts the error of a MODULE refused for the allowance: the worker asks
+// again after ModuleWindow instead of failing the tasks that wait for the module.
+const ModuleRetryLater = "retry later: "
+
+// MaxEvictHashes bounds the hashes of one EVICT: a sender splits a longer list.
+const MaxEvictHashes = 1024
+
+// maxHashBytes bounds one hash of EVICT: the lowercase hex sha256 is 64 bytes.
+const maxHashBytes = 64
+
+// Evict tells a worker that modules are gone (their last function was deleted): drop them
+// from every cache. A hash the worker does not hold is no error.
+type Evict struct {
+	Hashes []string
+}
+
 // Error refuses a message.
 type Error struct {
 	Code string
@@ -220,3 +275,4 @@ func (Release) Type() Type       { return TypeRelease }
 func (Bye) Type() Type           { return TypeBye }
 func (Error) Type() Type         { return TypeError }
 func (Cancel) Type() Type        { return TypeCancel }
+func (Evict) Type() Type         { return TypeEvict }

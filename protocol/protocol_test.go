@@ -27,15 +27,17 @@ func sampleMessages() map[string]Message {
 			{Ref: task.Ref{ID: "t2", Attempt: 3}, Stdout: []byte{}, Stderr: []byte("oops\x00"),
 				Failure: &task.Failure{Kind: task.KindTrap, Message: "unreachable"}},
 		}},
-		"heartbeat":      Heartbeat{Sender: "w", Held: []task.Ref{{ID: "t1", Attempt: 1}, {ID: "t2", Attempt: 2}}},
-		"heartbeat none": Heartbeat{Sender: "session"},
-		"module request": ModuleRequest{Worker: "w", Hash: "ab12"},
-		"module":         Module{Hash: "ab12", Wasm: []byte("\x00asm\x01\x00\x00\x00")},
-		"module missing": Module{Hash: "ab12", Err: "not found", Wasm: []byte{}},
-		"release":        Release{Worker: "w", Refs: []task.Ref{{ID: "t9", Attempt: 1}}},
-		"bye":            Bye{Sender: "w"},
-		"error":          Error{Code: CodeUnknownWorker, Text: "register again"},
-		"cancel":         Cancel{Refs: []task.Ref{{ID: "t1", Attempt: 1}, {ID: "t7", Attempt: 2}}},
+		"heartbeat":       Heartbeat{Sender: "w", Held: []task.Ref{{ID: "t1", Attempt: 1}, {ID: "t2", Attempt: 2}}},
+		"heartbeat none":  Heartbeat{Sender: "session"},
+		"heartbeat token": Heartbeat{Sender: "w 1", Token: "0123456789abcdef", Held: []task.Ref{{ID: "t1", Attempt: 1}}},
+		"module request":  ModuleRequest{Worker: "w", Hash: "ab12"},
+		"module":          Module{Hash: "ab12", Wasm: []byte("\x00asm\x01\x00\x00\x00")},
+		"module missing":  Module{Hash: "ab12", Err: "not found", Wasm: []byte{}},
+		"release":         Release{Worker: "w", Refs: []task.Ref{{ID: "t9", Attempt: 1}}},
+		"bye":             Bye{Sender: "w"},
+		"error":           Error{Code: CodeUnknownWorker, Text: "register again"},
+		"evict":           Evict{Hashes: []string{"ab12", "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"}},
+		"cancel":          Cancel{Refs: []task.Ref{{ID: "t1", Attempt: 1}, {ID: "t7", Attempt: 2}}},
 	}
 }
 
@@ -111,6 +113,10 @@ func TestDecodeRefuses(t *testing.T) {
 		{"negative duration", [][]byte{v, {byte(TypeResultReady)}, []byte("w"), []byte("t"), u32(1), nil, nil, u64(-1), nil, nil}, ErrMalformed},
 		{"timing of 12 bytes", [][]byte{v, {byte(TypeResultReady)}, []byte("w"), []byte("t"), u32(1), nil, nil, make([]byte, 12), nil, nil}, ErrMalformed},
 		{"limits of 36 bytes", [][]byte{v, {byte(TypeNewTask)}, []byte("t"), u32(1), nil, nil, nil, make([]byte, limitsSize+4), nil}, ErrMalformed},
+		{"evict of nothing", [][]byte{v, {byte(TypeEvict)}}, ErrMalformed},
+		{"evict of an empty hash", [][]byte{v, {byte(TypeEvict)}, []byte("ab"), nil}, ErrMalformed},
+		{"evict of a long hash", [][]byte{v, {byte(TypeEvict)}, make([]byte, maxHashBytes+1)}, ErrMalformed},
+		{"evict of too many hashes", append([][]byte{v, {byte(TypeEvict)}}, repeatFrame([]byte("ab"), MaxEvictHashes+1)...), ErrMalformed},
 		{"odd refs", [][]byte{v, {byte(TypeHeartbeat)}, []byte("w"), []byte("t")}, ErrMalformed},
 		{"cancel of nothing", [][]byte{v, {byte(TypeCancel)}}, ErrMalformed},
 		{"cancel odd refs", [][]byte{v, {byte(TypeCancel)}, []byte("t"), u32(1), []byte("u")}, ErrMalformed},
@@ -181,6 +187,37 @@ func BenchmarkEncodeDecodeResult(b *testing.B) {
 		frames = m.Append(frames[:0])
 		if _, err := Decode(frames); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+func repeatFrame(f []byte, n int) [][]byte {
+	fs := make([][]byte, n)
+	for i := range fs {
+		fs[i] = f
+	}
+	return fs
+}
+
+// A heartbeat's token rides in the sender frame: a peer without tokens reads the frame as
+// its sender, and a sender that merely ends in something else is not split.
+func TestHeartbeatToken(t *testing.T) {
+	frames := Encode(Heartbeat{Sender: "w1", Token: "0123456789abcdef"})
+	if got := string(frames[2]); got != "w1 0123456789abcdef" {
+		t.Fatalf("sender frame %q", got)
+	}
+	for _, c := range []struct{ frame, sender, token string }{
+		{"w1 0123456789abcdef", "w1", "0123456789abcdef"},
+		{"0123456789abcdef", "0123456789abcdef", ""},
+		{"w1 0123456789ABCDEF", "w1 0123456789ABCDEF", ""},
+		{"w1 0123456789abcde", "w1 0123456789abcde", ""},
+	} {
+		m, err := Decode([][]byte{{Version}, {byte(TypeHeartbeat)}, []byte(c.frame)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if hb := m.(Heartbeat); hb.Sender != c.sender || hb.Token != c.token {
+			t.Errorf("%q decoded as %q + %q, want %q + %q", c.frame, hb.Sender, hb.Token, c.sender, c.token)
 		}
 	}
 }

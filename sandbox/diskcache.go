@@ -55,7 +55,8 @@ type cacheFile struct {
 
 // trim removes the least recently used cache files until the cache holds at most max bytes,
 // the leftovers of processes that died while writing, and index entries (isolate.go) of
-// files evicted by an earlier trim. It returns the bytes kept.
+// files evicted by an earlier trim, and the modulesDir entries (evict.go) of index entries
+// gone. It returns the bytes kept.
 func (c *diskCache) trim() int64 {
 	var files []cacheFile
 	var total int64
@@ -79,6 +80,15 @@ func (c *diskCache) trim() int64 {
 			// An index entry whose cache file was evicted: a later load runs a child again.
 			if rel, err := os.ReadFile(p); err == nil && validRel(string(rel)) {
 				if _, err := os.Stat(filepath.Join(c.dir, string(rel))); os.IsNotExist(err) {
+					_ = os.Remove(p)
+				}
+			}
+			return nil
+		}
+		if top == modulesDir && d.Type().IsRegular() {
+			// A module's entry whose index entry went: nothing left to evict by its hash.
+			if key, err := os.ReadFile(p); err == nil && isHash(string(key)) {
+				if _, err := os.Stat(filepath.Join(c.dir, indexDir, string(key))); os.IsNotExist(err) {
 					_ = os.Remove(p)
 				}
 			}

@@ -107,10 +107,11 @@ func (iso *isolator) close() {
 // ensure makes sure the cache holds the compiled code of instrumented (whose original bytes
 // are wasm), running a child unless an earlier one already did. It returns the size of the
 // compiled code on disk, an estimate of what the compiled module holds in memory.
-func (iso *isolator) ensure(ctx context.Context, wasm, instrumented []byte) (int64, error) {
+func (iso *isolator) ensure(ctx context.Context, hash string, wasm, instrumented []byte) (int64, error) {
 	sum := sha256.Sum256(instrumented)
 	key := hex.EncodeToString(sum[:])
 	if n, ok := iso.cached(key); ok {
+		iso.remember(hash, key)
 		return n, nil
 	}
 	select {
@@ -120,6 +121,7 @@ func (iso *isolator) ensure(ctx context.Context, wasm, instrumented []byte) (int
 	}
 	defer func() { <-iso.sem }()
 	if n, ok := iso.cached(key); ok { // compiled by a child while this one queued
+		iso.remember(hash, key)
 		return n, nil
 	}
 	rel, size, err := iso.runChild(ctx, wasm)
@@ -130,6 +132,8 @@ func (iso *isolator) ensure(ctx context.Context, wasm, instrumented []byte) (int
 	if err := os.MkdirAll(idx, 0o700); err == nil {
 		_ = os.WriteFile(filepath.Join(idx, key), []byte(rel), 0o600)
 	}
+	// Evict finds the cache file of a module by its hash through this entry (evict.go).
+	iso.remember(hash, key)
 	return size, nil
 }
 
@@ -349,14 +353,14 @@ func (s *Sandbox) setupStorage(cfg *Config) error {
 	return nil
 }
 
-// beforeCompile runs just before the Sandbox compiles instrumented (made of wasm): with
+// beforeCompile runs just before the Sandbox compiles instrumented (made of wasm, of hash): with
 // isolation, a child compiles it first into the on-disk cache, or refuses it. It returns an
 // estimate of the bytes the compiled module will hold in memory.
-func (s *Sandbox) beforeCompile(ctx context.Context, wasm, instrumented []byte) (int64, error) {
+func (s *Sandbox) beforeCompile(ctx context.Context, hash string, wasm, instrumented []byte) (int64, error) {
 	defer s.disk.trimSoon()
 	code := int64(len(instrumented)) * codePerWasmByte
 	if s.iso != nil {
-		n, err := s.iso.ensure(ctx, wasm, instrumented)
+		n, err := s.iso.ensure(ctx, hash, wasm, instrumented)
 		if err != nil {
 			return 0, err
 		}

@@ -20,6 +20,8 @@ var (
 	ErrNotLoaded = errors.New("module not loaded")
 	// ErrClosed is returned by every call on a closed Sandbox.
 	ErrClosed = errors.New("sandbox closed")
+	// ErrNotHash is Evict's answer for a string that is not a module hash (Hash's form).
+	ErrNotHash = errors.New("not a module hash")
 )
 
 // ValidationError is why a module was refused, worded for the person who uploaded it.

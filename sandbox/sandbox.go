@@ -368,7 +368,7 @@ func (s *Sandbox) compile(ctx context.Context, wasm []byte, hash string, pre fun
 			return nil, invalid("%v", err)
 		}
 	}
-	size, err := s.beforeCompile(ctx, wasm, instrumented)
+	size, err := s.beforeCompile(ctx, hash, wasm, instrumented)
 	if err != nil {
 		return nil, err
 	}

@@ -228,6 +228,12 @@ func (s *Server) deleteFunction(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.fns.drop(d.Function.ID)
+	if d.ModuleDeleted && s.sb != nil {
+		// The validation cache of this server; dispatchers hear it from the store.
+		if err := s.sb.Evict(r.Context(), d.Function.ModuleHash); err != nil {
+			s.log.Warn("evicting a deleted module from the validation cache failed", "hash", d.Function.ModuleHash, "err", err)
+		}
+	}
 	s.log.Info("function deleted", slog.String("function_id", d.Function.ID), slog.String("name", d.Function.Name),
 		slog.String("namespace", ns), slog.Bool("module_deleted", d.ModuleDeleted))
 	s.writeValue(w, r, http.StatusOK, struct {

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"log/slog"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -95,7 +96,41 @@ func (s *Store) DeleteFunction(ctx context.Context, ns, idOrName string) (Delete
 	if _, ok := s.fns.LoadAndDelete(d.Function.ID); ok {
 		s.nfns.Add(-1)
 	}
+	if d.ModuleDeleted {
+		// Outside the script: a channel is no key of a slot (docs/ARCHITECTURE.md). A lost
+		// publish leaves the module in caches until their bounds age it out; the deletion
+		// itself stands, so it is logged, not returned.
+		if err := s.rdb.Publish(ctx, s.k.evictChannel(), d.Function.ModuleHash).Err(); err != nil {
+			slog.Warn("store: announcing a deleted module failed; caches keep it until aged out",
+				"hash", d.Function.ModuleHash, "err", redisErr("publish eviction", err))
+		}
+	}
 	return d, nil
+}
+
+// ListenEvictions subscribes to "<prefix>evict" and calls evict with the hash of each module
+// whose last function was deleted, until ctx ends (nil then). Re-subscribes after outages; a
+// module deleted while nobody listened stays in caches until their bounds age it out.
+// Payloads that are not a module hash are dropped.
+func (s *Store) ListenEvictions(ctx context.Context, evict func(hash string)) error {
+	return s.listen(ctx, s.k.evictChannel(), func() {}, func(payload string) {
+		if isModuleHash(payload) {
+			evict(payload)
+		}
+	})
+}
+
+// isModuleHash accepts a lowercase hex sha256, the form of every module hash.
+func isModuleHash(h string) bool {
+	if len(h) != 64 {
+		return false
+	}
+	for _, c := range h {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // luaUpgradeRefs gives the functions registered before modules were reference-counted (by

@@ -42,6 +42,8 @@ import "fmt"
 //
 // The dashboard's history (interval counters, recent-task indexes) has keys of its own,
 // each with a hash tag of its own, written outside the scripts: see history.go.
+//	<prefix>evict             channel the hash of a module whose last function was deleted:
+//	                                  dispatchers drop it from their caches and their workers'
 //
 // Scripts receive the key prefixes of task and function hashes in ARGV and build those keys
 // themselves (Claim cannot know the ids before popping them). That is only correct when all
@@ -117,6 +119,7 @@ func (k keys) cancelChannel() string        { return k.prefix + "cancel" }
 func (k keys) liveDispatcher(id string) string { return k.prefix + "{live}:dispatcher:" + id }
 func (k keys) liveIndex() string               { return k.prefix + "{live}:dispatchers" }
 func (k keys) functionLog(fnID string) string  { return k.prefix + "log:{" + fnID + "}" }
+func (k keys) evictChannel() string            { return k.prefix + "evict" }
 
 // DefaultDeployment is the deployment name (--prefix) whose keys are faas's historical ones.
 const DefaultDeployment = "faas"

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -196,5 +197,57 @@ func TestClaimBoundsFailedBacklog(t *testing.T) {
 	}
 	if r := mustTask(t, s, doomed[1999]); r.Status != task.Failed {
 		t.Fatalf("last doomed task: %+v", r)
+	}
+}
+
+// TestDeleteAnnouncesEviction: the module's hash is published on <prefix>evict when its last
+// function goes (in any namespace), and not while another function still uses it.
+func TestDeleteAnnouncesEviction(t *testing.T) {
+	s, srv := startStore(t, store.Config{Prefix: "ev:"})
+	ctx := ctxT(t)
+	fa := mkFunction(t, s, "f")
+	fb := inNS(t, s, fa, "B")
+	got := make(chan string, 4)
+	lctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- s.ListenEvictions(lctx, func(h string) { got <- h }) }()
+	rdb := srv.Client(t)
+	for { // subscribed: a publish from now on is heard
+		n, err := rdb.PubSubNumSub(ctx, "ev:evict").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n["ev:evict"] > 0 {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// Junk on the channel (anyone with PUBLISH rights) is dropped, not evicted.
+	if err := rdb.Publish(ctx, "ev:evict", "../../x").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.DeleteFunction(ctx, store.DefaultNamespace, fa.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.DeleteFunction(ctx, "B", fb.ID); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case h := <-got:
+		if h != fa.ModuleHash {
+			t.Fatalf("evicted %q, want %q (the junk, or the module while B still used it)", h, fa.ModuleHash)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no eviction announced after the last function went")
+	}
+	time.Sleep(100 * time.Millisecond) // a second announcement would have arrived by now
+	stop()
+	if err := <-done; err != nil {
+		t.Fatalf("ListenEvictions: %v", err)
+	}
+	select {
+	case h := <-got:
+		t.Fatalf("a second eviction %q", h)
+	default:
 	}
 }

@@ -62,6 +62,7 @@ func Run(ctx context.Context, sb *sandbox.Sandbox, cfg Config, log *slog.Logger)
 	}
 	w := &worker{
 		cfg:     cfg,
+		sb:      sb,
 		log:     log.With("worker", cfg.ID, "mode", cfg.Mode),
 		running: make(map[string]task.Ref, cfg.Slots),
 		stops:   make(map[string]context.CancelCauseFunc, cfg.Slots),

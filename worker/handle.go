@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	zmq "github.com/pebbe/zmq4"
@@ -62,10 +63,19 @@ func (w *worker) handle(runCtx context.Context, m protocol.Message, ctrl bool) {
 	case protocol.NoTask:
 		w.askAfter = time.Now().Add(w.hbEvery)
 	case protocol.Heartbeat:
+		if ctrl {
+			// Echoed in our next heartbeat: proof that we read what came before it (the
+			// dispatcher's budget of module bytes it queued to us).
+			w.token = m.Token
+		}
 	case protocol.Cancel:
 		w.cancel(m.Refs)
 	case protocol.Module:
 		w.moduleArrived(m)
+	case protocol.Evict:
+		if ctrl { // from the dispatcher's ROUTER; the REQ socket only carries replies to REQUEST_TASK
+			w.evict(m.Hashes)
+		}
 	case protocol.Bye:
 		if w.stopping {
 			// The answer to our BYE: nothing more is on its way. Stay registered, so
@@ -129,6 +139,15 @@ func (w *worker) acked(m protocol.Ack) {
 // moduleArrived hands a module (or the dispatcher's reason for not having it) to every
 // executor waiting for it.
 func (w *worker) moduleArrived(m protocol.Module) {
+	if strings.HasPrefix(m.Err, protocol.ModuleRetryLater) {
+		// Over the dispatcher's allowance (our earlier answer was lost, or the budget of the
+		// window is spent): the tasks keep waiting and we ask again after the window.
+		if _, asked := w.asked[m.Hash]; asked {
+			w.log.Warn("dispatcher asks to fetch a module later", "hash", m.Hash, "text", m.Err)
+			w.asked[m.Hash] = time.Now().Add(moduleRetryAfter)
+		}
+		return
+	}
 	delete(w.asked, m.Hash)
 	w.mu.Lock()
 	waiters := w.waiters[m.Hash]
@@ -251,3 +270,25 @@ func fitOutcomes(outs []task.Outcome) int {
 	}
 	return len(outs)
 }
+
+// evict drops deleted modules from the sandbox, in memory and on disk (a task of one that
+// runs now finishes). A hash the worker does not hold is no error; one that is not a hash is
+// logged and skipped.
+func (w *worker) evict(hashes []string) {
+	ctx, cancel := context.WithTimeout(context.Background(), evictTimeout)
+	defer cancel()
+	for _, h := range hashes {
+		if err := w.sb.Evict(ctx, h); err != nil {
+			w.log.Warn("evicting a deleted module failed", "hash", h, "err", err)
+			continue
+		}
+		w.log.Debug("deleted module evicted", "hash", h)
+	}
+}
+
+// moduleRetryAfter is how long the worker waits before asking again for a module the
+// dispatcher refused for its allowance: the dispatcher's window (a variable for tests).
+var moduleRetryAfter = protocol.ModuleWindow
+
+// evictTimeout bounds the evictions of one EVICT (closing compiled modules, removing files).
+const evictTimeout = 5 * time.Second

@@ -193,9 +193,9 @@ func (w *worker) beat(now time.Time) {
 	for _, r := range w.running {
 		held = append(held, r)
 	}
-	w.send(protocol.Heartbeat{Sender: w.cfg.ID, Held: held})
-	for hash, at := range w.asked {
-		if now.Sub(at) > w.hbDead {
+	w.send(protocol.Heartbeat{Sender: w.cfg.ID, Token: w.token, Held: held})
+	for hash, due := range w.asked {
+		if now.After(due) {
 			w.askModule(hash)
 		}
 	}
@@ -227,7 +227,9 @@ func (w *worker) send(m protocol.Message) {
 	}
 }
 
+// askModule asks for a module, and again if no answer came by the time a dispatcher is
+// declared silent (its answer was lost with a reconnection).
 func (w *worker) askModule(hash string) {
-	w.asked[hash] = time.Now()
+	w.asked[hash] = time.Now().Add(w.hbDead)
 	w.send(protocol.ModuleRequest{Worker: w.cfg.ID, Hash: hash})
 }

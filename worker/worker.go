@@ -13,6 +13,7 @@ import (
 
 	"faas/executor"
 	"faas/internal/zsock"
+	"faas/sandbox"
 	"faas/task"
 )
 
@@ -44,6 +45,7 @@ type worker struct {
 	cfg Config
 	log *slog.Logger
 	ex  *executor.Executor
+	sb  *sandbox.Sandbox // the executor's: EVICT drops modules from it
 	box *zsock.Mailbox[event]
 
 	ctrl *zmq.Socket // DEALER: registration, results, heartbeats, modules (both modes), tasks (push)
@@ -62,7 +64,8 @@ type worker struct {
 	askAfter   time.Time            // do not ask before (after a NO_TASK)
 	stopping   bool                 // the stop sequence has begun: no new work
 	byeAcked   bool                 // the dispatcher answered our BYE (push)
-	asked      map[string]time.Time // module hash → when it was last requested
+	asked      map[string]time.Time // module hash → when to ask again if no answer came
+	token      string               // of the dispatcher's last HEARTBEAT: echoed in ours
 
 	mu      sync.Mutex
 	waiters map[string][]chan moduleResult // module hash → executors waiting for it
