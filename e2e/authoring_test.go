@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"faas/client"
 	"faas/internal/testutil"
 )
 
@@ -26,9 +25,8 @@ func TestAuthoring(t *testing.T) {
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
 	dev := startProc(t, "dev", "dev", "--addr", addr, "-w", "2")
-	c := waitHealthy(t, dev, addr)
+	waitHealthy(t, dev, addr)
 	server := "http://" + addr
-	noReactors := reactorsRefused(t, c)
 	for _, lang := range []string{"go", "c", "wat", "assemblyscript"} {
 		t.Run(lang, func(t *testing.T) {
 			name := "double-" + lang
@@ -47,12 +45,6 @@ func TestAuthoring(t *testing.T) {
 			wasm = strings.TrimSpace(wasm)
 			if want := filepath.Join(dir, name+".wasm"); wasm != want {
 				t.Fatalf("faas build printed %q, want %q", wasm, want)
-			}
-			if noReactors != "" && lang != "wat" {
-				// The reactor ABI is issue #15's other half: until this build's sandbox has
-				// it, the Go, C and AssemblyScript templates cannot register. Once it does,
-				// nothing here skips for Go.
-				t.Skipf("this build's sandbox does not run reactors (issue #15, the reactor ABI); a minimal reactor was refused: %s", noReactors)
 			}
 			_, errs, code = faasCode(t, "", "register", name, wasm, "--server", server)
 			if code != 0 {
@@ -74,32 +66,6 @@ func TestAuthoring(t *testing.T) {
 			t.Logf("%s: %s", lang, strings.TrimSpace(errs))
 		})
 	}
-}
-
-// minimalReactor is the smallest reactor: it exports memory and a run that does nothing.
-var minimalReactor = []byte("\x00asm\x01\x00\x00\x00" +
-	"\x01\x04\x01\x60\x00\x00" + // type section: () -> ()
-	"\x03\x02\x01\x00" + // function section: one function of type 0
-	"\x05\x03\x01\x00\x01" + // memory section: one memory of 1 page
-	"\x07\x10\x02\x03run\x00\x00\x06memory\x02\x00" + // exports: run, memory
-	"\x0a\x04\x01\x02\x00\x0b") // code: an empty body
-
-// reactorsRefused registers minimalReactor: "" when the platform takes reactors, else why
-// it refused one (the only reason TestAuthoring may skip a language whose tools are here).
-func reactorsRefused(t *testing.T, c *client.Client) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	_, err := c.Register(ctx, "probe-reactor", minimalReactor, nil)
-	var ae *client.APIError
-	switch {
-	case err == nil:
-		return ""
-	case errors.As(err, &ae) && ae.Code == "invalid_module":
-		return ae.Message
-	}
-	t.Fatalf("registering a minimal reactor: %v", err)
-	return ""
 }
 
 // npmInstall installs an AssemblyScript project's compiler, or skips when npm or its
