@@ -1,6 +1,10 @@
 package store
 
-import "fmt"
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
 
 // Every Redis key and channel faas uses is built here, from Config.Prefix (default "faas:").
 //
@@ -68,14 +72,61 @@ const (
 	ffNS      = "ns" // absent in the default namespace
 )
 
-type keys struct{ prefix string }
+// keys names keys. The store's own keys value (Store.k) names the deployment-wide keys
+// (functions, modules, channels, the shard count) under global; shard(i) returns the keys
+// value of task shard i, whose prefix names that shard's queues, leases, ring, usage
+// counts and task hashes. With one shard, shard 0's prefix is the global one: the key
+// names of an unsharded deployment are those faas always used.
+type keys struct {
+	prefix string   // this view's prefix: global, or one shard's
+	global string   // functions, modules, names, channels, the shard count
+	shards []string // the prefix of each task shard (len >= 1)
+}
 
-func (k keys) module(hash string) string { return k.prefix + "module:" + hash }
-func (k keys) modref(hash string) string { return k.prefix + "modref:" + hash }
-func (k keys) function(id string) string { return k.prefix + "function:" + id }
-func (k keys) functionPrefix() string    { return k.prefix + "function:" }
-func (k keys) task(id string) string     { return k.prefix + "task:" + id }
-func (k keys) taskPrefix() string        { return k.prefix + "task:" }
+// newKeys returns the keys of a deployment with global prefix p and n task shards. With
+// n > 1, shard i's prefix is the hash tag "{NAME:sII}:" (NAME: p without braces and ':'),
+// so each shard's keys share one Redis Cluster slot while the shards spread over slots.
+func newKeys(p string, n int) keys {
+	k := keys{prefix: p, global: p, shards: []string{p}}
+	if n > 1 {
+		name := strings.Trim(p, "{}:")
+		k.shards = make([]string, n)
+		for i := range k.shards {
+			k.shards[i] = fmt.Sprintf("{%s:s%02d}:", name, i)
+		}
+	}
+	return k
+}
+
+// shard returns the keys of task shard i.
+func (k keys) shard(i int) keys { return keys{prefix: k.shards[i], global: k.global, shards: k.shards} }
+
+// shardOf is the shard of task id: the last two hex digits of the id (newTaskID puts the
+// shard there), modulo the shard count. Any id maps to some shard: an id faas did not make
+// is simply not found there.
+func (k keys) shardOf(id string) int {
+	n := len(k.shards)
+	if n == 1 || len(id) < 2 {
+		return 0
+	}
+	v, err := strconv.ParseUint(id[len(id)-2:], 16, 8)
+	if err != nil {
+		return 0
+	}
+	return int(v) % n
+}
+
+func (k keys) module(hash string) string { return k.global + "module:" + hash }
+func (k keys) modref(hash string) string { return k.global + "modref:" + hash }
+func (k keys) function(id string) string { return k.global + "function:" + id }
+func (k keys) functionPrefix() string    { return k.global + "function:" }
+func (k keys) shardCount() string        { return k.global + "shards" }
+
+// task is the hash of task id, in the task's own shard whatever view k is.
+func (k keys) task(id string) string { return k.shards[k.shardOf(id)] + "task:" + id }
+
+// taskPrefix is the prefix of this view's task hashes (a shard's view: its own).
+func (k keys) taskPrefix() string { return k.prefix + "task:" }
 
 // nsPrefix is the prefix of namespace ns's own keys; the default namespace has today's.
 func (k keys) nsPrefix(ns string) string {
@@ -85,18 +136,21 @@ func (k keys) nsPrefix(ns string) string {
 	return k.prefix + "ns:" + ns + ":"
 }
 
-func (k keys) fname(ns, name string) string { return k.nsPrefix(ns) + "fname:" + name }
-func (k keys) functions(ns string) string   { return k.nsPrefix(ns) + "functions" }
+func (k keys) fname(ns, name string) string { return k.globalNS(ns) + "fname:" + name }
+func (k keys) functions(ns string) string   { return k.globalNS(ns) + "functions" }
+
+// globalNS is nsPrefix under the global prefix: the namespace's names and function list.
+func (k keys) globalNS(ns string) string { return keys{prefix: k.global}.nsPrefix(ns) }
 func (k keys) queue() string                { return k.queueOf(DefaultNamespace) }
 func (k keys) queueOf(ns string) string     { return k.nsPrefix(ns) + "queue" }
 func (k keys) usage(ns string) string       { return k.nsPrefix(ns) + "usage" }
-func (k keys) upgraded() string             { return k.prefix + "upgraded" }
+func (k keys) upgraded() string             { return k.global + "upgraded" }
 func (k keys) nsRing() string               { return k.prefix + "nsring" }
 func (k keys) nsQueued() string             { return k.prefix + "nsqueued" }
 func (k keys) leases() string               { return k.prefix + "leases" }
 func (k keys) recoverer() string            { return k.prefix + "recoverer" }
-func (k keys) doneChannel() string          { return k.prefix + "done" }
-func (k keys) tasksChannel() string         { return k.prefix + "tasks" }
+func (k keys) doneChannel() string          { return k.global + "done" }
+func (k keys) tasksChannel() string         { return k.global + "tasks" }
 
 // DefaultDeployment is the deployment name (--prefix) whose keys are faas's historical ones.
 const DefaultDeployment = "faas"

@@ -64,10 +64,13 @@ func (s *Store) Renew(ctx context.Context, refs []task.Ref) (lost []string, err 
 	if len(refs) == 0 {
 		return nil, nil
 	}
-	a := renewArgs{leaseTTL: s.cfg.LeaseTTL, refs: refs}
-	lost, err = s.eval(ctx, scriptRenew, a.call(s.k)).StringSlice()
-	if err != nil {
-		return nil, redisErr("renew", err)
+	for sh, group := range byShard(s.k, refs, refID) {
+		a := renewArgs{leaseTTL: s.cfg.LeaseTTL, refs: group}
+		l, err := s.eval(ctx, scriptRenew, a.call(s.k.shard(sh))).StringSlice()
+		if err != nil {
+			return nil, redisErr("renew", err)
+		}
+		lost = append(lost, l...)
 	}
 	return lost, nil
 }
@@ -168,12 +171,15 @@ func (s *Store) Requeue(ctx context.Context, refs []task.Ref, reason string) (re
 	if reason == "" {
 		reason = "worker lost"
 	}
-	a := requeueArgs{lostArgs: s.lostArgs(), reason: reason, refs: refs}
-	res, err := s.eval(ctx, scriptRequeue, a.call(s.k)).Int64Slice()
-	if err != nil {
-		return 0, 0, redisErr("requeue", err)
+	for sh, group := range byShard(s.k, refs, refID) {
+		a := requeueArgs{lostArgs: s.lostArgs(), reason: reason, refs: group}
+		res, err := s.eval(ctx, scriptRequeue, a.call(s.k.shard(sh))).Int64Slice()
+		if err != nil {
+			return requeued, failed, redisErr("requeue", err)
+		}
+		requeued, failed = requeued+int(res[0]), failed+int(res[1])
 	}
-	return int(res[0]), int(res[1]), nil
+	return requeued, failed, nil
 }
 
 // recoverArgs are the KEYS and ARGV of scriptRecover.
@@ -246,14 +252,16 @@ func (s *Store) RecoverExpired(ctx context.Context) (int, error) {
 	a := recoverArgs{lostArgs: s.lostArgs(), batch: recoverBatch,
 		gap: s.cfg.LeaseTTL / 2, hold: s.cfg.LeaseTTL}
 	total := 0
-	for range 100 { // at most 100 batches per call; the next call carries on
-		res, err := s.eval(ctx, scriptRecover, a.call(s.k)).Int64Slice()
-		if err != nil {
-			return total, redisErr("recover expired", err)
-		}
-		total += int(res[0] + res[1])
-		if res[2] < recoverBatch {
-			break
+	for sh := range s.cfg.Shards {
+		for range 100 { // at most 100 batches per shard and call; the next call carries on
+			res, err := s.eval(ctx, scriptRecover, a.call(s.k.shard(sh))).Int64Slice()
+			if err != nil {
+				return total, redisErr("recover expired", err)
+			}
+			total += int(res[0] + res[1])
+			if res[2] < recoverBatch {
+				break
+			}
 		}
 	}
 	return total, nil
@@ -302,11 +310,15 @@ func (s *Store) requeueOwner(ctx context.Context, owner, reason string) (int, er
 		reason = "dispatcher " + owner + " restarted"
 	}
 	a := requeueOwnerArgs{lostArgs: s.lostArgs(), owner: owner, reason: reason}
-	res, err := s.eval(ctx, scriptRequeueOwner, a.call(s.k)).Int64Slice()
-	if err != nil {
-		return 0, redisErr("requeue owner", err)
+	total := 0
+	for sh := range s.cfg.Shards {
+		res, err := s.eval(ctx, scriptRequeueOwner, a.call(s.k.shard(sh))).Int64Slice()
+		if err != nil {
+			return total, redisErr("requeue owner", err)
+		}
+		total += int(res[0] + res[1])
 	}
-	return int(res[0] + res[1]), nil
+	return total, nil
 }
 
 // releaseArgs are the KEYS and ARGV of scriptRelease.
@@ -354,7 +366,12 @@ func (s *Store) Release(ctx context.Context, refs []task.Ref) error {
 	if len(refs) == 0 {
 		return nil
 	}
-	return redisErr("release", s.eval(ctx, scriptRelease, releaseArgs{refs: refs}.call(s.k)).Err())
+	for sh, group := range byShard(s.k, refs, refID) {
+		if err := s.eval(ctx, scriptRelease, releaseArgs{refs: group}.call(s.k.shard(sh))).Err(); err != nil {
+			return redisErr("release", err)
+		}
+	}
+	return nil
 }
 
 // straysArgs are the KEYS and ARGV of scriptReleaseStrays.
@@ -411,10 +428,15 @@ return #ids
 // owner. Call it only while no Claim of owner is in flight, with every id owner holds.
 // O(leases). Returns how many tasks went back.
 func (s *Store) ReleaseStrays(ctx context.Context, owner string, held []string) (int, error) {
-	a := straysArgs{owner: owner, held: held}
-	n, err := s.eval(ctx, scriptReleaseStrays, a.call(s.k)).Int()
-	if err != nil {
-		return 0, redisErr("release strays", err)
+	groups := byShard(s.k, held, strID)
+	total := 0
+	for sh := range s.cfg.Shards {
+		a := straysArgs{owner: owner, held: groups[sh]}
+		n, err := s.eval(ctx, scriptReleaseStrays, a.call(s.k.shard(sh))).Int()
+		if err != nil {
+			return total, redisErr("release strays", err)
+		}
+		total += n
 	}
-	return n, nil
+	return total, nil
 }

@@ -86,7 +86,12 @@ func (s *Store) Summaries(ctx context.Context, ids []string, inline int64) ([]Re
 		return []Record{}, nil
 	}
 	if len(ids) <= scriptIDs {
-		return s.summariesScript(ctx, ids, inline)
+		// A script reads one slot: ids of several shards take the pipeline.
+		if g := byShard(s.k, ids, strID); len(g) == 1 {
+			for sh := range g {
+				return s.summariesScript(ctx, s.k.shard(sh), ids, inline)
+			}
+		}
 	}
 	type cmds struct {
 		rec            *redis.SliceCmd
@@ -139,8 +144,8 @@ func (s *Store) Summaries(ctx context.Context, ids []string, inline int64) ([]Re
 }
 
 // summariesScript is Summaries for a few ids: one round trip, however small the outputs.
-func (s *Store) summariesScript(ctx context.Context, ids []string, inline int64) ([]Record, error) {
-	res, err := s.eval(ctx, scriptSummaries, summariesArgs{ids: ids, inline: inline}.call(s.k)).Slice()
+func (s *Store) summariesScript(ctx context.Context, k keys, ids []string, inline int64) ([]Record, error) {
+	res, err := s.eval(ctx, scriptSummaries, summariesArgs{ids: ids, inline: inline}.call(k)).Slice()
 	if err != nil {
 		return nil, redisErr("summaries", err)
 	}

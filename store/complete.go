@@ -1,0 +1,271 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"faas/task"
+)
+
+// Recording where a task was sent and what it came to: Sent, SentModule, Complete.
+
+// SentTo is a batch of tasks sent to one remote worker: Worker names it in the task
+// record (a label the worker chose), Via is the identity of the connection it was sent on
+// (derived from the worker's authenticated key), which Complete checks.
+type SentTo struct {
+	Worker string
+	Via    string
+	Refs   []task.Ref
+}
+
+// sentArgs are the ARGV of scriptSent (it has no KEYS).
+type sentArgs struct{ batches []SentTo }
+
+func (a sentArgs) call(k keys) call {
+	argv := []any{k.taskPrefix()}
+	for _, b := range a.batches {
+		for _, r := range b.Refs {
+			argv = append(argv, r.ID, r.Attempt, b.Worker, b.Via)
+		}
+	}
+	return call{argv: argv}
+}
+
+// scriptSent records the worker and the connection of tasks still RUNNING at the given
+// attempt (never creates a record that expired).
+//
+//	ARGV[1]  task key prefix
+//	ARGV[2..] per task, 4 values: id, attempt, worker, via
+var scriptSent = redis.NewScript(`
+local task_prefix = ARGV[1]
+for i = 2, #ARGV, 4 do
+  local key = task_prefix .. ARGV[i]
+  local t = redis.call('HMGET', key, 'status', 'attempts')
+  if t[1] == 'RUNNING' and tonumber(t[2]) == tonumber(ARGV[i + 1]) then
+    redis.call('HSET', key, 'worker', ARGV[i + 2], 'sent_to', ARGV[i + 3])
+  end
+end
+return 0
+`)
+
+// Sent records, in one round trip, which worker and connection each task was sent to, so
+// that CompleteFrom accepts its outcome only from that connection (also after a restart of
+// the dispatcher, whose memory of what it sent is gone).
+func (s *Store) Sent(ctx context.Context, batches []SentTo) error {
+	n := 0
+	for _, b := range batches {
+		n += len(b.Refs)
+	}
+	if n == 0 {
+		return nil
+	}
+	perShard := make(map[int][]SentTo, 1)
+	for _, b := range batches {
+		for sh, refs := range byShard(s.k, b.Refs, refID) {
+			perShard[sh] = append(perShard[sh], SentTo{Worker: b.Worker, Via: b.Via, Refs: refs})
+		}
+	}
+	for sh, bs := range perShard {
+		if err := s.eval(ctx, scriptSent, sentArgs{batches: bs}.call(s.k.shard(sh))).Err(); err != nil {
+			return redisErr("sent", err)
+		}
+	}
+	return nil
+}
+
+// completeArgs are the KEYS and ARGV of scriptComplete.
+type completeArgs struct {
+	taskTTL  time.Duration
+	outcomes []task.Outcome
+	via      []string // per outcome, or nil: the connection it came from ("" unchecked)
+}
+
+func (a completeArgs) call(k keys) call {
+	argv := make([]any, 0, 3+11*len(a.outcomes))
+	argv = append(argv, k.taskPrefix(), a.taskTTL.Milliseconds(), k.doneChannel())
+	for i, o := range a.outcomes {
+		via := ""
+		if a.via != nil {
+			via = a.via[i]
+		}
+		var kind, msg string
+		stdout := o.Stdout
+		if o.Failure != nil {
+			kind, msg = string(o.Failure.Kind), o.Failure.Message
+			stdout = nil
+		}
+		argv = append(argv, o.ID, o.Attempt, string(o.Status()), nonNil(stdout), kind, msg,
+			nonNil(o.Stderr), o.Duration.Milliseconds(), o.Worker, via, o.CPUUnits)
+	}
+	return call{keys: []string{k.leases()}, argv: argv}
+}
+
+func nonNil(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}
+
+// scriptComplete records outcomes; the first terminal state wins.
+//
+//	KEYS[1]  leases
+//	ARGV[1]  task key prefix
+//	ARGV[2]  TaskTTL (ms)
+//	ARGV[3]  done channel
+//	ARGV[4..] per outcome, 11 values: id, attempt, status (COMPLETED|FAILED), result,
+//	          err_kind, err_msg, stderr, duration_ms, worker, via, cpu_units
+//
+// An outcome applies only if the task is RUNNING at that attempt and, when via is not
+// empty (a remote worker's), was sent on that connection (Sent recorded it); the rest (late,
+// duplicate, expired, from another worker) change nothing. Publishes the applied ids once on the done channel.
+// Returns the number applied.
+var scriptComplete = redis.NewScript(luaPrelude + luaQueues + `
+local leases = KEYS[1]
+local task_prefix, task_ttl, done_channel = ARGV[1], ARGV[2], ARGV[3]
+local applied = {}
+for i = 4, #ARGV, 11 do
+  local id, attempt, status, result, kind, msg, stderr, duration, worker, via, cpu = unpack(ARGV, i, i + 10)
+  local key = task_prefix .. id
+  local t = redis.call('HMGET', key, 'status', 'attempts', 'sent_to')
+  if t[1] == 'RUNNING' and tonumber(t[2]) == tonumber(attempt) and (via == '' or t[3] == via) then
+    count_done(key)
+    if status == 'COMPLETED' then
+      redis.call('HSET', key, 'status', 'COMPLETED', 'finished', now, 'result', result,
+        'stderr', stderr, 'duration_ms', duration, 'worker', worker, 'cpu_units', cpu)
+    else
+      redis.call('HSET', key, 'status', 'FAILED', 'finished', now, 'err_kind', kind,
+        'err_msg', msg, 'stderr', stderr, 'duration_ms', duration, 'worker', worker, 'cpu_units', cpu)
+    end
+    redis.call('HDEL', key, 'input', 'sent_to')
+    redis.call('PEXPIRE', key, task_ttl)
+    applied[#applied + 1] = id
+  end
+end
+bulk('ZREM', leases, applied)
+publish(done_channel, applied)
+return #applied
+`)
+
+// Complete records outcomes in one round trip: for each, only if the task is RUNNING at that
+// same attempt does it become COMPLETED/FAILED (first terminal state wins); the lease is
+// dropped, the record gets TaskTTL, and waiters are woken on "faas:done". It returns how
+// many outcomes were applied (the rest were late or duplicates).
+func (s *Store) Complete(ctx context.Context, outcomes []task.Outcome) (int, error) {
+	return s.CompleteFrom(ctx, outcomes, nil)
+}
+
+// CompleteFrom is Complete for outcomes that came from remote workers: via[i] is the
+// connection outcomes[i] came on, and it applies only if the task was Sent on that same
+// connection ("" skips the check: an outcome of this process). via may be nil (all "").
+func (s *Store) CompleteFrom(ctx context.Context, outcomes []task.Outcome, via []string) (int, error) {
+	if len(outcomes) == 0 {
+		return 0, nil
+	}
+	if via != nil && len(via) != len(outcomes) {
+		return 0, fmt.Errorf("store: complete: %d outcomes, %d connections", len(outcomes), len(via))
+	}
+	if s.cfg.Shards == 1 {
+		a := completeArgs{taskTTL: s.cfg.TaskTTL, outcomes: outcomes, via: via}
+		n, err := s.eval(ctx, scriptComplete, a.call(s.k)).Int()
+		return n, redisErr("complete", err)
+	}
+	idx := make([]int, len(outcomes))
+	for i := range idx {
+		idx[i] = i
+	}
+	total := 0
+	for sh, is := range byShard(s.k, idx, func(i int) string { return outcomes[i].ID }) {
+		a := completeArgs{taskTTL: s.cfg.TaskTTL, outcomes: make([]task.Outcome, len(is))}
+		if via != nil {
+			a.via = make([]string, len(is))
+		}
+		for j, i := range is {
+			a.outcomes[j] = outcomes[i]
+			if via != nil {
+				a.via[j] = via[i]
+			}
+		}
+		n, err := s.eval(ctx, scriptComplete, a.call(s.k.shard(sh))).Int()
+		if err != nil {
+			return total, redisErr("complete", err)
+		}
+		total += n
+	}
+	return total, nil
+}
+
+// sentModuleArgs are the ARGV of scriptSentModule (it has no KEYS).
+type sentModuleArgs struct {
+	via  string
+	refs []task.Ref
+}
+
+func (a sentModuleArgs) call(k keys) call {
+	argv := make([]any, 0, 2+2*len(a.refs))
+	argv = append(argv, k.taskPrefix(), a.via)
+	return call{keys: []string{k.leases()}, argv: refArgs(argv, a.refs)}
+}
+
+// scriptSentModule returns the function ids of the tasks RUNNING at their attempt that
+// were sent on connection via (each once). The functions' modules are compared by the
+// caller: functions live in another slot of a Redis Cluster.
+//
+//	KEYS[1]  leases (routing only: the shard's slot)
+//	ARGV[1]  task key prefix
+//	ARGV[2]  via
+//	ARGV[3..] id, attempt, ...
+var scriptSentModule = redis.NewScript(`
+local task_prefix, via = ARGV[1], ARGV[2]
+local fids, seen = {}, {}
+for i = 3, #ARGV, 2 do
+  local t = redis.call('HMGET', task_prefix .. ARGV[i], 'status', 'attempts', 'sent_to', 'function_id')
+  if t[1] == 'RUNNING' and tonumber(t[2]) == tonumber(ARGV[i + 1]) and t[3] == via and t[4] and not seen[t[4]] then
+    seen[t[4]] = true
+    fids[#fids + 1] = t[4]
+  end
+end
+return fids
+`)
+
+// SentModule reports whether one of refs was sent on connection via (see Sent), is still
+// RUNNING at that attempt and runs the module hash: a worker may then fetch the module,
+// also from a dispatcher that did not send the task itself (it restarted since).
+func (s *Store) SentModule(ctx context.Context, via, hash string, refs []task.Ref) (bool, error) {
+	if len(refs) == 0 || via == "" {
+		return false, nil
+	}
+	for sh, group := range byShard(s.k, refs, refID) {
+		fids, err := s.eval(ctx, scriptSentModule, sentModuleArgs{via: via, refs: group}.call(s.k.shard(sh))).StringSlice()
+		if err != nil {
+			return false, redisErr("sent module", err)
+		}
+		for _, fid := range fids {
+			m, err := s.functionModule(ctx, fid)
+			if err != nil {
+				return false, err
+			}
+			if m == hash {
+				return true, nil
+			}
+		}
+	}
+	return false, nil
+}
+
+// functionModule is the module hash of function fid ("" if there is none), from the cache
+// when seen (functions are immutable).
+func (s *Store) functionModule(ctx context.Context, fid string) (string, error) {
+	if v, ok := s.fns.Load(fid); ok {
+		return v.(Function).ModuleHash, nil
+	}
+	m, err := s.rdb.HGet(ctx, s.k.function(fid), ffModule).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", nil
+	}
+	return m, redisErr("sent module", err)
+}
