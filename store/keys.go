@@ -141,16 +141,16 @@ func (k keys) functions(ns string) string   { return k.globalNS(ns) + "functions
 
 // globalNS is nsPrefix under the global prefix: the namespace's names and function list.
 func (k keys) globalNS(ns string) string { return keys{prefix: k.global}.nsPrefix(ns) }
-func (k keys) queue() string                { return k.queueOf(DefaultNamespace) }
-func (k keys) queueOf(ns string) string     { return k.nsPrefix(ns) + "queue" }
-func (k keys) usage(ns string) string       { return k.nsPrefix(ns) + "usage" }
-func (k keys) upgraded() string             { return k.global + "upgraded" }
-func (k keys) nsRing() string               { return k.prefix + "nsring" }
-func (k keys) nsQueued() string             { return k.prefix + "nsqueued" }
-func (k keys) leases() string               { return k.prefix + "leases" }
-func (k keys) recoverer() string            { return k.prefix + "recoverer" }
-func (k keys) doneChannel() string          { return k.global + "done" }
-func (k keys) tasksChannel() string         { return k.global + "tasks" }
+func (k keys) queue() string             { return k.queueOf(DefaultNamespace) }
+func (k keys) queueOf(ns string) string  { return k.nsPrefix(ns) + "queue" }
+func (k keys) usage(ns string) string    { return k.nsPrefix(ns) + "usage" }
+func (k keys) upgraded() string          { return k.global + "upgraded" }
+func (k keys) nsRing() string            { return k.prefix + "nsring" }
+func (k keys) nsQueued() string          { return k.prefix + "nsqueued" }
+func (k keys) leases() string            { return k.prefix + "leases" }
+func (k keys) recoverer() string         { return k.prefix + "recoverer" }
+func (k keys) doneChannel() string       { return k.global + "done" }
+func (k keys) tasksChannel() string      { return k.global + "tasks" }
 
 // DefaultDeployment is the deployment name (--prefix) whose keys are faas's historical ones.
 const DefaultDeployment = "faas"
