@@ -76,8 +76,10 @@ func TestShardedCluster(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Logf("node %s holds %d task records", n.Addr, len(keys))
-		if len(keys) == 0 {
-			t.Fatalf("node %s holds no task record: the shards did not spread", n.Addr)
+		// 16 shards over 3 masters of equal slot runs: 5, 6 and 5 shards (keys.go spaces
+		// the shard tags' slots evenly), so no node holds more than 6/16 of the tasks.
+		if len(keys) == 0 || len(keys) > total*6/16+total/100 {
+			t.Fatalf("node %s holds %d of %d task records: the shards did not spread evenly", n.Addr, len(keys), total)
 		}
 	}
 }
