@@ -13,87 +13,133 @@ import (
 // A task's run: Claim takes it from the queue under a lease, Complete records its outcome.
 // Lease upkeep and recovery are in leases.go.
 
-// claimArgs are the KEYS and ARGV of scriptClaim.
-type claimArgs struct {
-	owner    string
+// Claiming is two scripts per shard, because the ids it takes are only known once popped
+// and every key a script touches must be declared: scriptTake pops ids (the requeued first,
+// then the namespaces' queues in fair share) and leases them; scriptStart, with their task
+// hashes declared, marks each RUNNING. Between the two an id is leased while its task is
+// still QUEUED; if the claimer dies there, lease recovery puts it back (uncharged).
+
+// takeArgs are the KEYS and ARGV of scriptTake.
+type takeArgs struct {
 	max      int
 	leaseTTL time.Duration
+	ring     []string // the namespaces believed on the ring (their queues are declared)
 }
 
-func (a claimArgs) call(k keys) call {
-	return call{
-		keys: []string{k.queue(), k.leases()},
-		argv: []any{k.taskPrefix(), a.max, a.owner, a.leaseTTL.Milliseconds()},
+func (a takeArgs) call(k keys) call {
+	ks := append(k.shardKeys(1+len(a.ring)), k.queue())
+	argv := make([]any, 0, 2+len(a.ring))
+	argv = append(argv, a.max, a.leaseTTL.Milliseconds())
+	for _, ns := range a.ring {
+		ks = append(ks, k.queueOf(ns))
+		argv = append(argv, ns)
 	}
+	return call{keys: ks, argv: argv}
 }
 
-// scriptClaim pops up to max QUEUED tasks of one shard, marks them RUNNING and leases them.
+// scriptTake pops up to max task ids of one shard and leases them.
 //
-// Fair share: the namespaces with queued tasks form a ring (luaQueues); each turn takes the
+// Fair share: the namespaces with queued tasks form a ring (luaShard); each turn takes the
 // ring's head, moves it to the tail and pops that namespace's share of what is still wanted
 // (at least one task), FIFO within the namespace. A namespace found drained leaves the ring.
 // The ring lives in Redis, so the rotation is shared by every dispatcher and every claim,
 // whatever its size: one namespace's backlog delays another's task by one turn, not by the
-// backlog.
+// backlog. Handed-back tasks (the requeue list) go before any turn.
 //
-//	KEYS[1]  queue (of the default namespace; the others are named from ARGV[1], luaQueues)
-//	KEYS[2]  leases
-//	ARGV[1]  task key prefix
-//	ARGV[2]  max (tasks)
-//	ARGV[3]  owner
-//	ARGV[4]  LeaseTTL (ms)
+//	KEYS[1..5]  the shard's (luaShard)
+//	KEYS[6]     the default namespace's queue
+//	KEYS[7..]   the queues of the namespaces named in ARGV[3..], in that order
+//	ARGV[1]  max (tasks)
+//	ARGV[2]  LeaseTTL (ms)
+//	ARGV[3..] namespaces
 //
-// Popped ids that are not QUEUED (record expired, or a duplicate) are dropped. The
-// functions are not read here: they live in another slot of a Redis Cluster (Claim reads
-// them). Returns {now, {id, function_id, input, attempt, ...}, popped}.
-var scriptClaim = redis.NewScript(luaPrelude + luaQueues + `
-local queue, leases_key = KEYS[1], KEYS[2]
-local task_prefix, max, owner, lease_ttl = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
+// Returns {ids, 0} with the ids popped, or, before any write when the ring holds a
+// namespace whose queue is not declared, {{}, ring}: the caller declares the ring's
+// namespaces and calls again.
+var scriptTake = newScript(luaPrelude + luaShard + `
+local max, lease_ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
+local queues = {default = KEYS[6]}
+for i = 3, #ARGV do queues[ARGV[i]] = KEYS[i + 4] end
+local ring = redis.call('LRANGE', ring_key, 0, -1)
+for _, ns in ipairs(ring) do
+  if not queues[ns] then return {{}, ring} end
+end
 local deadline = n(now_n + lease_ttl)
-local tasks, leases = {}, {}
-local claimed = 0
--- Popped ids without a QUEUED record count against a budget: one script never walks a
--- whole backlog of them; the next claim carries on.
-local budget = 4 * max + 100
+local ids = redis.call('RPOP', requeue_key, max) or {}
 -- Tasks queued before namespaces existed (or by an older faas) are on the default queue
 -- without a ring entry.
-if redis.call('LLEN', queue) > 0 then announce_ns('default') end
-while claimed < max and budget > 0 do
+if #ids < max and redis.call('LLEN', queues.default) > 0 then announce_ns('default') end
+while #ids < max do
   local turns = redis.call('LLEN', ring_key)
   if turns == 0 then break end
   local ns = redis.call('LMOVE', ring_key, ring_key, 'LEFT', 'RIGHT')
-  local share = math.max(1, math.floor((max - claimed) / turns))
+  local share = math.max(1, math.floor((max - #ids) / turns))
   -- RPOP with a count (Redis 6.2+) takes the share in one call.
-  local popped = redis.call('RPOP', queue_of(ns), share) or {}
-  budget = budget - #popped
+  local popped = redis.call('RPOP', queues[ns], share) or {}
   if #popped < share then
     redis.call('LREM', ring_key, -1, ns)
     redis.call('SREM', nsq_key, ns)
   end
-  for _, id in ipairs(popped) do
-    local key = task_prefix .. id
-    local t = redis.call('HMGET', key, 'status', 'function_id', 'input', 'attempts')
-    if t[1] == 'QUEUED' then
-      local attempt = (tonumber(t[4]) or 0) + 1
-      redis.call('HSET', key, 'status', 'RUNNING', 'attempts', n(attempt), 'owner', owner,
-        'started', now)
-      leases[#leases + 1] = deadline; leases[#leases + 1] = id
-      tasks[#tasks + 1] = id; tasks[#tasks + 1] = t[2] or ''; tasks[#tasks + 1] = t[3] or ''
-      tasks[#tasks + 1] = attempt
-      claimed = claimed + 1
-    end
+  for _, id in ipairs(popped) do ids[#ids + 1] = id end
+end
+local leases = {}
+for _, id in ipairs(ids) do leases[#leases + 1] = deadline; leases[#leases + 1] = id end
+bulk('ZADD', leases_key, leases)
+return {ids, 0}
+`)
+
+// startArgs are the KEYS and ARGV of scriptStart.
+type startArgs struct {
+	owner    string
+	leaseTTL time.Duration
+	ids      []string
+}
+
+func (a startArgs) call(k keys) call {
+	argv := make([]any, 0, 2+len(a.ids))
+	argv = append(argv, a.owner, a.leaseTTL.Milliseconds())
+	for _, id := range a.ids {
+		argv = append(argv, id)
+	}
+	return call{keys: k.taskKeys(k.shardKeys(len(a.ids)), a.ids...), argv: argv}
+}
+
+// scriptStart marks taken tasks RUNNING for owner, with a fresh lease.
+//
+//	KEYS[1..5]  the shard's (luaShard)
+//	KEYS[6..]   the task hashes, one per id
+//	ARGV[1]  owner
+//	ARGV[2]  LeaseTTL (ms)
+//	ARGV[3..] ids
+//
+// An id whose record is not QUEUED (expired, withdrawn, a duplicate) loses its lease and is
+// dropped; one whose lease is gone (recovery took it back: this call came a LeaseTTL late)
+// is left alone. Returns {now, {id, function_id, input, attempt, ...}}.
+var scriptStart = newScript(luaPrelude + luaShard + `
+local owner, lease_ttl = ARGV[1], tonumber(ARGV[2])
+local deadline = n(now_n + lease_ttl)
+local tasks = {}
+for i = 3, #ARGV do
+  local id, key = ARGV[i], KEYS[i + 3]
+  local t = redis.call('HMGET', key, 'status', 'function_id', 'input', 'attempts')
+  if t[1] ~= 'QUEUED' then
+    redis.call('ZREM', leases_key, id)
+  elseif redis.call('ZADD', leases_key, 'XX', 'CH', deadline, id) == 1 or redis.call('ZSCORE', leases_key, id) then
+    local attempt = (tonumber(t[4]) or 0) + 1
+    redis.call('HSET', key, 'status', 'RUNNING', 'attempts', n(attempt), 'owner', owner, 'started', now)
+    tasks[#tasks + 1] = id; tasks[#tasks + 1] = t[2] or ''; tasks[#tasks + 1] = t[3] or ''
+    tasks[#tasks + 1] = attempt
   end
 end
-bulk('ZADD', leases_key, leases)
-return {now, tasks, claimed}
+return {now, tasks}
 `)
 
 // Claim takes up to n tasks from the queue for owner (a dispatcher identity), marks them
 // RUNNING with attempt+1 and a lease of LeaseTTL, and returns them with everything an
 // executor needs (module hash, name, limits, input). It returns an empty slice, not an
-// error, when the queue is empty. One shard costs two round trips (the claim script, then
-// the functions of what it took); with several, Claim starts at the next shard in round
-// robin and goes on to the others until it has n tasks or every shard answered short.
+// error, when the queue is empty. A shard costs three round trips (take, start, then the
+// functions of what it took); with several, Claim starts at the next shard in round robin
+// and goes on to the others until it has n tasks or every shard answered short.
 //
 // A task whose function was deleted becomes FAILED (kind internal) instead of being
 // returned.
@@ -105,8 +151,12 @@ func (s *Store) Claim(ctx context.Context, owner string, n int) ([]task.Task, er
 	start := int(s.next.Add(1) % uint64(s.cfg.Shards))
 	for i := 0; i < s.cfg.Shards && len(out) < n; i++ {
 		sh := (start + i) % s.cfg.Shards
-		for len(out) < n {
-			got, full, err := s.claimShard(ctx, sh, owner, n-len(out))
+		// Popped ids that yield no task (stale ids, tasks of deleted functions, which fail
+		// here) count against a budget: one claim never walks a whole backlog of them; the
+		// next claim carries on.
+		for budget := 4*n + 100; budget > 0 && len(out) < n; {
+			want := n - len(out)
+			got, full, err := s.claimShard(ctx, sh, owner, want)
 			if err != nil {
 				if len(out) > 0 {
 					return out, nil // what is claimed is leased: hand it out, the error recurs
@@ -117,25 +167,64 @@ func (s *Store) Claim(ctx context.Context, owner string, n int) ([]task.Task, er
 			if !full {
 				break
 			}
+			budget -= want
 		}
 	}
 	return out, nil
+}
+
+// take runs scriptTake on shard sh, declaring the ring's namespaces as last seen there and
+// once more if the ring holds others.
+func (s *Store) take(ctx context.Context, k keys, sh, want int) ([]string, error) {
+	var ring []string
+	if v, ok := s.rings.Load(sh); ok {
+		ring = v.([]string)
+	}
+	for try := 0; ; try++ {
+		res, err := s.eval(ctx, scriptTake, takeArgs{max: want, leaseTTL: s.cfg.LeaseTTL, ring: ring}.call(k)).Slice()
+		if err != nil {
+			return nil, redisErr("claim", err)
+		}
+		if len(res) != 2 {
+			return nil, fmt.Errorf("store: claim: unexpected reply %v", res)
+		}
+		if now, ok := res[1].([]any); ok && try < 3 {
+			ring = ring[:0:0]
+			for _, ns := range now {
+				if ns := str(ns); ns != DefaultNamespace {
+					ring = append(ring, ns)
+				}
+			}
+			s.rings.Store(sh, ring)
+			continue
+		}
+		ids, _ := res[0].([]any)
+		out := make([]string, len(ids))
+		for i, id := range ids {
+			out[i] = str(id)
+		}
+		return out, nil
+	}
 }
 
 // claimShard claims up to want tasks of shard sh; full is whether the shard gave as many as
 // asked (it may hold more).
 func (s *Store) claimShard(ctx context.Context, sh int, owner string, want int) (ts []task.Task, full bool, err error) {
 	k := s.k.shard(sh)
-	a := claimArgs{owner: owner, max: want, leaseTTL: s.cfg.LeaseTTL}
-	res, err := s.eval(ctx, scriptClaim, a.call(k)).Slice()
+	ids, err := s.take(ctx, k, sh, want)
+	if err != nil || len(ids) == 0 {
+		return nil, false, err
+	}
+	full = len(ids) >= want
+	res, err := s.eval(ctx, scriptStart, startArgs{owner: owner, leaseTTL: s.cfg.LeaseTTL, ids: ids}.call(k)).Slice()
 	if err != nil {
+		// The ids are leased while QUEUED: lease recovery puts them back.
 		return nil, false, redisErr("claim", err)
 	}
-	if len(res) < 3 {
+	if len(res) < 2 {
 		return nil, false, fmt.Errorf("store: claim: unexpected reply %v", res)
 	}
 	flat, _ := res[1].([]any)
-	full = int(num(res[2])) >= want
 	if len(flat) == 0 {
 		return nil, full, nil
 	}
@@ -221,35 +310,36 @@ type goneArgs struct {
 }
 
 func (a goneArgs) call(k keys) call {
-	argv := make([]any, 0, 4+3*len(a.refs))
-	argv = append(argv, k.taskPrefix(), a.taskTTL.Milliseconds(), k.doneChannel(), string(task.KindInternal))
+	argv := make([]any, 0, 3+3*len(a.refs))
+	argv = append(argv, a.taskTTL.Milliseconds(), k.doneChannel(), string(task.KindInternal))
+	ks := k.shardKeys(len(a.refs))
 	for i, r := range a.refs {
+		ks = k.taskKeys(ks, r.ID)
 		argv = append(argv, r.ID, r.Attempt, a.fids[i])
 	}
-	return call{keys: []string{k.leases()}, argv: argv}
+	return call{keys: ks, argv: argv}
 }
 
 // scriptGone fails claimed tasks whose function was deleted before they ran.
 //
-//	KEYS[1]  leases
-//	ARGV[1]  task key prefix
-//	ARGV[2]  TaskTTL (ms)
-//	ARGV[3]  done channel
-//	ARGV[4]  failure kind (internal)
-//	ARGV[5..] id, attempt, function id, ...
+//	KEYS[1..5]  the shard's (luaShard)
+//	KEYS[6..]   the task hashes
+//	ARGV[1]  TaskTTL (ms)
+//	ARGV[2]  done channel
+//	ARGV[3]  failure kind (internal)
+//	ARGV[4..] id, attempt, function id, ... (one triple per task hash)
 //
 // Only tasks RUNNING at that attempt change. Returns how many failed.
-var scriptGone = redis.NewScript(luaPrelude + luaQueues + luaFinish + `
-local leases = KEYS[1]
-local task_prefix, task_ttl, done_channel, kind = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+var scriptGone = newScript(luaPrelude + luaShard + luaFinish + `
+local task_ttl, done_channel, kind = ARGV[1], ARGV[2], ARGV[3]
 local done = {}
-for i = 5, #ARGV, 3 do
-  local key = task_prefix .. ARGV[i]
+for j = 6, #KEYS do
+  local key, i = KEYS[j], 4 + 3 * (j - 6)
   local t = redis.call('HMGET', key, 'status', 'attempts')
   if t[1] == 'RUNNING' and tonumber(t[2]) == tonumber(ARGV[i + 1]) then
     finish(key, 'FAILED', task_ttl, {'err_kind', kind, 'err_msg',
       'function ' .. ARGV[i + 2] .. ' was deleted before the task ran'})
-    redis.call('ZREM', leases, ARGV[i])
+    redis.call('ZREM', leases_key, ARGV[i])
     done[#done + 1] = ARGV[i]
   end
 end

@@ -22,31 +22,32 @@ type SentTo struct {
 	Refs   []task.Ref
 }
 
-// sentArgs are the ARGV of scriptSent (it has no KEYS).
+// sentArgs are the KEYS and ARGV of scriptSent.
 type sentArgs struct{ batches []SentTo }
 
 func (a sentArgs) call(k keys) call {
-	argv := []any{k.taskPrefix()}
+	var ks []string
+	var argv []any
 	for _, b := range a.batches {
 		for _, r := range b.Refs {
-			argv = append(argv, r.ID, r.Attempt, b.Worker, b.Via)
+			ks = k.taskKeys(ks, r.ID)
+			argv = append(argv, r.Attempt, b.Worker, b.Via)
 		}
 	}
-	return call{argv: argv}
+	return call{keys: ks, argv: argv}
 }
 
 // scriptSent records the worker and the connection of tasks still RUNNING at the given
 // attempt (never creates a record that expired).
 //
-//	ARGV[1]  task key prefix
-//	ARGV[2..] per task, 4 values: id, attempt, worker, via
-var scriptSent = redis.NewScript(`
-local task_prefix = ARGV[1]
-for i = 2, #ARGV, 4 do
-  local key = task_prefix .. ARGV[i]
+//	KEYS[1..]  the task hashes (of one shard)
+//	ARGV       per task hash, 3 values: attempt, worker, via
+var scriptSent = newScript(`
+for j = 1, #KEYS do
+  local key, i = KEYS[j], 3 * j - 2
   local t = redis.call('HMGET', key, 'status', 'attempts')
-  if t[1] == 'RUNNING' and tonumber(t[2]) == tonumber(ARGV[i + 1]) then
-    redis.call('HSET', key, 'worker', ARGV[i + 2], 'sent_to', ARGV[i + 3])
+  if t[1] == 'RUNNING' and tonumber(t[2]) == tonumber(ARGV[i]) then
+    redis.call('HSET', key, 'worker', ARGV[i + 1], 'sent_to', ARGV[i + 2])
   end
 end
 return 0
@@ -85,9 +86,11 @@ type completeArgs struct {
 }
 
 func (a completeArgs) call(k keys) call {
-	argv := make([]any, 0, 3+11*len(a.outcomes))
-	argv = append(argv, k.taskPrefix(), a.taskTTL.Milliseconds(), k.doneChannel())
+	argv := make([]any, 0, 2+11*len(a.outcomes))
+	argv = append(argv, a.taskTTL.Milliseconds(), k.doneChannel())
+	ks := k.shardKeys(len(a.outcomes))
 	for i, o := range a.outcomes {
+		ks = k.taskKeys(ks, o.ID)
 		via := ""
 		if a.via != nil {
 			via = a.via[i]
@@ -101,7 +104,7 @@ func (a completeArgs) call(k keys) call {
 		argv = append(argv, o.ID, o.Attempt, string(o.Status()), nonNil(stdout), kind, msg,
 			nonNil(o.Stderr), o.Duration.Milliseconds(), o.Worker, via, o.CPUUnits)
 	}
-	return call{keys: []string{k.leases()}, argv: argv}
+	return call{keys: ks, argv: argv}
 }
 
 func nonNil(b []byte) []byte {
@@ -113,24 +116,23 @@ func nonNil(b []byte) []byte {
 
 // scriptComplete records outcomes; the first terminal state wins.
 //
-//	KEYS[1]  leases
-//	ARGV[1]  task key prefix
-//	ARGV[2]  TaskTTL (ms)
-//	ARGV[3]  done channel
-//	ARGV[4..] per outcome, 11 values: id, attempt, status (COMPLETED|FAILED), result,
+//	KEYS[1..5]  the shard's (luaShard)
+//	KEYS[6..]   the task hashes, one per outcome
+//	ARGV[1]  TaskTTL (ms)
+//	ARGV[2]  done channel
+//	ARGV[3..] per outcome, 11 values: id, attempt, status (COMPLETED|FAILED), result,
 //	          err_kind, err_msg, stderr, duration_ms, worker, via, cpu_units
 //
 // An outcome applies only if the task is RUNNING at that attempt and, when via is not
 // empty (a remote worker's), was sent on that connection (Sent recorded it); the rest (late,
 // duplicate, expired, from another worker) change nothing. Publishes the applied ids once on the done channel.
 // Returns the number applied.
-var scriptComplete = redis.NewScript(luaPrelude + luaQueues + `
-local leases = KEYS[1]
-local task_prefix, task_ttl, done_channel = ARGV[1], ARGV[2], ARGV[3]
+var scriptComplete = newScript(luaPrelude + luaShard + `
+local task_ttl, done_channel = ARGV[1], ARGV[2]
 local applied = {}
-for i = 4, #ARGV, 11 do
+for j = 6, #KEYS do
+  local key, i = KEYS[j], 3 + 11 * (j - 6)
   local id, attempt, status, result, kind, msg, stderr, duration, worker, via, cpu = unpack(ARGV, i, i + 10)
-  local key = task_prefix .. id
   local t = redis.call('HMGET', key, 'status', 'attempts', 'sent_to')
   if t[1] == 'RUNNING' and tonumber(t[2]) == tonumber(attempt) and (via == '' or t[3] == via) then
     count_done(key)
@@ -146,7 +148,7 @@ for i = 4, #ARGV, 11 do
     applied[#applied + 1] = id
   end
 end
-bulk('ZREM', leases, applied)
+bulk('ZREM', leases_key, applied)
 publish(done_channel, applied)
 return #applied
 `)
@@ -199,32 +201,36 @@ func (s *Store) CompleteFrom(ctx context.Context, outcomes []task.Outcome, via [
 	return total, nil
 }
 
-// sentModuleArgs are the ARGV of scriptSentModule (it has no KEYS).
+// sentModuleArgs are the KEYS and ARGV of scriptSentModule.
 type sentModuleArgs struct {
 	via  string
 	refs []task.Ref
 }
 
 func (a sentModuleArgs) call(k keys) call {
-	argv := make([]any, 0, 2+2*len(a.refs))
-	argv = append(argv, k.taskPrefix(), a.via)
-	return call{keys: []string{k.leases()}, argv: refArgs(argv, a.refs)}
+	argv := make([]any, 0, 1+len(a.refs))
+	argv = append(argv, a.via)
+	var ks []string
+	for _, r := range a.refs {
+		ks = k.taskKeys(ks, r.ID)
+		argv = append(argv, r.Attempt)
+	}
+	return call{keys: ks, argv: argv}
 }
 
 // scriptSentModule returns the function ids of the tasks RUNNING at their attempt that
 // were sent on connection via (each once). The functions' modules are compared by the
 // caller: functions live in another slot of a Redis Cluster.
 //
-//	KEYS[1]  leases (routing only: the shard's slot)
-//	ARGV[1]  task key prefix
-//	ARGV[2]  via
-//	ARGV[3..] id, attempt, ...
-var scriptSentModule = redis.NewScript(`
-local task_prefix, via = ARGV[1], ARGV[2]
+//	KEYS[1..]  the task hashes (of one shard)
+//	ARGV[1]    via
+//	ARGV[2..]  the attempt of each task hash
+var scriptSentModule = newScript(`
+local via = ARGV[1]
 local fids, seen = {}, {}
-for i = 3, #ARGV, 2 do
-  local t = redis.call('HMGET', task_prefix .. ARGV[i], 'status', 'attempts', 'sent_to', 'function_id')
-  if t[1] == 'RUNNING' and tonumber(t[2]) == tonumber(ARGV[i + 1]) and t[3] == via and t[4] and not seen[t[4]] then
+for j = 1, #KEYS do
+  local t = redis.call('HMGET', KEYS[j], 'status', 'attempts', 'sent_to', 'function_id')
+  if t[1] == 'RUNNING' and tonumber(t[2]) == tonumber(ARGV[j + 1]) and t[3] == via and t[4] and not seen[t[4]] then
     seen[t[4]] = true
     fids[#fids + 1] = t[4]
   end

@@ -186,8 +186,24 @@ func (k keys) nsRing() string            { return k.prefix + "nsring" }
 func (k keys) nsQueued() string          { return k.prefix + "nsqueued" }
 func (k keys) leases() string            { return k.prefix + "leases" }
 func (k keys) recoverer() string         { return k.prefix + "recoverer" }
-func (k keys) doneChannel() string       { return k.global + "done" }
-func (k keys) tasksChannel() string      { return k.global + "tasks" }
+func (k keys) active() string            { return k.prefix + "active" }
+func (k keys) requeue() string           { return k.prefix + "requeue" }
+
+// shardKeys are the first five KEYS of every script of a task shard, in this order (luaShard
+// reads them): leases, active, requeue, nsring, nsqueued; room is made for more.
+func (k keys) shardKeys(more int) []string {
+	return append(make([]string, 0, 5+more), k.leases(), k.active(), k.requeue(), k.nsRing(), k.nsQueued())
+}
+
+// taskKeys appends the hash keys of ids (of this view's shard) to ks.
+func (k keys) taskKeys(ks []string, ids ...string) []string {
+	for _, id := range ids {
+		ks = append(ks, k.prefix+"task:"+id)
+	}
+	return ks
+}
+func (k keys) doneChannel() string  { return k.global + "done" }
+func (k keys) tasksChannel() string { return k.global + "tasks" }
 
 // DefaultDeployment is the deployment name (--prefix) whose keys are faas's historical ones.
 const DefaultDeployment = "faas"

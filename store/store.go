@@ -38,6 +38,9 @@ type Store struct {
 
 	// next is the shard the next submission or claim starts at (round robin).
 	next atomic.Uint64
+	// rings holds, per shard, the namespaces last seen on its ring (Claim declares their
+	// queues).
+	rings sync.Map // int → []string
 }
 
 // New returns a store on rdb. It does not own rdb (the caller closes it).
@@ -89,32 +92,46 @@ func (s *Store) Ping(ctx context.Context) error {
 	return redisErr("ping", s.rdb.Ping(ctx).Err())
 }
 
-// QueueLen is the number of QUEUED tasks waiting, in every namespace.
+// QueueLen is the number of QUEUED tasks waiting, in every namespace and shard: the
+// requeue lists, the default queues, and the queues of the namespaces on each shard's ring
+// (two pipelined reads; not one atomic count).
 func (s *Store) QueueLen(ctx context.Context) (int64, error) {
-	var total int64
-	for sh := range s.cfg.Shards {
-		k := s.k.shard(sh)
-		// KEYS[1] routes the script to the node of the shard's slot on a Redis Cluster.
-		n, err := s.eval(ctx, scriptQueueLen, call{keys: []string{k.queue()}, argv: []any{k.taskPrefix()}}).Int64()
-		if err != nil {
-			return 0, redisErr("queue length", err)
+	type shardCmds struct {
+		requeue, def *redis.IntCmd
+		nss          *redis.StringSliceCmd
+	}
+	cs := make([]shardCmds, s.cfg.Shards)
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for sh := range cs {
+			k := s.k.shard(sh)
+			cs[sh] = shardCmds{p.LLen(ctx, k.requeue()), p.LLen(ctx, k.queue()), p.SMembers(ctx, k.nsQueued())}
 		}
-		total += n
+		return nil
+	})
+	if err != nil {
+		return 0, redisErr("queue length", err)
+	}
+	var total int64
+	var more []*redis.IntCmd
+	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for sh, c := range cs {
+			total += c.requeue.Val() + c.def.Val()
+			for _, ns := range c.nss.Val() {
+				if ns != DefaultNamespace {
+					more = append(more, p.LLen(ctx, s.k.shard(sh).queueOf(ns)))
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, redisErr("queue length", err)
+	}
+	for _, c := range more {
+		total += c.Val()
 	}
 	return total, nil
 }
-
-// scriptQueueLen sums the lengths of the default queue and of every namespace's on the ring.
-//
-//	KEYS[1]  queue (of the default namespace)
-//	ARGV[1]  task key prefix (see luaQueues)
-var scriptQueueLen = redis.NewScript(luaQueues + `
-local total = redis.call('LLEN', queue_of('default'))
-for _, ns in ipairs(redis.call('SMEMBERS', nsq_key)) do
-  if ns ~= 'default' then total = total + redis.call('LLEN', queue_of(ns)) end
-end
-return total
-`)
 
 // LeaseCount is the number of tasks holding a lease (RUNNING).
 func (s *Store) LeaseCount(ctx context.Context) (int64, error) {

@@ -33,32 +33,23 @@ type summariesArgs struct {
 }
 
 func (a summariesArgs) call(k keys) call {
-	argv := make([]any, 0, 2+len(a.ids))
-	argv = append(argv, k.taskPrefix(), a.inline)
-	for _, id := range a.ids {
-		argv = append(argv, id)
-	}
-	// The queue is named only so that Redis Cluster routes the script to the store's slot.
-	return call{keys: []string{k.queue()}, argv: argv}
+	return call{keys: k.taskKeys(nil, a.ids...), argv: []any{a.inline}}
 }
 
 // scriptSummaries reads task records with their outputs' size, and the outputs themselves
 // only when they are at most inline bytes together.
 //
-//	KEYS[1]  queue (unused: routing only)
-//	ARGV[1]  task key prefix
-//	ARGV[2]  inline (bytes)
-//	ARGV[3..] ids
+//	KEYS[1..]  the task hashes (of one shard)
+//	ARGV[1]    inline (bytes)
 //
 // Returns {{values of recordFields...}, output bytes, ...}, two values per id, the outputs'
 // values nil when left out. A script, not a pipeline: one command, which go-redis does not
 // retry on a read timeout, so a paused Redis costs a reader one timeout. The field names are
 // written into the script (not passed in ARGV on every read).
-var scriptSummaries = redis.NewScript(`
-local task_prefix, inline = ARGV[1], tonumber(ARGV[2])
+var scriptSummaries = newScript(`
+local inline = tonumber(ARGV[1])
 local out = {}
-for i = 3, #ARGV do
-  local key = task_prefix .. ARGV[i]
+for _, key in ipairs(KEYS) do
   local size = redis.call('HSTRLEN', key, 'result') + redis.call('HSTRLEN', key, 'stderr')
   if size <= inline then
     out[#out + 1] = redis.call('HMGET', key, ` + luaStrings(recordFields) + `)
