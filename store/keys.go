@@ -6,40 +6,51 @@ import (
 	"strings"
 )
 
-// Every Redis key and channel faas uses is built here, from Config.Prefix (default "faas:").
+// Every Redis key and channel faas uses is built here, from Config.Prefix (default "faas:";
+// "{faas}:" on a Redis Cluster) and, for a task's own keys, its shard's prefix.
 //
 // Names, function lists and queues are per namespace: <ns> below is "" for the default
 // namespace (its keys are those of faas before namespaces) and "ns:<name>:" for the others.
 // Function and task ids are uuids, global; their records carry their namespace.
 //
-//	<prefix>module:<sha256>   string  a module's bytes, stored once (SET NX), deleted with
-//	                                  the last function that uses it
-//	<prefix>modref:<sha256>   set     ids of the functions that use the module
-//	<prefix>function:<id>     hash    id, name, module, size, limits (JSON), created (unix ms),
-//	                                  ns (absent: default)
-//	<prefix><ns>fname:<name>  string  the id of the newest function with that name
-//	<prefix><ns>functions     zset    function ids scored by creation time (unix ms)
-//	<prefix>task:<id>         hash    see the task* field names below; no TTL until terminal,
-//	                                  then TaskTTL (and the input is dropped)
-//	<prefix><ns>queue         list    QUEUED task ids: submit LPUSHes, Claim RPOPs (FIFO)
-//	<prefix><ns>usage         hash    module_bytes: the bytes of the namespace's functions'
-//	                                  modules (a module counts once per function)
-//	<prefix>upgraded          hash    modrefs: functions of an older faas were counted
-//	<prefix>nsring            list    namespaces that may have queued tasks, in the order
-//	                                  Claim serves them (round robin)
-//	<prefix>nsqueued          set     the same namespaces, to add each to the ring once
-//	<prefix>leases            zset    RUNNING task ids scored by lease deadline (Redis TIME, ms)
-//	<prefix>recoverer         hash    last: the last lease recovery run, hold: none before
-//	                                  (Redis TIME, ms; the outage guard of scriptRecover)
-//	<prefix>tasks             channel dispatcher wake-up; payload: the queued ids,
-//	                                  space-separated (before --prefix it was "tasks",
-//	                                  unprefixed, so two deployments woke each other)
-//	<prefix>done              channel ids of tasks that became terminal, space-separated
+// Deployment-wide, under the prefix <p>:
 //
-// Scripts receive the key prefixes of task and function hashes in ARGV and build those keys
-// themselves (Claim cannot know the ids before popping them). That is only correct when all
-// keys live on one node: on a Redis Cluster the prefix is given a hash tag ("{faas}:") so
-// every key hashes to one slot (see New).
+//	<p>module:<sha256>   string  a module's bytes, stored once (SET NX), deleted with
+//	                             the last function that uses it
+//	<p>modref:<sha256>   set     ids of the functions that use the module
+//	<p>function:<id>     hash    id, name, module, size, limits (JSON), created (unix ms),
+//	                             ns (absent: default)
+//	<p><ns>fname:<name>  string  the id of the newest function with that name
+//	<p><ns>functions     zset    function ids scored by creation time (unix ms)
+//	<p><ns>usage         hash    module_bytes: the bytes of the namespace's functions'
+//	                             modules (a module counts once per function)
+//	<p>upgraded          hash    modrefs: functions of an older faas were counted
+//	<p>shards            string  the deployment's task shard count (CheckShards)
+//	<p>tasks             channel dispatcher wake-up; payload: the queued ids,
+//	                             space-separated (before --prefix it was "tasks",
+//	                             unprefixed, so two deployments woke each other)
+//	<p>done              channel ids of tasks that became terminal, space-separated
+//
+// Per task shard, under the shard's prefix <s> (with one shard <s> is <p>; with N > 1,
+// shard i's is "{NAME:sII}:" or "{NAME:sII.J}:", see shardTag):
+//
+//	<s>task:<id>         hash    see the task* field names below; no TTL until terminal,
+//	                             then TaskTTL (and the input is dropped). The shard is the
+//	                             id's last two hex digits (mod N).
+//	<s><ns>queue         list    QUEUED task ids: submit LPUSHes, Claim RPOPs (FIFO)
+//	<s>requeue           list    tasks handed back (worker lost, released, lease expired):
+//	                             Claim takes them first
+//	<s>active            hash    namespace → its unfinished (queued + running) tasks
+//	                             (before shards: the field "active" of <ns>usage)
+//	<s>nsring            list    namespaces that may have queued tasks, in the order
+//	                             Claim serves them (round robin)
+//	<s>nsqueued          set     the same namespaces, to add each to the ring once
+//	<s>leases            zset    RUNNING task ids scored by lease deadline (Redis TIME, ms)
+//	<s>recoverer         hash    last: the last lease recovery run, hold: none before
+//	                             (Redis TIME, ms; the outage guard of scriptExpired)
+//
+// Every key a script touches is declared in its KEYS (lua.go), so a script of a shard
+// touches that shard's slot only, and one of functions the deployment's.
 
 // Task hash fields.
 const (
