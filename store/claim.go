@@ -112,8 +112,8 @@ func (a startArgs) call(k keys) call {
 //	ARGV[2]  LeaseTTL (ms)
 //	ARGV[3..] ids
 //
-// An id whose record is not QUEUED (expired, withdrawn, a duplicate) loses its lease and is
-// dropped; one whose lease is gone (recovery took it back: this call came a LeaseTTL late)
+// An id whose record is not QUEUED is dropped: its lease too unless the task is RUNNING
+// (then the lease is its runner's); one whose lease is gone (recovery took it back: this call came a LeaseTTL late)
 // is left alone. Returns {now, {id, function_id, input, attempt, ...}}.
 var scriptStart = newScript(luaPrelude + luaShard + `
 local owner, lease_ttl = ARGV[1], tonumber(ARGV[2])
@@ -123,7 +123,9 @@ for i = 3, #ARGV do
   local id, key = ARGV[i], KEYS[i + 3]
   local t = redis.call('HMGET', key, 'status', 'function_id', 'input', 'attempts')
   if t[1] ~= 'QUEUED' then
-    redis.call('ZREM', leases_key, id)
+    -- A RUNNING task's lease is its runner's (a duplicate id, or this very call retried
+    -- after a lost reply): leave it. Any other's (gone, finished) goes.
+    if t[1] ~= 'RUNNING' then redis.call('ZREM', leases_key, id) end
   elseif redis.call('ZADD', leases_key, 'XX', 'CH', deadline, id) == 1 or redis.call('ZSCORE', leases_key, id) then
     local attempt = (tonumber(t[4]) or 0) + 1
     redis.call('HSET', key, 'status', 'RUNNING', 'attempts', n(attempt), 'owner', owner, 'started', now)
