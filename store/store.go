@@ -41,6 +41,9 @@ type Store struct {
 	// rings holds, per shard, the namespaces last seen on its ring (Claim declares their
 	// queues).
 	rings sync.Map // int → []string
+	// recentFns are the function ids of the last claim, which the next reads on
+	// speculation (claim.go, start).
+	recentFns atomic.Pointer[[]string]
 }
 
 // New returns a store on rdb. It does not own rdb (the caller closes it).
