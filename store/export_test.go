@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"faas/task"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -25,4 +26,9 @@ func RequeueOwner(ctx context.Context, s *Store, owner, reason string) (int, err
 // Withdraw runs what a failed Submit runs to leave nothing queued.
 func Withdraw(ctx context.Context, s *Store, fnID string, ids []string) error {
 	return s.withdraw(ctx, Function{ID: fnID}, ids)
+}
+
+// Dequeue takes a QUEUED task off its queue and fails it (the cancel primitive).
+func Dequeue(ctx context.Context, s *Store, id string, kind task.Kind, msg string) (bool, error) {
+	return s.dequeue(ctx, id, kind, msg)
 }

@@ -90,3 +90,34 @@ func TestShardsOnOneNode(t *testing.T) {
 		t.Fatalf("CheckShards(4) over an unsharded queue: %v; want ErrShards", err)
 	}
 }
+
+// TestDequeue: the primitive a cancel path uses takes a QUEUED task off its queue (of its
+// namespace, in whichever shard) and fails it, announced once; a RUNNING or finished one is
+// left alone.
+func TestDequeue(t *testing.T) {
+	for _, shards := range []int{1, 4} {
+		s, _ := startStore(t, store.Config{Shards: shards})
+		ctx := ctxT(t)
+		f := inNS(t, s, mkFunction(t, s, "f"), "B")
+		ids := submitNS(t, s, f, 3)
+		ok, err := store.Dequeue(ctx, s, ids[1], task.KindInternal, "taken off")
+		if err != nil || !ok {
+			t.Fatalf("shards=%d: Dequeue of a queued task = %v, %v", shards, ok, err)
+		}
+		if r := mustTask(t, s, ids[1]); r.Status != task.Failed || r.Error.Message != "taken off" {
+			t.Fatalf("shards=%d: dequeued task %+v", shards, r)
+		}
+		if n, _ := s.QueueLen(ctx); n != 2 {
+			t.Fatalf("shards=%d: QueueLen = %d; want 2", shards, n)
+		}
+		ts := claim(t, s, 5)
+		if len(ts) != 2 {
+			t.Fatalf("shards=%d: claimed %d; want the 2 left", shards, len(ts))
+		}
+		for _, id := range []string{ids[0], ids[1], "no-such-task"} {
+			if ok, err := store.Dequeue(ctx, s, id, task.KindInternal, "x"); err != nil || ok {
+				t.Fatalf("shards=%d: Dequeue of %s (running, finished or unknown) = %v, %v", shards, id, ok, err)
+			}
+		}
+	}
+}
