@@ -5,39 +5,46 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"faas/task"
 )
 
 // A task's run: Claim takes it from the queue under a lease, Complete records its outcome.
 // Lease upkeep and recovery are in leases.go.
 
-// Claiming is two scripts per shard, because the ids it takes are only known once popped
-// and every key a script touches must be declared: scriptTake pops ids (the requeued first,
-// then the namespaces' queues in fair share) and leases them; scriptStart, with their task
-// hashes declared, marks each RUNNING. Between the two an id is leased while its task is
-// still QUEUED; if the claimer dies there, lease recovery puts it back (uncharged).
+// Claiming declares the task hashes it touches, though it only learns the ids by popping
+// them. scriptTake pops ids (the requeued first, then the namespaces' queues in fair
+// share) and leases them; the ones whose hashes it was given (hints: the ids that were at
+// the consumer ends of the queues when the previous claim ran, which it returns) it also
+// marks RUNNING; scriptStart, with their hashes declared, marks the others. A dispatcher
+// alone on a shard nearly always gets the hints right: one round trip per claim. Between
+// the two scripts an id is leased while its task is still QUEUED; if the claimer dies
+// there, lease recovery puts it back (uncharged).
 
 // takeArgs are the KEYS and ARGV of scriptTake.
 type takeArgs struct {
 	max      int
+	owner    string
 	leaseTTL time.Duration
 	ring     []string // the namespaces believed on the ring (their queues are declared)
+	hints    []string // ids expected at the consumer ends (their hashes are declared)
 }
 
 func (a takeArgs) call(k keys) call {
-	ks := append(k.shardKeys(1+len(a.ring)), k.queue())
-	argv := make([]any, 0, 2+len(a.ring))
-	argv = append(argv, a.max, a.leaseTTL.Milliseconds())
+	ks := append(k.shardKeys(1+len(a.ring)+len(a.hints)), k.queue())
+	argv := make([]any, 0, 4+len(a.ring)+len(a.hints))
+	argv = append(argv, a.max, a.leaseTTL.Milliseconds(), len(a.ring), a.owner)
 	for _, ns := range a.ring {
 		ks = append(ks, k.queueOf(ns))
 		argv = append(argv, ns)
 	}
-	return call{keys: ks, argv: argv}
+	for _, id := range a.hints {
+		argv = append(argv, id)
+	}
+	return call{keys: k.taskKeys(ks, a.hints...), argv: argv}
 }
 
-// scriptTake pops up to max task ids of one shard and leases them.
+// scriptTake pops up to max task ids of one shard and leases them, starting those whose
+// task hashes are declared.
 //
 // Fair share: the namespaces with queued tasks form a ring (luaShard); each turn takes the
 // ring's head, moves it to the tail and pops that namespace's share of what is still wanted
@@ -48,21 +55,29 @@ func (a takeArgs) call(k keys) call {
 //
 //	KEYS[1..5]  the shard's (luaShard)
 //	KEYS[6]     the default namespace's queue
-//	KEYS[7..]   the queues of the namespaces named in ARGV[3..], in that order
+//	KEYS[7..]   the queues of the nq namespaces named in ARGV, in that order, then the task
+//	            hashes of the hinted ids, in that order
 //	ARGV[1]  max (tasks)
 //	ARGV[2]  LeaseTTL (ms)
-//	ARGV[3..] namespaces
+//	ARGV[3]  nq
+//	ARGV[4]  owner
+//	ARGV[5..] nq namespaces, then the hinted ids
 //
-// Returns {ids, 0} with the ids popped, or, before any write when the ring holds a
-// namespace whose queue is not declared, {{}, ring}: the caller declares the ring's
-// namespaces and calls again.
+// A popped id that is hinted is started as scriptStart would (or dropped, without a lease,
+// if not QUEUED); the others are leased and returned for scriptStart. Returns
+// {now, {id, function_id, input, attempt, ...} started, {ids} to start, {ids} popped (in
+// claim order), 0, hints},
+// or, before any write when the ring holds a namespace whose queue is not declared,
+// {now, {}, {}, {}, ring, {}}: the caller declares the ring's namespaces and calls again.
 var scriptTake = newScript(luaPrelude + luaShard + `
-local max, lease_ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
+local max, lease_ttl, nq, owner = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 local queues = {default = KEYS[6]}
-for i = 3, #ARGV do queues[ARGV[i]] = KEYS[i + 4] end
+for i = 1, nq do queues[ARGV[4 + i]] = KEYS[6 + i] end
+local hinted = {}
+for i = 5 + nq, #ARGV do hinted[ARGV[i]] = KEYS[i + 2] end
 local ring = redis.call('LRANGE', ring_key, 0, -1)
 for _, ns in ipairs(ring) do
-  if not queues[ns] then return {{}, ring} end
+  if not queues[ns] then return {now, {}, {}, {}, ring, {}} end
 end
 local deadline = n(now_n + lease_ttl)
 local ids = redis.call('RPOP', requeue_key, max) or {}
@@ -82,10 +97,36 @@ while #ids < max do
   end
   for _, id in ipairs(popped) do ids[#ids + 1] = id end
 end
-local leases = {}
-for _, id in ipairs(ids) do leases[#leases + 1] = deadline; leases[#leases + 1] = id end
+local tasks, taken, leases = {}, {}, {}
+for _, id in ipairs(ids) do
+  local key = hinted[id]
+  if key then
+    local t = redis.call('HMGET', key, 'status', 'function_id', 'input', 'attempts')
+    if t[1] == 'QUEUED' then
+      local attempt = (tonumber(t[4]) or 0) + 1
+      redis.call('HSET', key, 'status', 'RUNNING', 'attempts', n(attempt), 'owner', owner, 'started', now)
+      leases[#leases + 1] = deadline; leases[#leases + 1] = id
+      tasks[#tasks + 1] = id; tasks[#tasks + 1] = t[2] or ''; tasks[#tasks + 1] = t[3] or ''
+      tasks[#tasks + 1] = attempt
+    end
+  else
+    leases[#leases + 1] = deadline; leases[#leases + 1] = id
+    taken[#taken + 1] = id
+  end
+end
 bulk('ZADD', leases_key, leases)
-return {ids, 0}
+-- Hints for the next claim: the ids now at the consumer ends, in the order they go.
+local hints, hinted_queue = {}, {}
+local function hint(key)
+  if #hints >= max or hinted_queue[key] then return end
+  hinted_queue[key] = true
+  local next_ids = redis.call('LRANGE', key, -(max - #hints), -1)
+  for i = #next_ids, 1, -1 do hints[#hints + 1] = next_ids[i] end
+end
+hint(requeue_key)
+for _, ns in ipairs(redis.call('LRANGE', ring_key, 0, -1)) do hint(queues[ns] or queues.default) end
+hint(queues.default)
+return {now, tasks, taken, ids, 0, hints}
 `)
 
 // startArgs are the KEYS and ARGV of scriptStart.
@@ -176,22 +217,28 @@ func (s *Store) Claim(ctx context.Context, owner string, n int) ([]task.Task, er
 	return out, nil
 }
 
-// take runs scriptTake on shard sh, declaring the ring's namespaces as last seen there and
-// once more if the ring holds others.
-func (s *Store) take(ctx context.Context, k keys, sh, want int) ([]string, error) {
-	var ring []string
+// take runs scriptTake on shard sh, declaring the ring's namespaces as last seen there (and
+// once more if the ring holds others) and the hinted ids of the previous claim. It returns
+// the reply's started tasks (flat), the ids left to start, the ids popped (in claim order),
+// and the functions read on speculation.
+func (s *Store) take(ctx context.Context, k keys, sh int, owner string, want int) (flat []any, taken, popped []string, known map[string][]any, err error) {
+	var ring, hints []string
 	if v, ok := s.rings.Load(sh); ok {
 		ring = v.([]string)
 	}
+	if v, ok := s.hints.Load(sh); ok {
+		hints = v.([]string)
+	}
 	for try := 0; ; try++ {
-		res, err := s.eval(ctx, scriptTake, takeArgs{max: want, leaseTTL: s.cfg.LeaseTTL, ring: ring}.call(k)).Slice()
+		a := takeArgs{max: want, owner: owner, leaseTTL: s.cfg.LeaseTTL, ring: ring, hints: hints}
+		res, fns, err := s.evalGuessing(ctx, scriptTake, a.call(k))
 		if err != nil {
-			return nil, redisErr("claim", err)
+			return nil, nil, nil, nil, redisErr("claim", err)
 		}
-		if len(res) != 2 {
-			return nil, fmt.Errorf("store: claim: unexpected reply %v", res)
+		if len(res) != 6 {
+			return nil, nil, nil, nil, fmt.Errorf("store: claim: unexpected reply %v", res)
 		}
-		if now, ok := res[1].([]any); ok && try < 3 {
+		if now, ok := res[4].([]any); ok && try < 3 {
 			ring = ring[:0:0]
 			for _, ns := range now {
 				if ns := str(ns); ns != DefaultNamespace {
@@ -201,12 +248,14 @@ func (s *Store) take(ctx context.Context, k keys, sh, want int) ([]string, error
 			s.rings.Store(sh, ring)
 			continue
 		}
-		ids, _ := res[0].([]any)
-		out := make([]string, len(ids))
-		for i, id := range ids {
-			out[i] = str(id)
+		next, _ := res[5].([]any)
+		hints = make([]string, len(next))
+		for i, id := range next {
+			hints[i] = str(id)
 		}
-		return out, nil
+		s.hints.Store(sh, hints)
+		flat, _ = res[1].([]any)
+		return flat, strs(res[2]), strs(res[3]), fns, nil
 	}
 }
 
@@ -214,30 +263,46 @@ func (s *Store) take(ctx context.Context, k keys, sh, want int) ([]string, error
 // asked (it may hold more).
 func (s *Store) claimShard(ctx context.Context, sh int, owner string, want int) (ts []task.Task, full bool, err error) {
 	k := s.k.shard(sh)
-	ids, err := s.take(ctx, k, sh, want)
-	if err != nil || len(ids) == 0 {
+	flat, taken, popped, known, err := s.take(ctx, k, sh, owner, want)
+	if err != nil {
 		return nil, false, err
 	}
-	full = len(ids) >= want
-	res, known, err := s.start(ctx, k, owner, ids)
-	if err != nil {
-		// The ids are leased while QUEUED: lease recovery puts them back.
-		return nil, false, redisErr("claim", err)
+	full = len(popped) >= want
+	if len(taken) > 0 {
+		// The hints missed these (another claimer moved the queue): start them now.
+		res, more, err := s.evalGuessing(ctx, scriptStart, startArgs{owner: owner, leaseTTL: s.cfg.LeaseTTL, ids: taken}.call(k))
+		if err != nil {
+			// Those ids are leased while QUEUED: lease recovery puts them back. The ones
+			// started by the take script are handed out.
+			if len(flat) == 0 {
+				return nil, false, redisErr("claim", err)
+			}
+		} else if len(res) >= 2 {
+			started, _ := res[1].([]any)
+			flat = append(flat, started...)
+			if known == nil {
+				known = more
+			}
+		}
 	}
-	if len(res) < 2 {
-		return nil, false, fmt.Errorf("store: claim: unexpected reply %v", res)
-	}
-	flat, _ := res[1].([]any)
 	if len(flat) == 0 {
 		return nil, full, nil
 	}
-	claimed := make([]task.Task, 0, len(flat)/4)
+	// In claim order: the take script's and the start script's, by the order popped.
+	byID := make(map[string]task.Task, len(flat)/4)
 	fids := make(map[string]*Function)
 	for i := 0; i+3 < len(flat); i += 4 {
 		fid := str(flat[i+1])
 		fids[fid] = nil
-		claimed = append(claimed, task.Task{ID: str(flat[i]), FunctionID: fid,
-			Input: []byte(str(flat[i+2])), Attempt: int(num(flat[i+3]))})
+		byID[str(flat[i])] = task.Task{ID: str(flat[i]), FunctionID: fid,
+			Input: []byte(str(flat[i+2])), Attempt: int(num(flat[i+3]))}
+	}
+	claimed := make([]task.Task, 0, len(byID))
+	for _, id := range popped {
+		if t, ok := byID[id]; ok {
+			claimed = append(claimed, t)
+			delete(byID, id) // a duplicate id in the queue is claimed once
+		}
 	}
 	var recent []string
 	for fid := range fids {
@@ -281,143 +346,12 @@ func (s *Store) claimShard(ctx context.Context, sh int, owner string, want int) 
 	return ts, full, nil
 }
 
-// maxRecentFns bounds the functions a claim reads on speculation (see start).
-const maxRecentFns = 8
-
-// start runs scriptStart on ids and, in the same pipeline (one round trip), reads the
-// functions of the previous claim: most claims run the functions the last one ran, so a
-// claim is then two round trips, not three. It returns the script's reply and, by function
-// id, what was read (HMGET name, module, limits).
-func (s *Store) start(ctx context.Context, k keys, owner string, ids []string) ([]any, map[string][]any, error) {
-	c := startArgs{owner: owner, leaseTTL: s.cfg.LeaseTTL, ids: ids}.call(k)
-	var guess []string
-	if p := s.recentFns.Load(); p != nil {
-		guess = *p
+// strs is a reply's list of strings.
+func strs(v any) []string {
+	l, _ := v.([]any)
+	out := make([]string, len(l))
+	for i, x := range l {
+		out[i] = str(x)
 	}
-	if len(guess) == 0 {
-		res, err := s.eval(ctx, scriptStart, c).Slice()
-		return res, nil, err
-	}
-	var started *redis.Cmd
-	fns := make([]*redis.SliceCmd, len(guess))
-	_, _ = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		started = scriptStart.rs.EvalSha(ctx, p, c.keys, c.argv...)
-		for i, fid := range guess {
-			fns[i] = p.HMGet(ctx, s.k.function(fid), ffName, ffModule, ffLimits)
-		}
-		return nil
-	})
-	res, err := started.Slice()
-	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-		// Not loaded yet (a restarted Redis): nothing ran; load it and run it alone.
-		res, err = s.eval(ctx, scriptStart, c).Slice()
-		return res, nil, err
-	}
-	if err != nil {
-		return nil, nil, err
-	}
-	known := make(map[string][]any, len(guess))
-	for i, fid := range guess {
-		if fns[i].Err() == nil {
-			known[fid] = fns[i].Val()
-		}
-	}
-	return res, known, nil
-}
-
-// claimFunctions fills fids (function id → nil) with the functions that exist, read in one
-// pipeline, for those start did not read already. They are read on every claim, cached or
-// not, so that a function deleted since fails its tasks (the read is of three short
-// fields).
-func (s *Store) claimFunctions(ctx context.Context, fids map[string]*Function) error {
-	ids := make([]string, 0, len(fids))
-	cmds := make([]*redis.SliceCmd, 0, len(fids))
-	for fid, f := range fids {
-		if f == nil {
-			ids = append(ids, fid)
-		}
-	}
-	if len(ids) == 0 {
-		return nil
-	}
-	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for _, fid := range ids {
-			cmds = append(cmds, p.HMGet(ctx, s.k.function(fid), ffName, ffModule, ffLimits))
-		}
-		return nil
-	})
-	if err != nil {
-		return redisErr("claim: functions", err)
-	}
-	for i, c := range cmds {
-		fids[ids[i]] = s.claimedFunction(ids[i], c.Val())
-	}
-	return nil
-}
-
-// claimedFunction is the function fid from its HMGET name, module, limits; nil if it is
-// gone.
-func (s *Store) claimedFunction(fid string, v []any) *Function {
-	if len(v) != 3 || v[0] == nil || v[1] == nil {
-		return nil
-	}
-	f := Function{ID: fid, Name: str(v[0]), ModuleHash: str(v[1])}
-	if cached, ok := s.fns.Load(f.ID); ok {
-		f.Limits = cached.(Function).Limits
-	} else if lim, err := parseLimits(str(v[2])); err == nil {
-		f.Limits = lim
-	} else {
-		f.Limits = task.DefaultLimits() // never lose a claimed task over a bad record
-	}
-	return &f
-}
-
-// goneArgs are the KEYS and ARGV of scriptGone.
-type goneArgs struct {
-	taskTTL time.Duration
-	refs    []task.Ref
-	fids    []string
-}
-
-func (a goneArgs) call(k keys) call {
-	argv := make([]any, 0, 3+3*len(a.refs))
-	argv = append(argv, a.taskTTL.Milliseconds(), k.doneChannel(), string(task.KindInternal))
-	ks := k.shardKeys(len(a.refs))
-	for i, r := range a.refs {
-		ks = k.taskKeys(ks, r.ID)
-		argv = append(argv, r.ID, r.Attempt, a.fids[i])
-	}
-	return call{keys: ks, argv: argv}
-}
-
-// scriptGone fails claimed tasks whose function was deleted before they ran.
-//
-//	KEYS[1..5]  the shard's (luaShard)
-//	KEYS[6..]   the task hashes
-//	ARGV[1]  TaskTTL (ms)
-//	ARGV[2]  done channel
-//	ARGV[3]  failure kind (internal)
-//	ARGV[4..] id, attempt, function id, ... (one triple per task hash)
-//
-// Only tasks RUNNING at that attempt change. Returns how many failed.
-var scriptGone = newScript(luaPrelude + luaShard + luaFinish + `
-local task_ttl, done_channel, kind = ARGV[1], ARGV[2], ARGV[3]
-local done = {}
-for j = 6, #KEYS do
-  local key, i = KEYS[j], 4 + 3 * (j - 6)
-  local t = redis.call('HMGET', key, 'status', 'attempts')
-  if t[1] == 'RUNNING' and tonumber(t[2]) == tonumber(ARGV[i + 1]) then
-    finish(key, 'FAILED', task_ttl, {'err_kind', kind, 'err_msg',
-      'function ' .. ARGV[i + 2] .. ' was deleted before the task ran'})
-    redis.call('ZREM', leases_key, ARGV[i])
-    done[#done + 1] = ARGV[i]
-  end
-end
-publish(done_channel, done)
-return #done
-`)
-
-func (s *Store) failGone(ctx context.Context, k keys, refs []task.Ref, fids []string) error {
-	a := goneArgs{taskTTL: s.cfg.TaskTTL, refs: refs, fids: fids}
-	return redisErr("claim: fail tasks of deleted functions", s.eval(ctx, scriptGone, a.call(k)).Err())
+	return out
 }

@@ -41,6 +41,9 @@ type Store struct {
 	// rings holds, per shard, the namespaces last seen on its ring (Claim declares their
 	// queues).
 	rings sync.Map // int → []string
+	// hints holds, per shard, the ids at the consumer ends of its queues as the last claim
+	// left them (Claim declares their hashes, see scriptTake).
+	hints sync.Map // int → []string
 	// recentFns are the function ids of the last claim, which the next reads on
 	// speculation (claim.go, start).
 	recentFns atomic.Pointer[[]string]
