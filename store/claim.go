@@ -180,9 +180,9 @@ return {now, tasks}
 // Claim takes up to n tasks from the queue for owner (a dispatcher identity), marks them
 // RUNNING with attempt+1 and a lease of LeaseTTL, and returns them with everything an
 // executor needs (module hash, name, limits, input). It returns an empty slice, not an
-// error, when the queue is empty. A shard costs two round trips (take; start, with the
-// functions of the previous claim read in the same pipeline) and a third when the tasks
-// run other functions; with several shards, Claim starts at the next one in round robin
+// error, when the queue is empty. A shard costs one round trip when its hints hold and the
+// tasks run the previous claim's functions (read in the take script's pipeline), one more
+// for each that does not; with several shards, Claim starts at the next one in round robin
 // and goes on to the others until it has n tasks or every shard answered short.
 //
 // A task whose function was deleted becomes FAILED (kind internal) instead of being

@@ -15,40 +15,41 @@ import (
 // maxRecentFns bounds the functions a claim reads on speculation (see evalGuessing).
 const maxRecentFns = 8
 
-// evalGuessing runs sc with c and, in the same pipeline (one round trip), reads the
-// functions of the previous claim: most claims run the functions the last one ran. It
-// returns the script's reply and, by function id, what was read (HMGET name, module,
-// limits).
+// evalGuessing runs sc with c and, at the same time on another connection, reads the
+// functions of the previous claim: most claims run the functions the last one ran, and the
+// claim then waits one round trip for both. It returns the script's reply and, by function
+// id, what was read (HMGET name, module, limits).
+//
+// The script is not put in the read's pipeline: go-redis retries a pipeline after a read
+// timeout, and a claim run twice would leave the first run's tasks leased to a claimer that
+// never got them (a single command is not retried on a timeout).
 func (s *Store) evalGuessing(ctx context.Context, sc *script, c call) ([]any, map[string][]any, error) {
 	var guess []string
 	if p := s.recentFns.Load(); p != nil {
 		guess = *p
 	}
-	if len(guess) == 0 {
-		res, err := s.eval(ctx, sc, c).Slice()
-		return res, nil, err
-	}
-	var ran *redis.Cmd
 	fns := make([]*redis.SliceCmd, len(guess))
-	_, _ = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		ran = sc.rs.EvalSha(ctx, p, c.keys, c.argv...)
-		for i, fid := range guess {
-			fns[i] = p.HMGet(ctx, s.k.function(fid), ffName, ffModule, ffLimits)
+	read := make(chan struct{})
+	go func() {
+		defer close(read)
+		if len(guess) == 0 {
+			return
 		}
-		return nil
-	})
-	res, err := ran.Slice()
-	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-		// Not loaded yet (a restarted Redis): nothing ran; load it and run it alone.
-		res, err = s.eval(ctx, sc, c).Slice()
-		return res, nil, err
-	}
+		_, _ = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, fid := range guess {
+				fns[i] = p.HMGet(ctx, s.k.function(fid), ffName, ffModule, ffLimits)
+			}
+			return nil
+		})
+	}()
+	res, err := s.eval(ctx, sc, c).Slice()
+	<-read
 	if err != nil {
 		return nil, nil, err
 	}
 	known := make(map[string][]any, len(guess))
 	for i, fid := range guess {
-		if fns[i].Err() == nil {
+		if fns[i] != nil && fns[i].Err() == nil {
 			known[fid] = fns[i].Val()
 		}
 	}
