@@ -259,6 +259,9 @@ func (s *Store) take(ctx context.Context, k keys, sh int, owner string, want int
 	}
 }
 
+// claimFinishWithin bounds the steps of a claim after its take script (see claimShard).
+const claimFinishWithin = 5 * time.Second
+
 // claimShard claims up to want tasks of shard sh; full is whether the shard gave as many as
 // asked (it may hold more).
 func (s *Store) claimShard(ctx context.Context, sh int, owner string, want int) (ts []task.Task, full bool, err error) {
@@ -267,6 +270,11 @@ func (s *Store) claimShard(ctx context.Context, sh int, owner string, want int) 
 	if err != nil {
 		return nil, false, err
 	}
+	// Tasks are leased from here on: finish the claim even if the caller gives up meanwhile
+	// (a dispatcher stopping), so that it gets them and hands them back, rather than leaving
+	// them RUNNING for nobody until their leases run out.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), claimFinishWithin)
+	defer cancel()
 	full = len(popped) >= want
 	if len(taken) > 0 {
 		// The hints missed these (another claimer moved the queue): start them now.
