@@ -41,6 +41,12 @@ type Config struct {
 	// Prefix is put before every key and channel (--prefix NAME gives "NAME:", see
 	// KeyPrefix), so that deployments and tests can share one Redis. Default "faas:".
 	Prefix string
+	// Shards is the number of task shards: each holds its own queues, leases and task
+	// records under one hash tag, so that a Redis Cluster spreads tasks over its masters.
+	// Default 1 on a single node or Sentinel set (today's keys), DefaultClusterShards on a
+	// Redis Cluster; at most MaxShards. Every process of a deployment must use the same
+	// count: CheckShards refuses another.
+	Shards int
 }
 
 // Function is a registered function. Functions are immutable: registering a name again

@@ -6,8 +6,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"faas/task"
 )
 
@@ -45,7 +43,7 @@ type Cancelled struct {
 // Done reports whether this call cancelled the task.
 func (c Cancelled) Done() bool { return c.Was == task.Queued || c.Was == task.Running }
 
-// cancelArgs are the KEYS and ARGV of scriptCancel.
+// cancelArgs are the KEYS and ARGV of scriptCancel, for the ids of one task shard.
 type cancelArgs struct {
 	ns      string
 	taskTTL time.Duration
@@ -57,49 +55,53 @@ func (a cancelArgs) call(k keys) call {
 	if ns == DefaultNamespace {
 		ns = ""
 	}
-	argv := make([]any, 0, 8+len(a.ids))
-	argv = append(argv, k.taskPrefix(), ns, a.taskTTL.Milliseconds(), k.doneChannel(), k.cancelChannel(),
+	argv := make([]any, 0, 6+len(a.ids))
+	argv = append(argv, ns, a.taskTTL.Milliseconds(), k.doneChannel(), k.cancelChannel(),
 		string(task.KindCancelled), queueSearch)
 	for _, id := range a.ids {
 		argv = append(argv, id)
 	}
-	return call{keys: []string{k.leases()}, argv: argv}
+	return call{keys: k.taskKeys(append(k.shardKeys(1+len(a.ids)), k.queueOf(ns)), a.ids...), argv: argv}
 }
 
-// scriptCancel cancels tasks of one namespace.
+// scriptCancel cancels tasks of one namespace in one task shard.
 //
-//	KEYS[1]  leases
-//	ARGV[1]  task key prefix
-//	ARGV[2]  namespace ("" for the default)
-//	ARGV[3]  TaskTTL (ms)
-//	ARGV[4]  done channel
-//	ARGV[5]  cancel channel
-//	ARGV[6]  failure kind (cancelled)
-//	ARGV[7]  how far from each end of the queue a QUEUED task is looked for (queueSearch)
-//	ARGV[8..] ids
+//	KEYS[1..5]  the shard's (luaShard)
+//	KEYS[6]     the namespace's queue in this shard
+//	KEYS[7..]   the task hashes, one per id
+//	ARGV[1]  namespace ("" for the default)
+//	ARGV[2]  TaskTTL (ms)
+//	ARGV[3]  done channel
+//	ARGV[4]  cancel channel
+//	ARGV[5]  failure kind (cancelled)
+//	ARGV[6]  how far from each end of the queue a QUEUED task is looked for (queueSearch)
+//	ARGV[7..] ids
 //
 // Returns, per id, its status before the call and its failure kind ("" if none); a task of
 // another namespace reads as absent. Publishes the ids that ended on the done channel and
-// those that were RUNNING on the cancel channel.
-var scriptCancel = redis.NewScript(luaPrelude + luaQueues + luaFinish + `
-local leases = KEYS[1]
-local task_prefix, ns, task_ttl, done_channel, cancel_channel, kind, search =
-  ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], tonumber(ARGV[7])
+// those that were RUNNING on the cancel channel. A QUEUED task is taken off its queue or
+// the shard's requeue list; one being claimed (leased while still QUEUED, in no list) loses
+// that lease, and the claim's start script skips it (it is no longer QUEUED).
+var scriptCancel = newScript(luaPrelude + luaShard + luaFinish + `
+local queue = KEYS[6]
+local ns, task_ttl, done_channel, cancel_channel, kind, search =
+  ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6])
 local out, done, running = {}, {}, {}
-for i = 8, #ARGV do
-  local id = ARGV[i]
-  local key = task_prefix .. id
+for i = 7, #ARGV do
+  local id, key = ARGV[i], KEYS[i]
   local t = redis.call('HMGET', key, 'status', 'ns', 'err_kind', 'started')
   local status = t[1]
   if not status or (t[2] or '') ~= ns then
     status = ''
   elseif status == 'QUEUED' then
-    local queue = queue_of(ns)
     if redis.call('LPOS', queue, id, 'RANK', -1, 'MAXLEN', search) then
       redis.call('LREM', queue, -1, id)
     elseif redis.call('LPOS', queue, id, 'RANK', 1, 'MAXLEN', search) then
       redis.call('LREM', queue, 1, id)
+    else
+      redis.call('LREM', requeue_key, 0, id)
     end
+    redis.call('ZREM', leases_key, id)
     finish(key, 'FAILED', task_ttl, {'err_kind', kind, 'err_msg', 'cancelled while QUEUED'})
     done[#done + 1] = id
   elseif status == 'RUNNING' then
@@ -107,7 +109,7 @@ for i = 8, #ARGV do
     finish(key, 'FAILED', task_ttl, {'err_kind', kind, 'err_msg', 'cancelled while RUNNING',
       'duration_ms', n(math.max(ran, 0))})
     redis.call('HDEL', key, 'sent_to')
-    redis.call('ZREM', leases, id)
+    redis.call('ZREM', leases_key, id)
     done[#done + 1] = id
     running[#running + 1] = id
   end
@@ -119,40 +121,40 @@ publish(cancel_channel, running)
 return out
 `)
 
-// Cancel cancels the tasks ids of namespace ns (at most MaxCancel), in one round trip: each
-// QUEUED or RUNNING one becomes FAILED with kind cancelled (see the top of this file). It
-// returns one Cancelled per id, in order. Ids that are not uuids are answered as absent
-// without asking Redis.
+// Cancel cancels the tasks ids of namespace ns (at most MaxCancel), in one round trip per
+// task shard: each QUEUED or RUNNING one becomes FAILED with kind cancelled (see the top of
+// this file). It returns one Cancelled per id, in order. Ids that are not uuids are
+// answered as absent without asking Redis.
 func (s *Store) Cancel(ctx context.Context, ns string, ids []string) ([]Cancelled, error) {
 	if len(ids) > MaxCancel {
 		return nil, fmt.Errorf("store: cancel: %d ids, at most %d per call", len(ids), MaxCancel)
 	}
 	out := make([]Cancelled, len(ids))
-	ask := make([]string, 0, len(ids))
 	at := make([]int, 0, len(ids))
 	for i, id := range ids {
 		out[i].ID = id
-		// A task key is built from the id inside the script: nothing that could name
-		// another key (or be huge) goes in.
+		// A task key is built from the id: nothing that could name another key (or be
+		// huge) goes in.
 		if validID(id) {
-			ask = append(ask, id)
 			at = append(at, i)
 		}
 	}
-	if len(ask) == 0 {
-		return out, nil
-	}
-	a := cancelArgs{ns: ns, taskTTL: s.cfg.TaskTTL, ids: ask}
-	res, err := s.eval(ctx, scriptCancel, a.call(s.k)).Slice()
-	if err != nil {
-		return nil, redisErr("cancel", err)
-	}
-	if len(res) != 2*len(ask) {
-		return nil, fmt.Errorf("store: cancel: %d values for %d ids", len(res), len(ask))
-	}
-	for j, i := range at {
-		out[i].Was = task.Status(str(res[2*j]))
-		out[i].Kind = task.Kind(str(res[2*j+1]))
+	for sh, is := range byShard(s.k, at, func(i int) string { return ids[i] }) {
+		a := cancelArgs{ns: ns, taskTTL: s.cfg.TaskTTL, ids: make([]string, len(is))}
+		for j, i := range is {
+			a.ids[j] = ids[i]
+		}
+		res, err := s.eval(ctx, scriptCancel, a.call(s.k.shard(sh))).Slice()
+		if err != nil {
+			return nil, redisErr("cancel", err)
+		}
+		if len(res) != 2*len(is) {
+			return nil, fmt.Errorf("store: cancel: %d values for %d ids", len(res), len(is))
+		}
+		for j, i := range is {
+			out[i].Was = task.Status(str(res[2*j]))
+			out[i].Kind = task.Kind(str(res[2*j+1]))
+		}
 	}
 	return out, nil
 }

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -16,9 +17,16 @@ import (
 // TestEveryTaskOneTerminalState drives tasks through random fates from several claimers at
 // once — completed (sometimes twice), lost silently (the lease expires), declared lost
 // (Requeue), handed back (Release) — with recoverers running concurrently, and checks that
-// every task ends in exactly one terminal state, announced on the done channel once.
+// every task ends in exactly one terminal state, announced on the done channel once. With
+// one shard and with four (tasks, leases and recovery spread over four key sets).
 func TestEveryTaskOneTerminalState(t *testing.T) {
-	s, srv := startStore(t, store.Config{LeaseTTL: 30 * time.Millisecond, MaxAttempts: 3})
+	for _, shards := range []int{1, 4} {
+		t.Run(fmt.Sprintf("shards=%d", shards), func(t *testing.T) { everyTaskOneTerminalState(t, shards) })
+	}
+}
+
+func everyTaskOneTerminalState(t *testing.T, shards int) {
+	s, srv := startStore(t, store.Config{LeaseTTL: 30 * time.Millisecond, MaxAttempts: 3, Shards: shards})
 	ctx, cancel := context.WithTimeout(ctxT(t), 60*time.Second)
 	defer cancel()
 	f := mkFunction(t, s, "f")

@@ -5,378 +5,361 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"faas/task"
 )
 
 // A task's run: Claim takes it from the queue under a lease, Complete records its outcome.
 // Lease upkeep and recovery are in leases.go.
 
-// claimArgs are the KEYS and ARGV of scriptClaim.
-type claimArgs struct {
-	owner    string
+// Claiming declares the task hashes it touches, though it only learns the ids by popping
+// them. scriptTake pops ids (the requeued first, then the namespaces' queues in fair
+// share) and leases them; the ones whose hashes it was given (hints: the ids that were at
+// the consumer ends of the queues when the previous claim ran, which it returns) it also
+// marks RUNNING; scriptStart, with their hashes declared, marks the others. A dispatcher
+// alone on a shard nearly always gets the hints right: one round trip per claim. Between
+// the two scripts an id is leased while its task is still QUEUED; if the claimer dies
+// there, lease recovery puts it back (uncharged).
+
+// takeArgs are the KEYS and ARGV of scriptTake.
+type takeArgs struct {
 	max      int
+	owner    string
 	leaseTTL time.Duration
-	taskTTL  time.Duration
+	ring     []string // the namespaces believed on the ring (their queues are declared)
+	hints    []string // ids expected at the consumer ends (their hashes are declared)
 }
 
-func (a claimArgs) call(k keys) call {
-	return call{
-		keys: []string{k.queue(), k.leases()},
-		argv: []any{k.taskPrefix(), k.functionPrefix(), a.max, a.owner,
-			a.leaseTTL.Milliseconds(), a.taskTTL.Milliseconds(), k.doneChannel(),
-			string(task.KindInternal)},
+func (a takeArgs) call(k keys) call {
+	ks := append(k.shardKeys(1+len(a.ring)+len(a.hints)), k.queue())
+	argv := make([]any, 0, 4+len(a.ring)+len(a.hints))
+	argv = append(argv, a.max, a.leaseTTL.Milliseconds(), len(a.ring), a.owner)
+	for _, ns := range a.ring {
+		ks = append(ks, k.queueOf(ns))
+		argv = append(argv, ns)
 	}
+	for _, id := range a.hints {
+		argv = append(argv, id)
+	}
+	return call{keys: k.taskKeys(ks, a.hints...), argv: argv}
 }
 
-// scriptClaim pops up to max QUEUED tasks, marks them RUNNING and leases them.
+// scriptTake pops up to max task ids of one shard and leases them, starting those whose
+// task hashes are declared.
 //
-// Fair share: the namespaces with queued tasks form a ring (luaQueues); each turn takes the
+// Fair share: the namespaces with queued tasks form a ring (luaShard); each turn takes the
 // ring's head, moves it to the tail and pops that namespace's share of what is still wanted
 // (at least one task), FIFO within the namespace. A namespace found drained leaves the ring.
 // The ring lives in Redis, so the rotation is shared by every dispatcher and every claim,
 // whatever its size: one namespace's backlog delays another's task by one turn, not by the
-// backlog.
+// backlog. Handed-back tasks (the requeue list) go before any turn.
 //
-//	KEYS[1]  queue (of the default namespace; the others are named from ARGV[1], luaQueues)
-//	KEYS[2]  leases
-//	ARGV[1]  task key prefix
-//	ARGV[2]  function key prefix
-//	ARGV[3]  max (tasks)
+//	KEYS[1..5]  the shard's (luaShard)
+//	KEYS[6]     the default namespace's queue
+//	KEYS[7..]   the queues of the nq namespaces named in ARGV, in that order, then the task
+//	            hashes of the hinted ids, in that order
+//	ARGV[1]  max (tasks)
+//	ARGV[2]  LeaseTTL (ms)
+//	ARGV[3]  nq
 //	ARGV[4]  owner
-//	ARGV[5]  LeaseTTL (ms)
-//	ARGV[6]  TaskTTL (ms)
-//	ARGV[7]  done channel
-//	ARGV[8]  failure kind of a task whose function is gone (internal)
+//	ARGV[5..] nq namespaces, then the hinted ids
 //
-// Popped ids that are not QUEUED (record expired, or a duplicate) are dropped. A task whose
-// function is gone becomes FAILED with kind ARGV[8]. Returns
-// {now, {id, function_id, input, attempt, ...}, {function_id, name, module, limits, ...}}
-// with each function once.
-var scriptClaim = redis.NewScript(luaPrelude + luaQueues + luaFinish + `
-local queue, leases_key = KEYS[1], KEYS[2]
-local task_prefix, fn_prefix, max, owner, lease_ttl, task_ttl, done_channel, no_fn_kind =
-  ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5]), ARGV[6], ARGV[7], ARGV[8]
+// A popped id that is hinted is started as scriptStart would (or dropped, without a lease,
+// if not QUEUED); the others are leased and returned for scriptStart. Returns
+// {now, {id, function_id, input, attempt, ...} started, {ids} to start, {ids} popped (in
+// claim order), 0, hints},
+// or, before any write when the ring holds a namespace whose queue is not declared,
+// {now, {}, {}, {}, ring, {}}: the caller declares the ring's namespaces and calls again.
+var scriptTake = newScript(luaPrelude + luaShard + `
+local max, lease_ttl, nq, owner = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+local queues = {default = KEYS[6]}
+for i = 1, nq do queues[ARGV[4 + i]] = KEYS[6 + i] end
+local hinted = {}
+for i = 5 + nq, #ARGV do hinted[ARGV[i]] = KEYS[i + 2] end
+local ring = redis.call('LRANGE', ring_key, 0, -1)
+for _, ns in ipairs(ring) do
+  if not queues[ns] then return {now, {}, {}, {}, ring, {}} end
+end
 local deadline = n(now_n + lease_ttl)
-local tasks, fns, seen, done, leases = {}, {}, {}, {}, {}
-local claimed = 0
--- Popped tasks that are not claimed (a deleted function's, which fail here) count against a
--- budget: one script never walks a whole backlog of them; the next claim carries on.
-local budget = 4 * max + 100
+local ids = redis.call('RPOP', requeue_key, max) or {}
 -- Tasks queued before namespaces existed (or by an older faas) are on the default queue
 -- without a ring entry.
-if redis.call('LLEN', queue) > 0 then announce_ns('default') end
-while claimed < max and budget > 0 do
+if #ids < max and redis.call('LLEN', queues.default) > 0 then announce_ns('default') end
+while #ids < max do
   local turns = redis.call('LLEN', ring_key)
   if turns == 0 then break end
   local ns = redis.call('LMOVE', ring_key, ring_key, 'LEFT', 'RIGHT')
-  local share = math.max(1, math.floor((max - claimed) / turns))
+  local share = math.max(1, math.floor((max - #ids) / turns))
   -- RPOP with a count (Redis 6.2+) takes the share in one call.
-  local popped = redis.call('RPOP', queue_of(ns), share) or {}
-  budget = budget - #popped
+  local popped = redis.call('RPOP', queues[ns], share) or {}
   if #popped < share then
     redis.call('LREM', ring_key, -1, ns)
     redis.call('SREM', nsq_key, ns)
   end
-  for _, id in ipairs(popped) do
-    local key = task_prefix .. id
+  for _, id in ipairs(popped) do ids[#ids + 1] = id end
+end
+local tasks, taken, leases = {}, {}, {}
+for _, id in ipairs(ids) do
+  local key = hinted[id]
+  if key then
     local t = redis.call('HMGET', key, 'status', 'function_id', 'input', 'attempts')
     if t[1] == 'QUEUED' then
-      local fid = t[2] or ''
-      if seen[fid] == nil then
-        local f = redis.call('HMGET', fn_prefix .. fid, 'name', 'module', 'limits')
-        if f[1] and f[2] then
-          seen[fid] = true
-          fns[#fns + 1] = fid; fns[#fns + 1] = f[1]; fns[#fns + 1] = f[2]; fns[#fns + 1] = f[3] or ''
-        else
-          seen[fid] = false
-        end
-      end
-      if seen[fid] then
-        local attempt = (tonumber(t[4]) or 0) + 1
-        redis.call('HSET', key, 'status', 'RUNNING', 'attempts', n(attempt), 'owner', owner,
-          'started', now)
-        leases[#leases + 1] = deadline; leases[#leases + 1] = id
-        tasks[#tasks + 1] = id; tasks[#tasks + 1] = fid; tasks[#tasks + 1] = t[3] or ''
-        tasks[#tasks + 1] = attempt
-        claimed = claimed + 1
-      else
-        finish(key, 'FAILED', task_ttl, {'err_kind', no_fn_kind, 'err_msg',
-          'function ' .. tostring(fid) .. ' was deleted before the task ran'})
-        done[#done + 1] = id
-      end
+      local attempt = (tonumber(t[4]) or 0) + 1
+      redis.call('HSET', key, 'status', 'RUNNING', 'attempts', n(attempt), 'owner', owner, 'started', now)
+      leases[#leases + 1] = deadline; leases[#leases + 1] = id
+      tasks[#tasks + 1] = id; tasks[#tasks + 1] = t[2] or ''; tasks[#tasks + 1] = t[3] or ''
+      tasks[#tasks + 1] = attempt
     end
+  else
+    leases[#leases + 1] = deadline; leases[#leases + 1] = id
+    taken[#taken + 1] = id
   end
 end
 bulk('ZADD', leases_key, leases)
-publish(done_channel, done)
-return {now, tasks, fns}
+-- Hints for the next claim: the ids now at the consumer ends, in the order they go.
+local hints, hinted_queue = {}, {}
+local function hint(key)
+  if #hints >= max or hinted_queue[key] then return end
+  hinted_queue[key] = true
+  local next_ids = redis.call('LRANGE', key, -(max - #hints), -1)
+  for i = #next_ids, 1, -1 do hints[#hints + 1] = next_ids[i] end
+end
+hint(requeue_key)
+for _, ns in ipairs(redis.call('LRANGE', ring_key, 0, -1)) do hint(queues[ns] or queues.default) end
+hint(queues.default)
+return {now, tasks, taken, ids, 0, hints}
+`)
+
+// startArgs are the KEYS and ARGV of scriptStart.
+type startArgs struct {
+	owner    string
+	leaseTTL time.Duration
+	ids      []string
+}
+
+func (a startArgs) call(k keys) call {
+	argv := make([]any, 0, 2+len(a.ids))
+	argv = append(argv, a.owner, a.leaseTTL.Milliseconds())
+	for _, id := range a.ids {
+		argv = append(argv, id)
+	}
+	return call{keys: k.taskKeys(k.shardKeys(len(a.ids)), a.ids...), argv: argv}
+}
+
+// scriptStart marks taken tasks RUNNING for owner, with a fresh lease.
+//
+//	KEYS[1..5]  the shard's (luaShard)
+//	KEYS[6..]   the task hashes, one per id
+//	ARGV[1]  owner
+//	ARGV[2]  LeaseTTL (ms)
+//	ARGV[3..] ids
+//
+// An id whose record is not QUEUED is dropped: its lease too unless the task is RUNNING
+// (then the lease is its runner's); one whose lease is gone (recovery took it back: this call came a LeaseTTL late)
+// is left alone. Returns {now, {id, function_id, input, attempt, ...}}.
+var scriptStart = newScript(luaPrelude + luaShard + `
+local owner, lease_ttl = ARGV[1], tonumber(ARGV[2])
+local deadline = n(now_n + lease_ttl)
+local tasks = {}
+for i = 3, #ARGV do
+  local id, key = ARGV[i], KEYS[i + 3]
+  local t = redis.call('HMGET', key, 'status', 'function_id', 'input', 'attempts')
+  if t[1] ~= 'QUEUED' then
+    -- A RUNNING task's lease is its runner's (a duplicate id, or this very call retried
+    -- after a lost reply): leave it. Any other's (gone, finished) goes.
+    if t[1] ~= 'RUNNING' then redis.call('ZREM', leases_key, id) end
+  elseif redis.call('ZADD', leases_key, 'XX', 'CH', deadline, id) == 1 or redis.call('ZSCORE', leases_key, id) then
+    local attempt = (tonumber(t[4]) or 0) + 1
+    redis.call('HSET', key, 'status', 'RUNNING', 'attempts', n(attempt), 'owner', owner, 'started', now)
+    tasks[#tasks + 1] = id; tasks[#tasks + 1] = t[2] or ''; tasks[#tasks + 1] = t[3] or ''
+    tasks[#tasks + 1] = attempt
+  end
+end
+return {now, tasks}
 `)
 
 // Claim takes up to n tasks from the queue for owner (a dispatcher identity), marks them
 // RUNNING with attempt+1 and a lease of LeaseTTL, and returns them with everything an
-// executor needs (module hash, name, limits, input), in one round trip. It returns an empty
-// slice, not an error, when the queue is empty.
+// executor needs (module hash, name, limits, input). It returns an empty slice, not an
+// error, when the queue is empty. A shard costs one round trip when its hints hold and the
+// tasks run the previous claim's functions (read in the take script's pipeline), one more
+// for each that does not; with several shards, Claim starts at the next one in round robin
+// and goes on to the others until it has n tasks or every shard answered short.
+//
+// A task whose function was deleted becomes FAILED (kind internal) instead of being
+// returned.
 func (s *Store) Claim(ctx context.Context, owner string, n int) ([]task.Task, error) {
 	if n <= 0 {
 		return []task.Task{}, nil
 	}
-	a := claimArgs{owner: owner, max: n, leaseTTL: s.cfg.LeaseTTL, taskTTL: s.cfg.TaskTTL}
-	res, err := s.eval(ctx, scriptClaim, a.call(s.k)).Slice()
-	if err != nil {
-		return nil, redisErr("claim", err)
-	}
-	if len(res) < 3 {
-		return nil, fmt.Errorf("store: claim: unexpected reply %v", res)
-	}
-	flat, _ := res[1].([]any)
-	fnFlat, _ := res[2].([]any)
-	type fnInfo struct {
-		name, module string
-		limits       task.Limits
-	}
-	fns := make(map[string]fnInfo, len(fnFlat)/4)
-	for i := 0; i+3 < len(fnFlat); i += 4 {
-		fid := str(fnFlat[i])
-		info := fnInfo{name: str(fnFlat[i+1]), module: str(fnFlat[i+2])}
-		if v, ok := s.fns.Load(fid); ok {
-			info.limits = v.(Function).Limits
-		} else {
-			lim, err := parseLimits(str(fnFlat[i+3]))
+	out := make([]task.Task, 0, n)
+	start := int(s.next.Add(1) % uint64(s.cfg.Shards))
+	for i := 0; i < s.cfg.Shards && len(out) < n; i++ {
+		sh := (start + i) % s.cfg.Shards
+		// Popped ids that yield no task (stale ids, tasks of deleted functions, which fail
+		// here) count against a budget: one claim never walks a whole backlog of them; the
+		// next claim carries on.
+		for budget := 4*n + 100; budget > 0 && len(out) < n; {
+			want := n - len(out)
+			got, full, err := s.claimShard(ctx, sh, owner, want)
 			if err != nil {
-				lim = task.DefaultLimits() // never lose a claimed task over a bad record
+				if len(out) > 0 {
+					return out, nil // what is claimed is leased: hand it out, the error recurs
+				}
+				return nil, err
 			}
-			info.limits = lim
+			out = append(out, got...)
+			if !full {
+				break
+			}
+			budget -= want
 		}
-		fns[fid] = info
-	}
-	out := make([]task.Task, 0, len(flat)/4)
-	for i := 0; i+3 < len(flat); i += 4 {
-		fid := str(flat[i+1])
-		info := fns[fid]
-		out = append(out, task.Task{
-			ID:         str(flat[i]),
-			FunctionID: fid,
-			Name:       info.name,
-			ModuleHash: info.module,
-			Input:      []byte(str(flat[i+2])),
-			Limits:     info.limits,
-			Attempt:    int(num(flat[i+3])),
-		})
 	}
 	return out, nil
 }
 
-// SentTo is a batch of tasks sent to one remote worker: Worker names it in the task
-// record (a label the worker chose), Via is the identity of the connection it was sent on
-// (derived from the worker's authenticated key), which Complete checks.
-type SentTo struct {
-	Worker string
-	Via    string
-	Refs   []task.Ref
-}
-
-// sentArgs are the ARGV of scriptSent (it has no KEYS).
-type sentArgs struct{ batches []SentTo }
-
-func (a sentArgs) call(k keys) call {
-	argv := []any{k.taskPrefix()}
-	for _, b := range a.batches {
-		for _, r := range b.Refs {
-			argv = append(argv, r.ID, r.Attempt, b.Worker, b.Via)
+// take runs scriptTake on shard sh, declaring the ring's namespaces as last seen there (and
+// once more if the ring holds others) and the hinted ids of the previous claim. It returns
+// the reply's started tasks (flat), the ids left to start, the ids popped (in claim order),
+// and the functions read on speculation.
+func (s *Store) take(ctx context.Context, k keys, sh int, owner string, want int) (flat []any, taken, popped []string, known map[string][]any, err error) {
+	var ring, hints []string
+	if v, ok := s.rings.Load(sh); ok {
+		ring = v.([]string)
+	}
+	if v, ok := s.hints.Load(sh); ok {
+		hints = v.([]string)
+	}
+	for try := 0; ; try++ {
+		a := takeArgs{max: want, owner: owner, leaseTTL: s.cfg.LeaseTTL, ring: ring, hints: hints}
+		res, fns, err := s.evalGuessing(ctx, scriptTake, a.call(k))
+		if err != nil {
+			return nil, nil, nil, nil, redisErr("claim", err)
 		}
-	}
-	return call{argv: argv}
-}
-
-// scriptSent records the worker and the connection of tasks still RUNNING at the given
-// attempt (never creates a record that expired).
-//
-//	ARGV[1]  task key prefix
-//	ARGV[2..] per task, 4 values: id, attempt, worker, via
-var scriptSent = redis.NewScript(`
-local task_prefix = ARGV[1]
-for i = 2, #ARGV, 4 do
-  local key = task_prefix .. ARGV[i]
-  local t = redis.call('HMGET', key, 'status', 'attempts')
-  if t[1] == 'RUNNING' and tonumber(t[2]) == tonumber(ARGV[i + 1]) then
-    redis.call('HSET', key, 'worker', ARGV[i + 2], 'sent_to', ARGV[i + 3])
-  end
-end
-return 0
-`)
-
-// Sent records, in one round trip, which worker and connection each task was sent to, so
-// that CompleteFrom accepts its outcome only from that connection (also after a restart of
-// the dispatcher, whose memory of what it sent is gone).
-func (s *Store) Sent(ctx context.Context, batches []SentTo) error {
-	n := 0
-	for _, b := range batches {
-		n += len(b.Refs)
-	}
-	if n == 0 {
-		return nil
-	}
-	return redisErr("sent", s.eval(ctx, scriptSent, sentArgs{batches: batches}.call(s.k)).Err())
-}
-
-// completeArgs are the KEYS and ARGV of scriptComplete.
-type completeArgs struct {
-	taskTTL  time.Duration
-	outcomes []task.Outcome
-	via      []string // per outcome, or nil: the connection it came from ("" unchecked)
-}
-
-func (a completeArgs) call(k keys) call {
-	argv := make([]any, 0, 3+11*len(a.outcomes))
-	argv = append(argv, k.taskPrefix(), a.taskTTL.Milliseconds(), k.doneChannel())
-	for i, o := range a.outcomes {
-		via := ""
-		if a.via != nil {
-			via = a.via[i]
+		if len(res) != 6 {
+			return nil, nil, nil, nil, fmt.Errorf("store: claim: unexpected reply %v", res)
 		}
-		var kind, msg string
-		stdout := o.Stdout
-		if o.Failure != nil {
-			kind, msg = string(o.Failure.Kind), o.Failure.Message
-			stdout = nil
+		if now, ok := res[4].([]any); ok && try < 3 {
+			ring = ring[:0:0]
+			for _, ns := range now {
+				if ns := str(ns); ns != DefaultNamespace {
+					ring = append(ring, ns)
+				}
+			}
+			s.rings.Store(sh, ring)
+			continue
 		}
-		argv = append(argv, o.ID, o.Attempt, string(o.Status()), nonNil(stdout), kind, msg,
-			nonNil(o.Stderr), o.Duration.Milliseconds(), o.Worker, via, o.CPUUnits)
+		next, _ := res[5].([]any)
+		hints = make([]string, len(next))
+		for i, id := range next {
+			hints[i] = str(id)
+		}
+		s.hints.Store(sh, hints)
+		flat, _ = res[1].([]any)
+		return flat, strs(res[2]), strs(res[3]), fns, nil
 	}
-	return call{keys: []string{k.leases()}, argv: argv}
 }
 
-func nonNil(b []byte) []byte {
-	if b == nil {
-		return []byte{}
-	}
-	return b
-}
+// claimFinishWithin bounds the steps of a claim after its take script (see claimShard).
+const claimFinishWithin = 5 * time.Second
 
-// scriptComplete records outcomes; the first terminal state wins.
-//
-//	KEYS[1]  leases
-//	ARGV[1]  task key prefix
-//	ARGV[2]  TaskTTL (ms)
-//	ARGV[3]  done channel
-//	ARGV[4..] per outcome, 11 values: id, attempt, status (COMPLETED|FAILED), result,
-//	          err_kind, err_msg, stderr, duration_ms, worker, via, cpu_units
-//
-// An outcome applies only if the task is RUNNING at that attempt and, when via is not
-// empty (a remote worker's), was sent on that connection (Sent recorded it); the rest (late,
-// duplicate, expired, from another worker) change nothing. Publishes the applied ids once on the done channel.
-// Returns {now (ms), then per applied outcome: id, namespace ("" default), function id}:
-// what the dashboard's history (history.go) and the function logs (logs.go) need, read
-// here because the script has the record in hand; both are written by Go, after the script.
-var scriptComplete = redis.NewScript(luaPrelude + luaQueues + `
-local leases = KEYS[1]
-local task_prefix, task_ttl, done_channel = ARGV[1], ARGV[2], ARGV[3]
-local applied = {}
-local info = {now}
-for i = 4, #ARGV, 11 do
-  local id, attempt, status, result, kind, msg, stderr, duration, worker, via, cpu = unpack(ARGV, i, i + 10)
-  local key = task_prefix .. id
-  local t = redis.call('HMGET', key, 'status', 'attempts', 'sent_to', 'ns', 'function_id')
-  if t[1] == 'RUNNING' and tonumber(t[2]) == tonumber(attempt) and (via == '' or t[3] == via) then
-    count_done(key)
-    if status == 'COMPLETED' then
-      redis.call('HSET', key, 'status', 'COMPLETED', 'finished', now, 'result', result,
-        'stderr', stderr, 'duration_ms', duration, 'worker', worker, 'cpu_units', cpu)
-    else
-      redis.call('HSET', key, 'status', 'FAILED', 'finished', now, 'err_kind', kind,
-        'err_msg', msg, 'stderr', stderr, 'duration_ms', duration, 'worker', worker, 'cpu_units', cpu)
-    end
-    redis.call('HDEL', key, 'input', 'sent_to')
-    redis.call('PEXPIRE', key, task_ttl)
-    applied[#applied + 1] = id
-    info[#info + 1] = id
-    info[#info + 1] = t[4] or ''
-    info[#info + 1] = t[5] or ''
-  end
-end
-bulk('ZREM', leases, applied)
-publish(done_channel, applied)
-return info
-`)
-
-// Complete records outcomes in one round trip: for each, only if the task is RUNNING at that
-// same attempt does it become COMPLETED/FAILED (first terminal state wins); the lease is
-// dropped, the record gets TaskTTL, and waiters are woken on "faas:done". It returns how
-// many outcomes were applied (the rest were late or duplicates).
-func (s *Store) Complete(ctx context.Context, outcomes []task.Outcome) (int, error) {
-	return s.CompleteFrom(ctx, outcomes, nil)
-}
-
-// CompleteFrom is Complete for outcomes that came from remote workers: via[i] is the
-// connection outcomes[i] came on, and it applies only if the task was Sent on that same
-// connection ("" skips the check: an outcome of this process). via may be nil (all "").
-func (s *Store) CompleteFrom(ctx context.Context, outcomes []task.Outcome, via []string) (int, error) {
-	if len(outcomes) == 0 {
-		return 0, nil
-	}
-	if via != nil && len(via) != len(outcomes) {
-		return 0, fmt.Errorf("store: complete: %d outcomes, %d connections", len(outcomes), len(via))
-	}
-	a := completeArgs{taskTTL: s.cfg.TaskTTL, outcomes: outcomes, via: via}
-	res, err := s.eval(ctx, scriptComplete, a.call(s.k)).StringSlice()
+// claimShard claims up to want tasks of shard sh; full is whether the shard gave as many as
+// asked (it may hold more).
+func (s *Store) claimShard(ctx context.Context, sh int, owner string, want int) (ts []task.Task, full bool, err error) {
+	k := s.k.shard(sh)
+	flat, taken, popped, known, err := s.take(ctx, k, sh, owner, want)
 	if err != nil {
-		return 0, redisErr("complete", err)
+		return nil, false, err
 	}
-	if len(res) < 1 || (len(res)-1)%3 != 0 {
-		return 0, fmt.Errorf("store: complete: the script answered %d values", len(res))
+	// Tasks are leased from here on: finish the claim even if the caller gives up meanwhile
+	// (a dispatcher stopping), so that it gets them and hands them back, rather than leaving
+	// them RUNNING for nobody until their leases run out.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), claimFinishWithin)
+	defer cancel()
+	full = len(popped) >= want
+	if len(taken) > 0 {
+		// The hints missed these (another claimer moved the queue): start them now.
+		res, more, err := s.evalGuessing(ctx, scriptStart, startArgs{owner: owner, leaseTTL: s.cfg.LeaseTTL, ids: taken}.call(k))
+		if err != nil {
+			// Those ids are leased while QUEUED: lease recovery puts them back. The ones
+			// started by the take script are handed out.
+			if len(flat) == 0 {
+				return nil, false, redisErr("claim", err)
+			}
+		} else if len(res) >= 2 {
+			started, _ := res[1].([]any)
+			flat = append(flat, started...)
+			if known == nil {
+				known = more
+			}
+		}
 	}
-	n := (len(res) - 1) / 3
-	if n > 0 {
-		// After the script, never inside it: the history and the logs are keys of their own
-		// (other slots on a sharded Cluster), and an outcome is recorded even if they are not.
-		s.recordAfterComplete(ctx, outcomes, res)
+	if len(flat) == 0 {
+		return nil, full, nil
 	}
-	return n, nil
+	// In claim order: the take script's and the start script's, by the order popped.
+	byID := make(map[string]task.Task, len(flat)/4)
+	fids := make(map[string]*Function)
+	for i := 0; i+3 < len(flat); i += 4 {
+		fid := str(flat[i+1])
+		fids[fid] = nil
+		byID[str(flat[i])] = task.Task{ID: str(flat[i]), FunctionID: fid,
+			Input: []byte(str(flat[i+2])), Attempt: int(num(flat[i+3]))}
+	}
+	claimed := make([]task.Task, 0, len(byID))
+	for _, id := range popped {
+		if t, ok := byID[id]; ok {
+			claimed = append(claimed, t)
+			delete(byID, id) // a duplicate id in the queue is claimed once
+		}
+	}
+	var recent []string
+	for fid := range fids {
+		if v, ok := known[fid]; ok {
+			fids[fid] = s.claimedFunction(fid, v)
+		}
+		recent = append(recent, fid)
+	}
+	if len(recent) <= maxRecentFns {
+		s.recentFns.Store(&recent)
+	}
+	if err := s.claimFunctions(ctx, fids); err != nil {
+		// The tasks are leased: give them back unstarted rather than strand them.
+		refs := make([]task.Ref, len(claimed))
+		for i, t := range claimed {
+			refs[i] = t.Ref()
+		}
+		if rerr := s.Release(ctx, refs); rerr != nil {
+			return nil, false, fmt.Errorf("%w (and releasing the claimed tasks: %v)", err, rerr)
+		}
+		return nil, false, err
+	}
+	ts = make([]task.Task, 0, len(claimed))
+	var gone []task.Ref
+	var goneFn []string
+	for _, t := range claimed {
+		f := fids[t.FunctionID]
+		if f == nil {
+			gone = append(gone, t.Ref())
+			goneFn = append(goneFn, t.FunctionID)
+			continue
+		}
+		t.Name, t.ModuleHash, t.Limits = f.Name, f.ModuleHash, f.Limits
+		ts = append(ts, t)
+	}
+	if len(gone) > 0 {
+		if err := s.failGone(ctx, k, gone, goneFn); err != nil {
+			return ts, full, nil // their leases run out and recovery retries them
+		}
+	}
+	return ts, full, nil
 }
 
-// sentModuleArgs are the ARGV of scriptSentModule (it has no KEYS).
-type sentModuleArgs struct {
-	via, hash string
-	refs      []task.Ref
-}
-
-func (a sentModuleArgs) call(k keys) call {
-	argv := make([]any, 0, 4+2*len(a.refs))
-	argv = append(argv, k.taskPrefix(), k.functionPrefix(), a.via, a.hash)
-	return call{argv: refArgs(argv, a.refs)}
-}
-
-// scriptSentModule reports whether one of the tasks is RUNNING at its attempt, was sent on
-// connection via, and runs module hash.
-//
-//	ARGV[1]  task key prefix
-//	ARGV[2]  function key prefix
-//	ARGV[3]  via
-//	ARGV[4]  module hash
-//	ARGV[5..] id, attempt, ...
-var scriptSentModule = redis.NewScript(`
-local task_prefix, fn_prefix, via, hash = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-for i = 5, #ARGV, 2 do
-  local t = redis.call('HMGET', task_prefix .. ARGV[i], 'status', 'attempts', 'sent_to', 'function_id')
-  if t[1] == 'RUNNING' and tonumber(t[2]) == tonumber(ARGV[i + 1]) and t[3] == via and t[4] then
-    if redis.call('HGET', fn_prefix .. t[4], 'module') == hash then return 1 end
-  end
-end
-return 0
-`)
-
-// SentModule reports whether one of refs was sent on connection via (see Sent), is still
-// RUNNING at that attempt and runs the module hash: a worker may then fetch the module,
-// also from a dispatcher that did not send the task itself (it restarted since).
-func (s *Store) SentModule(ctx context.Context, via, hash string, refs []task.Ref) (bool, error) {
-	if len(refs) == 0 || via == "" {
-		return false, nil
+// strs is a reply's list of strings.
+func strs(v any) []string {
+	l, _ := v.([]any)
+	out := make([]string, len(l))
+	for i, x := range l {
+		out[i] = str(x)
 	}
-	n, err := s.eval(ctx, scriptSentModule, sentModuleArgs{via: via, hash: hash, refs: refs}.call(s.k)).Int()
-	if err != nil {
-		return false, redisErr("sent module", err)
-	}
-	return n == 1, nil
+	return out
 }

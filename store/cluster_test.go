@@ -32,7 +32,11 @@ func TestCoreFlowCluster(t *testing.T) {
 	if _, ok := c.(*redis.ClusterClient); !ok {
 		t.Fatalf("Open of an address list made a %T", c)
 	}
-	s := store.New(c, store.Config{})
+	if s := store.New(c, store.Config{}); s.Config().Shards != store.DefaultClusterShards {
+		t.Fatalf("cluster shards = %d; want %d", s.Config().Shards, store.DefaultClusterShards)
+	}
+	// One shard: coreFlow checks FIFO order, which holds within a shard only.
+	s := store.New(c, store.Config{Shards: 1})
 	if p := s.Config().Prefix; p != "{faas}:" {
 		t.Fatalf("cluster prefix = %q; want {faas}:", p)
 	}

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"faas/task"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -33,4 +34,9 @@ func Subscribers(ctx context.Context, s *Store, name string) (int64, error) {
 	ch := s.k.prefix + name
 	m, err := s.rdb.PubSubNumSub(ctx, ch).Result()
 	return m[ch], err
+}
+
+// Dequeue takes a QUEUED task off its queue and fails it (the cancel primitive).
+func Dequeue(ctx context.Context, s *Store, id string, kind task.Kind, msg string) (bool, error) {
+	return s.dequeue(ctx, id, kind, msg)
 }

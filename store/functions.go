@@ -106,7 +106,7 @@ func (a createArgs) call(k keys) call {
 //	ARGV[11] the ABI when not "command" ("" : no field written)
 //
 // Returns -1 when the quota refuses (nothing written), else the namespace's module bytes.
-var scriptCreate = redis.NewScript(`
+var scriptCreate = newScript(`
 local fn_key, fname, functions, module, modref, usage = unpack(KEYS)
 local id, name, hash, size, limits, created, ns, max_bytes, has_wasm =
   ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5], ARGV[6], ARGV[7], tonumber(ARGV[8]), ARGV[9]
@@ -173,29 +173,27 @@ func (a functionArgs) call(k keys) call {
 	if ns == DefaultNamespace {
 		ns = ""
 	}
-	return call{
-		keys: []string{k.function(a.idOrName), k.fname(ns, a.idOrName)},
-		argv: []any{k.functionPrefix(), ns},
-	}
+	return call{keys: []string{k.function(a.idOrName), k.fname(ns, a.idOrName)}, argv: []any{ns}}
 }
 
-// scriptFunction reads a function of a namespace by id, or else by name, in one round trip.
+// scriptFunction reads a function of a namespace by id or, failing that, the id its name
+// points at, in one round trip.
 //
 //	KEYS[1]  function:<idOrName>
 //	KEYS[2]  <ns>fname:<idOrName>
-//	ARGV[1]  function key prefix
-//	ARGV[2]  namespace ("" for the default)
+//	ARGV[1]  namespace ("" for the default)
 //
-// Returns HGETALL of the function, empty if none (a function of another namespace is none).
-var scriptFunction = redis.NewScript(`
-local by_id, by_name = KEYS[1], KEYS[2]
-local fn_prefix, ns = ARGV[1], ARGV[2]
+// Returns {1, HGETALL of the function} when idOrName is the id of a function of the
+// namespace, else {0, the id the name points at} ({0} if none); the caller reads that
+// function (its key could not be declared before).
+var scriptFunction = newScript(`
+local by_id, by_name, ns = KEYS[1], KEYS[2], ARGV[1]
 if redis.call('EXISTS', by_id) == 1 and (redis.call('HGET', by_id, 'ns') or '') == ns then
-  return redis.call('HGETALL', by_id)
+  return {1, redis.call('HGETALL', by_id)}
 end
 local id = redis.call('GET', by_name)
-if not id then return {} end
-return redis.call('HGETALL', fn_prefix .. id)
+if not id then return {0} end
+return {0, id}
 `)
 
 // Function returns a function of the default namespace by id or name; see FunctionIn.
@@ -205,29 +203,48 @@ func (s *Store) Function(ctx context.Context, idOrName string) (Function, error)
 
 // FunctionIn returns a function of namespace ns by id, or by name (the newest with that
 // name in ns). ErrNotFound if none, or if the id is another namespace's. A lookup by id is
-// served from memory once seen (functions are immutable).
+// served from memory once seen (functions are immutable); one by name costs a second round
+// trip (the function's key is only known from the name's).
 func (s *Store) FunctionIn(ctx context.Context, ns, idOrName string) (Function, error) {
 	ns = nsOrDefault(ns)
 	if v, ok := s.fns.Load(idOrName); ok && v.(Function).Namespace == ns {
 		return v.(Function), nil
 	}
-	res, err := s.eval(ctx, scriptFunction, functionArgs{ns: ns, idOrName: idOrName}.call(s.k)).Slice()
-	if err != nil {
-		return Function{}, redisErr("function", err)
-	}
-	if len(res) == 0 {
-		return Function{}, fmt.Errorf("store: function %q: %w", idOrName, ErrNotFound)
-	}
-	m := make(map[string]string, len(res)/2)
-	for i := 0; i+1 < len(res); i += 2 {
-		m[str(res[i])] = str(res[i+1])
-	}
-	f, err := parseFunction(m)
+	f, err := s.lookupFunction(ctx, ns, idOrName)
 	if err != nil {
 		return Function{}, err
 	}
 	s.cacheFunction(f)
 	return f, nil
+}
+
+// lookupFunction reads a function of namespace ns by id or name from Redis.
+func (s *Store) lookupFunction(ctx context.Context, ns, idOrName string) (Function, error) {
+	res, err := s.eval(ctx, scriptFunction, functionArgs{ns: ns, idOrName: idOrName}.call(s.k)).Slice()
+	if err != nil {
+		return Function{}, redisErr("function", err)
+	}
+	var m map[string]string
+	switch {
+	case len(res) == 2 && num(res[0]) == 1:
+		flat, _ := res[1].([]any)
+		m = make(map[string]string, len(flat)/2)
+		for i := 0; i+1 < len(flat); i += 2 {
+			m[str(flat[i])] = str(flat[i+1])
+		}
+	case len(res) == 2:
+		m, err = s.rdb.HGetAll(ctx, s.k.function(str(res[1]))).Result()
+		if err != nil {
+			return Function{}, redisErr("function", err)
+		}
+		if nsOrDefault(m[ffNS]) != ns {
+			m = nil // a name never points at another namespace's function; be sure
+		}
+	}
+	if len(m) == 0 {
+		return Function{}, fmt.Errorf("store: function %q: %w", idOrName, ErrNotFound)
+	}
+	return parseFunction(m)
 }
 
 func parseFunction(m map[string]string) (Function, error) {

@@ -233,16 +233,3 @@ func parseLogEntry(fnID string, m redis.XMessage) LogEntry {
 	e.Attempt, _ = strconv.Atoi(get(lAttempt))
 	return e
 }
-
-// strs is the i-th item of a script's answer v as strings (nil if absent or not a list).
-func strs(v []any, i int) []string {
-	if i >= len(v) {
-		return nil
-	}
-	l, _ := v[i].([]any)
-	out := make([]string, 0, len(l))
-	for _, x := range l {
-		out = append(out, str(x))
-	}
-	return out
-}

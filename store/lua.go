@@ -21,8 +21,10 @@ import (
 //   - Numbers handed to redis.call go through n() ('%.0f') so that real Redis and
 //     miniredis (gopher-lua) write the same decimal text.
 //   - Failure kinds come from Go (package task), never spelled in Lua.
-//   - Task and function hash keys are built from prefixes passed in ARGV (Claim pops ids it
-//     cannot know in advance); see keys.go for why this is single-slot safe.
+//   - Every key a script touches is in its KEYS (the store tests run every script under a
+//     check of that, declared_test.go). Where the keys are only known from what Redis holds
+//     (the ids Claim pops, the leases that expired), the work is cut in two: one script or
+//     read finds them, a second script, with them declared, re-checks each and acts.
 //   - Every state change checks the record first: a task moves only from the state the
 //     caller expects, at the attempt it names. This makes each script idempotent, so a
 //     client retry after a lost reply (go-redis retries on network errors) changes nothing.
@@ -33,9 +35,25 @@ type call struct {
 	argv []any
 }
 
+// script is one of the store's Lua scripts, its source kept so that a test can run every
+// script under a check of the keys it touches (lua_keys_test.go).
+type script struct {
+	src string
+	rs  *redis.Script
+}
+
+// scripts is every script of the store, in the order they were declared.
+var scripts []*script
+
+func newScript(src string) *script {
+	sc := &script{src: src, rs: redis.NewScript(src)}
+	scripts = append(scripts, sc)
+	return sc
+}
+
 // eval runs sc with c's KEYS and ARGV.
-func (s *Store) eval(ctx context.Context, sc *redis.Script, c call) *redis.Cmd {
-	return sc.Run(ctx, s.rdb, c.keys, c.argv...)
+func (s *Store) eval(ctx context.Context, sc *script, c call) *redis.Cmd {
+	return sc.rs.Run(ctx, s.rdb, c.keys, c.argv...)
 }
 
 // luaPrelude is put before every script that needs the clock or numbers.
@@ -70,7 +88,7 @@ end
 `
 
 // luaFinish marks a task terminal: status, extra fields, finished time, input dropped,
-// TaskTTL set. `fields` is a flat list of field, value pairs. Needs luaQueues before it.
+// TaskTTL set. `fields` is a flat list of field, value pairs. Needs luaShard before it.
 const luaFinish = `
 local function finish(key, status, ttl, fields)
   count_done(key)
@@ -88,39 +106,35 @@ func refArgs(argv []any, refs []task.Ref) []any {
 	return argv
 }
 
-// luaQueues holds the per-namespace queues, the ring of namespaces with queued work and the
-// count of each namespace's unfinished tasks. Every script that uses it has the task key
-// prefix ('<prefix>task:') as ARGV[1]; the other keys are named from it as keys.go names
-// them (nsPrefix, queueOf, usage, nsRing, nsQueued), as task keys are built from a prefix.
+// luaShard is put before every script of a task shard. Such a script's KEYS begin with the
+// shard's five keys (keys.shardKeys), read here; its own keys, then its task hashes, follow.
 //
-//	queue_of(ns)          the queue key of namespace ns (nil or '' is the default)
-//	usage_of(ns)          its usage hash (module_bytes, active)
-//	announce_ns(ns)       puts ns on the ring (once) because it has queued work: at the
-//	                      head, so that a namespace that had nothing queued is served next
-//	                      (one turn each still holds among those with a backlog)
-//	back_to_queue(key,id) puts task id back at the consumer end of its namespace's queue
-//	count_done(key)       the task at key became terminal: one fewer active in its namespace
-const luaQueues = `
-local key_prefix = string.sub(ARGV[1], 1, -6)
-local ring_key, nsq_key = key_prefix .. 'nsring', key_prefix .. 'nsqueued'
-local function ns_prefix(ns)
-  if not ns or ns == '' or ns == 'default' then return key_prefix end
-  return key_prefix .. 'ns:' .. ns .. ':'
+//	KEYS[1]  leases    zset  RUNNING (and being claimed) task ids by lease deadline
+//	KEYS[2]  active    hash  namespace → its unfinished (queued + running) tasks here
+//	KEYS[3]  requeue   list  tasks handed back (lost worker, release, expired lease):
+//	                         Claim takes them before any namespace's queue
+//	KEYS[4]  nsring    list  namespaces that may have queued tasks, in turn order
+//	KEYS[5]  nsqueued  set   the same, to put each on the ring once
+//
+//	announce_ns(ns)  puts ns on the ring (once) because it has queued work: at the head, so
+//	                 that a namespace that had nothing queued is served next (one turn each
+//	                 still holds among those with a backlog)
+//	back_to_queue(id) puts task id at the consumer end of the requeue list
+//	count_done(key)  the task at key became terminal: one fewer active in its namespace
+const luaShard = `
+local leases_key, active_key, requeue_key, ring_key, nsq_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local function ns_field(ns)
+  if not ns or ns == '' then return 'default' end
+  return ns
 end
-local function queue_of(ns) return ns_prefix(ns) .. 'queue' end
-local function usage_of(ns) return ns_prefix(ns) .. 'usage' end
 local function announce_ns(ns)
-  if not ns or ns == '' then ns = 'default' end
+  ns = ns_field(ns)
   if redis.call('SADD', nsq_key, ns) == 1 then redis.call('LPUSH', ring_key, ns) end
 end
-local function back_to_queue(key, id)
-  local ns = redis.call('HGET', key, 'ns')
-  redis.call('RPUSH', queue_of(ns), id)
-  announce_ns(ns)
-end
+local function back_to_queue(id) redis.call('RPUSH', requeue_key, id) end
 local function count_done(key)
-  local usage = usage_of(redis.call('HGET', key, 'ns'))
+  local ns = ns_field(redis.call('HGET', key, 'ns'))
   -- Tasks queued before the count existed were never counted: never go below zero.
-  if redis.call('HINCRBY', usage, 'active', -1) < 0 then redis.call('HSET', usage, 'active', 0) end
+  if redis.call('HINCRBY', active_key, ns, -1) < 0 then redis.call('HSET', active_key, ns, 0) end
 end
 `

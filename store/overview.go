@@ -61,21 +61,32 @@ func (s *Store) Overview(ctx context.Context, ns string) (Overview, error) {
 	n := int(HistorySpan / HistoryStep)
 	last := now.Unix() - now.Unix()%step
 	hists := make([]*redis.MapStringStringCmd, n)
-	var queued, active *redis.IntCmd
+	// Queued and unfinished counts are per task shard (keys.go): summed here.
+	queued := make([]*redis.IntCmd, s.cfg.Shards)
+	active := make([]*redis.StringCmd, s.cfg.Shards)
 	var totals *redis.MapStringStringCmd
 	if _, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		queued = p.LLen(ctx, s.k.queueOf(ns))
-		active = p.HIncrBy(ctx, s.k.usage(ns), "active", 0)
+		for sh := range queued {
+			k := s.k.shard(sh)
+			queued[sh] = p.LLen(ctx, k.queueOf(ns))
+			active[sh] = p.HGet(ctx, k.active(), nsOrDefault(ns))
+		}
 		totals = p.HGetAll(ctx, s.k.totals(ns))
 		for i := range hists {
 			hists[i] = p.HGetAll(ctx, s.k.hist(ns, last-int64(n-1-i)*step))
 		}
 		return nil
-	}); err != nil {
+	}); err != nil && !isNil(err) {
 		return Overview{}, redisErr("overview", err)
 	}
-	o := Overview{Now: now, Queued: queued.Val(), Series: make([]Interval, n)}
-	o.Running = max(0, active.Val()-o.Queued)
+	o := Overview{Now: now, Series: make([]Interval, n)}
+	var unfinished int64
+	for sh := range queued {
+		o.Queued += queued[sh].Val()
+		a, _ := strconv.ParseInt(active[sh].Val(), 10, 64)
+		unfinished += a
+	}
+	o.Running = max(0, unfinished-o.Queued)
 	o.Completed, _ = strconv.ParseInt(totals.Val()[fieldCompleted], 10, 64)
 	o.Failed, _ = strconv.ParseInt(totals.Val()[fieldFailed], 10, 64)
 	for i, h := range hists {

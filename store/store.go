@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,6 +19,10 @@ const (
 	DefaultLeaseTTL    = 15 * time.Second
 	DefaultMaxAttempts = 3
 	DefaultPrefix      = "faas:"
+	// DefaultClusterShards is the task shard count on a Redis Cluster (Config.Shards 0).
+	DefaultClusterShards = 16
+	// MaxShards bounds Config.Shards: the shard is two hex digits of a task id.
+	MaxShards = 256
 )
 
 // Store is the Redis data model. Safe for concurrent use.
@@ -30,6 +35,18 @@ type Store struct {
 	fns    sync.Map // id → Function
 	nfns   atomic.Int64
 	maxFns int64
+
+	// next is the shard the next submission or claim starts at (round robin).
+	next atomic.Uint64
+	// rings holds, per shard, the namespaces last seen on its ring (Claim declares their
+	// queues).
+	rings sync.Map // int → []string
+	// hints holds, per shard, the ids at the consumer ends of its queues as the last claim
+	// left them (Claim declares their hashes, see scriptTake).
+	hints sync.Map // int → []string
+	// recentFns are the function ids of the last claim, which the next reads on
+	// speculation (claim.go, start).
+	recentFns atomic.Pointer[[]string]
 }
 
 // New returns a store on rdb. It does not own rdb (the caller closes it).
@@ -38,10 +55,20 @@ type Store struct {
 // "{faas}:") so that every key of the store lives in one slot, which the scripts need.
 func New(rdb redis.UniversalClient, cfg Config) *Store {
 	cfg = cfg.withDefaults()
-	if _, ok := rdb.(*redis.ClusterClient); ok && !strings.Contains(cfg.Prefix, "{") {
+	_, cluster := rdb.(*redis.ClusterClient)
+	if cluster && !strings.Contains(cfg.Prefix, "{") {
 		cfg.Prefix = "{" + strings.TrimSuffix(cfg.Prefix, ":") + "}:"
 	}
-	return &Store{rdb: rdb, cfg: cfg, k: keys{prefix: cfg.Prefix}, maxFns: 4096}
+	if cfg.Shards <= 0 {
+		cfg.Shards = 1
+		if cluster {
+			cfg.Shards = DefaultClusterShards
+		}
+	}
+	cfg.Shards = min(cfg.Shards, MaxShards)
+	s := &Store{rdb: rdb, cfg: cfg, k: newKeys(cfg.Prefix, cfg.Shards), maxFns: 4096}
+	s.next.Store(uint64(rand.IntN(cfg.Shards)))
+	return s
 }
 
 func (c Config) withDefaults() Config {
@@ -71,29 +98,58 @@ func (s *Store) Ping(ctx context.Context) error {
 	return redisErr("ping", s.rdb.Ping(ctx).Err())
 }
 
-// QueueLen is the number of QUEUED tasks waiting, in every namespace.
+// QueueLen is the number of QUEUED tasks waiting, in every namespace and shard: the
+// requeue lists, the default queues, and the queues of the namespaces on each shard's ring
+// (two pipelined reads; not one atomic count).
 func (s *Store) QueueLen(ctx context.Context) (int64, error) {
-	// KEYS[1] routes the script to the node of the store's slot on a Redis Cluster.
-	n, err := s.eval(ctx, scriptQueueLen, call{keys: []string{s.k.queue()}, argv: []any{s.k.taskPrefix()}}).Int64()
-	return n, redisErr("queue length", err)
+	type shardCmds struct {
+		requeue, def *redis.IntCmd
+		nss          *redis.StringSliceCmd
+	}
+	cs := make([]shardCmds, s.cfg.Shards)
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for sh := range cs {
+			k := s.k.shard(sh)
+			cs[sh] = shardCmds{p.LLen(ctx, k.requeue()), p.LLen(ctx, k.queue()), p.SMembers(ctx, k.nsQueued())}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, redisErr("queue length", err)
+	}
+	var total int64
+	var more []*redis.IntCmd
+	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for sh, c := range cs {
+			total += c.requeue.Val() + c.def.Val()
+			for _, ns := range c.nss.Val() {
+				if ns != DefaultNamespace {
+					more = append(more, p.LLen(ctx, s.k.shard(sh).queueOf(ns)))
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, redisErr("queue length", err)
+	}
+	for _, c := range more {
+		total += c.Val()
+	}
+	return total, nil
 }
-
-// scriptQueueLen sums the lengths of the default queue and of every namespace's on the ring.
-//
-//	KEYS[1]  queue (of the default namespace)
-//	ARGV[1]  task key prefix (see luaQueues)
-var scriptQueueLen = redis.NewScript(luaQueues + `
-local total = redis.call('LLEN', queue_of('default'))
-for _, ns in ipairs(redis.call('SMEMBERS', nsq_key)) do
-  if ns ~= 'default' then total = total + redis.call('LLEN', queue_of(ns)) end
-end
-return total
-`)
 
 // LeaseCount is the number of tasks holding a lease (RUNNING).
 func (s *Store) LeaseCount(ctx context.Context) (int64, error) {
-	n, err := s.rdb.ZCard(ctx, s.k.leases()).Result()
-	return n, redisErr("lease count", err)
+	var total int64
+	for sh := range s.cfg.Shards {
+		n, err := s.rdb.ZCard(ctx, s.k.shard(sh).leases()).Result()
+		if err != nil {
+			return 0, redisErr("lease count", err)
+		}
+		total += n
+	}
+	return total, nil
 }
 
 func str(v any) string {

@@ -33,32 +33,23 @@ type summariesArgs struct {
 }
 
 func (a summariesArgs) call(k keys) call {
-	argv := make([]any, 0, 2+len(a.ids))
-	argv = append(argv, k.taskPrefix(), a.inline)
-	for _, id := range a.ids {
-		argv = append(argv, id)
-	}
-	// The queue is named only so that Redis Cluster routes the script to the store's slot.
-	return call{keys: []string{k.queue()}, argv: argv}
+	return call{keys: k.taskKeys(nil, a.ids...), argv: []any{a.inline}}
 }
 
 // scriptSummaries reads task records with their outputs' size, and the outputs themselves
 // only when they are at most inline bytes together.
 //
-//	KEYS[1]  queue (unused: routing only)
-//	ARGV[1]  task key prefix
-//	ARGV[2]  inline (bytes)
-//	ARGV[3..] ids
+//	KEYS[1..]  the task hashes (of one shard)
+//	ARGV[1]    inline (bytes)
 //
 // Returns {{values of recordFields...}, output bytes, ...}, two values per id, the outputs'
 // values nil when left out. A script, not a pipeline: one command, which go-redis does not
 // retry on a read timeout, so a paused Redis costs a reader one timeout. The field names are
 // written into the script (not passed in ARGV on every read).
-var scriptSummaries = redis.NewScript(`
-local task_prefix, inline = ARGV[1], tonumber(ARGV[2])
+var scriptSummaries = newScript(`
+local inline = tonumber(ARGV[1])
 local out = {}
-for i = 3, #ARGV do
-  local key = task_prefix .. ARGV[i]
+for _, key in ipairs(KEYS) do
   local size = redis.call('HSTRLEN', key, 'result') + redis.call('HSTRLEN', key, 'stderr')
   if size <= inline then
     out[#out + 1] = redis.call('HMGET', key, ` + luaStrings(recordFields) + `)
@@ -86,7 +77,12 @@ func (s *Store) Summaries(ctx context.Context, ids []string, inline int64) ([]Re
 		return []Record{}, nil
 	}
 	if len(ids) <= scriptIDs {
-		return s.summariesScript(ctx, ids, inline)
+		// A script reads one slot: ids of several shards take the pipeline.
+		if g := byShard(s.k, ids, strID); len(g) == 1 {
+			for sh := range g {
+				return s.summariesScript(ctx, s.k.shard(sh), ids, inline)
+			}
+		}
 	}
 	type cmds struct {
 		rec            *redis.SliceCmd
@@ -139,8 +135,8 @@ func (s *Store) Summaries(ctx context.Context, ids []string, inline int64) ([]Re
 }
 
 // summariesScript is Summaries for a few ids: one round trip, however small the outputs.
-func (s *Store) summariesScript(ctx context.Context, ids []string, inline int64) ([]Record, error) {
-	res, err := s.eval(ctx, scriptSummaries, summariesArgs{ids: ids, inline: inline}.call(s.k)).Slice()
+func (s *Store) summariesScript(ctx context.Context, k keys, ids []string, inline int64) ([]Record, error) {
+	res, err := s.eval(ctx, scriptSummaries, summariesArgs{ids: ids, inline: inline}.call(k)).Slice()
 	if err != nil {
 		return nil, redisErr("summaries", err)
 	}

@@ -2,10 +2,10 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
 
 	"faas/task"
@@ -27,8 +27,8 @@ func (a submitArgs) call(k keys) call {
 	if ns == DefaultNamespace {
 		ns = ""
 	}
-	argv := make([]any, 0, 5+2*len(a.ids))
-	argv = append(argv, k.taskPrefix(), a.functionID, k.tasksChannel(), ns, a.maxActive)
+	argv := make([]any, 0, 4+2*len(a.ids))
+	argv = append(argv, a.functionID, k.tasksChannel(), ns, a.maxActive)
 	for i, id := range a.ids {
 		in := a.inputs[i]
 		if in == nil {
@@ -36,18 +36,26 @@ func (a submitArgs) call(k keys) call {
 		}
 		argv = append(argv, id, in)
 	}
-	return call{keys: []string{k.queue()}, argv: argv}
+	ks := k.taskKeys(append(k.shardKeys(2+len(a.ids)), k.queueOf(ns)), a.ids...)
+	if len(k.shards) == 1 {
+		// One shard shares the functions' slot: the script checks the function itself.
+		ks = append(ks, k.function(a.functionID))
+	}
+	return call{keys: ks, argv: argv}
 }
 
 // scriptSubmit creates QUEUED tasks and queues them.
 //
-//	KEYS[1]  queue (of the default namespace; see luaQueues)
-//	ARGV[1]  task key prefix
-//	ARGV[2]  function id
-//	ARGV[3]  tasks channel
-//	ARGV[4]  namespace ("" for the default: no field written)
-//	ARGV[5]  most unfinished (queued + running) tasks of the namespace (0: no bound)
-//	ARGV[6..] id, input, id, input, ...
+//	KEYS[1..5]  the shard's (luaShard)
+//	KEYS[6]     the queue of the namespace
+//	KEYS[7..]   the task hashes, one per id, then (with one shard only) the function: with
+//	            more shards it is another slot's, and SubmitLimited checks it before
+//	ARGV[1]  function id
+//	ARGV[2]  tasks channel
+//	ARGV[3]  namespace ("" for the default: no field written)
+//	ARGV[4]  most unfinished (queued + running) tasks of the namespace in this shard
+//	         (negative: no bound)
+//	ARGV[5..] id, input, id, input, ...
 //
 // An id whose record exists already is skipped (a retried call queues nothing twice). The
 // ids go on the namespace's queue, and the namespace on the ring if it was not there.
@@ -58,43 +66,43 @@ func (a submitArgs) call(k keys) call {
 // Redis does not undo the writes of a script that fails half-way, so everything that can
 // fail (the queue's type, building the announcement) is done before the first write: an
 // error means nothing was written.
-var scriptSubmit = redis.NewScript(luaPrelude + luaQueues + `
-local task_prefix, fid, tasks_channel, ns, max_active =
-  ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
+var scriptSubmit = newScript(luaPrelude + luaShard + `
+local queue = KEYS[6]
+local fid, tasks_channel, ns, max_active = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local count = (#ARGV - 4) / 2
 -- A function deleted since the caller read it (another server's cache) takes no new tasks.
-if redis.call('EXISTS', key_prefix .. 'function:' .. fid) == 0 then return '-2' end
-local queue = queue_of(ns)
+local fn_key = KEYS[7 + count]
+if fn_key and redis.call('EXISTS', fn_key) == 0 then return '-2' end
 local qt = redis.call('TYPE', queue)
 if type(qt) == 'table' then qt = qt.ok end
 if qt ~= 'none' and qt ~= 'list' then
   return redis.error_reply('WRONGTYPE the queue key holds a ' .. tostring(qt) .. ', not a list')
 end
-local usage = usage_of(ns)
-if max_active > 0 then
-  local active = tonumber(redis.call('HGET', usage, 'active')) or 0
-  if active + (#ARGV - 5) / 2 > max_active then return '-1' end
+if max_active >= 0 then
+  local active = tonumber(redis.call('HGET', active_key, ns_field(ns))) or 0
+  if active + count > max_active then return '-1' end
 end
 local fresh = {}
-for i = 6, #ARGV, 2 do
-  if redis.call('EXISTS', task_prefix .. ARGV[i]) == 0 then fresh[#fresh + 1] = i end
+for j = 1, count do
+  if redis.call('EXISTS', KEYS[6 + j]) == 0 then fresh[#fresh + 1] = j end
 end
 local new = {}
-for j, i in ipairs(fresh) do new[j] = ARGV[i] end
+for i, j in ipairs(fresh) do new[i] = ARGV[3 + 2 * j] end
 local announce = joined(new)
-for _, i in ipairs(fresh) do
-  local key = task_prefix .. ARGV[i]
+for _, j in ipairs(fresh) do
+  local key, input = KEYS[6 + j], ARGV[4 + 2 * j]
   if ns == '' then
-    redis.call('HSET', key, 'status', 'QUEUED', 'function_id', fid, 'input', ARGV[i + 1],
+    redis.call('HSET', key, 'status', 'QUEUED', 'function_id', fid, 'input', input,
       'attempts', '0', 'created', now)
   else
-    redis.call('HSET', key, 'status', 'QUEUED', 'function_id', fid, 'input', ARGV[i + 1],
+    redis.call('HSET', key, 'status', 'QUEUED', 'function_id', fid, 'input', input,
       'attempts', '0', 'created', now, 'ns', ns)
   end
 end
 bulk('LPUSH', queue, new)
 if #new > 0 then
   announce_ns(ns)
-  redis.call('HINCRBY', usage, 'active', #new)
+  redis.call('HINCRBY', active_key, ns_field(ns), #new)
   redis.call('PUBLISH', tasks_channel, announce)
 end
 return now
@@ -112,30 +120,24 @@ func (a withdrawArgs) call(k keys) call {
 	if ns == DefaultNamespace {
 		ns = ""
 	}
-	argv := make([]any, 0, 3+len(a.ids))
-	argv = append(argv, k.taskPrefix(), a.functionID, ns)
-	for _, id := range a.ids {
-		argv = append(argv, id)
-	}
-	// The queue is named only so that Redis Cluster routes the script to the store's slot.
-	return call{keys: []string{k.queue()}, argv: argv}
+	return call{keys: k.taskKeys(k.shardKeys(len(a.ids)), a.ids...), argv: []any{a.functionID, ns}}
 }
 
 // scriptWithdraw deletes the records of tasks of a failed submission that are still QUEUED,
 // and takes them off their namespace's count of unfinished tasks.
 //
-//	ARGV[1]  task key prefix
-//	ARGV[2]  function id
-//	ARGV[3]  namespace ("" for the default)
-//	ARGV[4..] ids
+//	KEYS[1..5]  the shard's (luaShard)
+//	KEYS[6..]   the task hashes
+//	ARGV[1]  function id
+//	ARGV[2]  namespace ("" for the default)
 //
 // Their queue entries stay: Claim drops popped ids without a QUEUED record. Returns how many
 // of the ids exist and could not be withdrawn (a dispatcher claimed them already).
-var scriptWithdraw = redis.NewScript(luaQueues + `
-local task_prefix, fid, ns = ARGV[1], ARGV[2], ARGV[3]
+var scriptWithdraw = newScript(luaShard + `
+local fid, ns = ARGV[1], ARGV[2]
 local kept, gone = 0, 0
-for i = 4, #ARGV do
-  local key = task_prefix .. ARGV[i]
+for i = 6, #KEYS do
+  local key = KEYS[i]
   local t = redis.call('HMGET', key, 'status', 'function_id')
   if t[1] == 'QUEUED' and t[2] == fid then
     redis.call('DEL', key)
@@ -145,8 +147,7 @@ for i = 4, #ARGV do
   end
 end
 if gone > 0 then
-  local usage = usage_of(ns)
-  if redis.call('HINCRBY', usage, 'active', -gone) < 0 then redis.call('HSET', usage, 'active', 0) end
+  if redis.call('HINCRBY', active_key, ns_field(ns), -gone) < 0 then redis.call('HSET', active_key, ns_field(ns), 0) end
 end
 return kept
 `)
@@ -177,27 +178,100 @@ func (s *Store) SubmitLimited(ctx context.Context, fn Function, inputs [][]byte,
 	if len(inputs) == 0 {
 		return []string{}, nil
 	}
+	spans := s.spread(len(inputs))
 	ids := make([]string, len(inputs))
-	for i := range ids {
-		ids[i] = uuid.NewString()
-	}
-	a := submitArgs{functionID: fn.ID, ns: fn.Namespace, maxActive: maxActive, ids: ids, inputs: inputs}
-	res, err := s.eval(ctx, scriptSubmit, a.call(s.k)).Text()
-	if err != nil {
-		err = redisErr("submit", err)
-		if werr := s.withdraw(ctx, fn, ids); werr != nil {
-			return nil, fmt.Errorf("%w (and withdrawing its tasks: %v)", err, werr)
+	for _, sp := range spans {
+		for i := sp.lo; i < sp.hi; i++ {
+			ids[i] = s.newTaskID(sp.shard)
 		}
+	}
+	bounds, err := s.submitBounds(ctx, fn, spans, maxActive)
+	if err != nil {
 		return nil, err
 	}
-	if res == "-2" {
-		return nil, fmt.Errorf("store: submit: function %s: %w", fn.ID, ErrNotFound)
-	}
-	if res == "-1" {
-		return nil, fmt.Errorf("store: namespace %s: %d more tasks would exceed %d unfinished: %w",
-			nsOrDefault(fn.Namespace), len(inputs), maxActive, ErrQuota)
+	for j, sp := range spans {
+		a := submitArgs{functionID: fn.ID, ns: fn.Namespace, maxActive: bounds[j],
+			ids: ids[sp.lo:sp.hi], inputs: inputs[sp.lo:sp.hi]}
+		res, err := s.eval(ctx, scriptSubmit, a.call(s.k.shard(sp.shard))).Text()
+		if err == nil && (res == "-1" || res == "-2") {
+			// Another submission raced this one past the bound, or the function went: what
+			// earlier shards queued of this call goes too.
+			if werr := s.withdraw(ctx, fn, ids[:sp.lo]); werr != nil {
+				err = fmt.Errorf("store: submit: refused on shard %d (and withdrawing its tasks: %w)", sp.shard, werr)
+			}
+		}
+		if err != nil {
+			err = redisErr("submit", err)
+			if werr := s.withdraw(ctx, fn, ids[:sp.hi]); werr != nil {
+				return nil, fmt.Errorf("%w (and withdrawing its tasks: %v)", err, werr)
+			}
+			return nil, err
+		}
+		if res == "-2" {
+			return nil, fmt.Errorf("store: submit: function %s: %w", fn.ID, ErrNotFound)
+		}
+		if res == "-1" {
+			return nil, fmt.Errorf("store: namespace %s: %d more tasks would exceed %d unfinished: %w",
+				nsOrDefault(fn.Namespace), len(inputs), maxActive, ErrQuota)
+		}
 	}
 	return ids, nil
+}
+
+// submitBounds returns, per span, the bound of unfinished tasks the span's shard may hold
+// after it (negative: none). One shard: maxActive itself, checked inside the script. More:
+// the function's existence and the namespace's count over every shard are read first (one
+// pipeline), and each shard's script is given what the others leave, so that the bound
+// holds unless two submissions of one namespace race (each may then pass on the counts it
+// read: the bound is exact on one shard, approximate by the racing batches on several).
+func (s *Store) submitBounds(ctx context.Context, fn Function, spans []span, maxActive int64) ([]int64, error) {
+	bounds := make([]int64, len(spans))
+	for j := range bounds {
+		bounds[j] = -1
+	}
+	if s.cfg.Shards == 1 {
+		if maxActive > 0 {
+			bounds[0] = maxActive
+		}
+		return bounds, nil
+	}
+	var exists *redis.IntCmd
+	active := make([]*redis.StringCmd, s.cfg.Shards)
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		exists = p.Exists(ctx, s.k.function(fn.ID))
+		if maxActive > 0 {
+			for i := range active {
+				active[i] = p.HGet(ctx, s.k.shard(i).active(), nsOrDefault(fn.Namespace))
+			}
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, redisErr("submit", err)
+	}
+	if exists.Val() == 0 {
+		return nil, fmt.Errorf("store: submit: function %s: %w", fn.ID, ErrNotFound)
+	}
+	if maxActive <= 0 {
+		return bounds, nil
+	}
+	var total int64
+	counts := make([]int64, len(active))
+	for i, c := range active {
+		counts[i] = max(num(c.Val()), 0)
+		total += counts[i]
+	}
+	n := int64(spans[len(spans)-1].hi)
+	if total+n > maxActive {
+		return nil, fmt.Errorf("store: namespace %s: %d more tasks would exceed %d unfinished: %w",
+			nsOrDefault(fn.Namespace), n, maxActive, ErrQuota)
+	}
+	// Each shard may take its own count, its run, and the slack no shard has used.
+	slack := maxActive - total - n
+	for j, sp := range spans {
+		bounds[j] = counts[sp.shard] + int64(sp.hi-sp.lo) + slack
+	}
+	return bounds, nil
 }
 
 // withdraw removes what a failed Submit may have created, under its own short deadline (the
@@ -205,9 +279,13 @@ func (s *Store) SubmitLimited(ctx context.Context, fn Function, inputs [][]byte,
 func (s *Store) withdraw(ctx context.Context, fn Function, ids []string) error {
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	kept, err := s.eval(wctx, scriptWithdraw, withdrawArgs{functionID: fn.ID, ns: fn.Namespace, ids: ids}.call(s.k)).Int()
-	if err != nil {
-		return redisErr("withdraw", err)
+	kept := 0
+	for sh, group := range byShard(s.k, ids, strID) {
+		n, err := s.eval(wctx, scriptWithdraw, withdrawArgs{functionID: fn.ID, ns: fn.Namespace, ids: group}.call(s.k.shard(sh))).Int()
+		if err != nil {
+			return redisErr("withdraw", err)
+		}
+		kept += n
 	}
 	if kept > 0 {
 		return fmt.Errorf("store: withdraw: %d of %d tasks were claimed already and will run", kept, len(ids))

@@ -119,7 +119,8 @@ func TestClusterNodeRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	s := store.New(c, store.Config{Prefix: "other:"})
+	// One shard: coreFlow checks FIFO order, which holds within a shard only.
+	s := store.New(c, store.Config{Prefix: "other:", Shards: 1})
 	if err := s.CheckTopology(ctx); err != nil {
 		t.Fatalf("CheckTopology(redis+cluster://) = %v", err)
 	}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"faas/task"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // unfinishedScan is the most queue or lease entries Unfinished reads to fill a page: the
@@ -24,19 +26,34 @@ func (s *Store) Unfinished(ctx context.Context, ns string, status task.Status, f
 	if functionID != "" || status == task.Running {
 		scan = unfinishedScan
 	}
-	var ids []string
-	var err error
-	switch status {
-	case task.Queued:
-		// Submit pushes on the left, Claim pops on the right: the right end runs next.
-		ids, err = s.rdb.LRange(ctx, s.k.queueOf(ns), -scan, -1).Result()
-		for i, j := 0, len(ids)-1; i < j; i, j = i+1, j-1 {
-			ids[i], ids[j] = ids[j], ids[i]
-		}
-	case task.Running:
-		ids, err = s.rdb.ZRange(ctx, s.k.leases(), 0, scan-1).Result()
-	default:
+	if status != task.Queued && status != task.Running {
 		return nil, fmt.Errorf("store: unfinished: status %q is not QUEUED or RUNNING", status)
+	}
+	// Each task shard has its own queues and leases: read a share of the scan from each,
+	// in one round trip. Across shards there is no single order (see Claim).
+	per := max(1, scan/int64(s.cfg.Shards))
+	cmds := make([]*redis.StringSliceCmd, s.cfg.Shards)
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for sh := range cmds {
+			k := s.k.shard(sh)
+			if status == task.Queued {
+				// Submit pushes on the left, Claim pops on the right: the right end runs next.
+				cmds[sh] = p.LRange(ctx, k.queueOf(ns), -per, -1)
+			} else {
+				cmds[sh] = p.ZRange(ctx, k.leases(), 0, per-1)
+			}
+		}
+		return nil
+	})
+	var ids []string
+	for _, c := range cmds {
+		part := c.Val()
+		if status == task.Queued {
+			for i, j := 0, len(part)-1; i < j; i, j = i+1, j-1 {
+				part[i], part[j] = part[j], part[i]
+			}
+		}
+		ids = append(ids, part...)
 	}
 	if err != nil {
 		return nil, redisErr("unfinished", err)

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -165,6 +166,14 @@ func (d *startup) openStore(redisURL string, o store.OpenOptions, cfg store.Conf
 	// A single-node URL on a cluster node would fail most commands with MOVED: say so now.
 	if err := st.CheckTopology(pctx); err != nil {
 		return nil, usagef("--redis %s: %v", redactURL(redisURL), err)
+	}
+	// The shard of a task is in its id: another count than the deployment's would strand
+	// its tasks. (Unchecked when Redis is down at start: the first process up records it.)
+	if err := st.CheckShards(pctx); err != nil {
+		if errors.Is(err, store.ErrShards) {
+			return nil, usagef("--shards: %v", strings.TrimPrefix(err.Error(), "store: "))
+		}
+		d.log.Warn("could not check the task shard count", "err", err)
 	}
 	return st, nil
 }

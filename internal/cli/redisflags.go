@@ -3,6 +3,7 @@ package cli
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"os"
 	"strings"
 
@@ -19,6 +20,7 @@ type redisFlags struct {
 	url                    string
 	ca, cert, key, pwdFile string
 	prefix                 string
+	shards                 int
 }
 
 func (e *env) redisFlag(fs *pflag.FlagSet) *redisFlags {
@@ -29,6 +31,8 @@ func (e *env) redisFlag(fs *pflag.FlagSet) *redisFlags {
 	fs.StringVar(&r.cert, "redis-cert", "", "rediss: PEM client certificate (with --redis-key)")
 	fs.StringVar(&r.key, "redis-key", "", "rediss: PEM key of --redis-cert")
 	prefixFlag(fs, &r.prefix)
+	fs.IntVar(&r.shards, "shards", 0, fmt.Sprintf("task shards (hash tags) spreading tasks over a Redis Cluster's masters (default %d on a cluster, 1 otherwise; at most %d); "+
+		"every process of a deployment must use the same count, which Redis records at the first start", store.DefaultClusterShards, store.MaxShards))
 	fs.StringVar(&r.pwdFile, "redis-password-file", "", "file holding the Redis password (first line), instead of the URL's")
 	return r
 }
@@ -54,6 +58,10 @@ func (r *redisFlags) resolve(sc *store.Config) (string, store.OpenOptions, error
 	if sc.Prefix, err = storePrefix(r.prefix); err != nil {
 		return "", store.OpenOptions{}, err
 	}
+	if r.shards < 0 || r.shards > store.MaxShards {
+		return "", store.OpenOptions{}, usagef("--shards %d: want 1 to %d (0: the default)", r.shards, store.MaxShards)
+	}
+	sc.Shards = r.shards
 	u := r.url
 	if u == "" {
 		u = r.e.getenv("FAAS_REDIS_URL")
