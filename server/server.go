@@ -199,6 +199,7 @@ func (s *Server) routes() http.Handler {
 	handle("/wait", http.MethodPost, http.HandlerFunc(s.wait))
 	handle("/tasks/{task_id}/cancel", http.MethodPost, http.HandlerFunc(s.cancelTask))
 	handle("/tasks/cancel", http.MethodPost, http.HandlerFunc(s.cancelTasks))
+	handle("/tasks/{task_id}/input", http.MethodGet, http.HandlerFunc(s.taskInput))
 	handle("/functions", http.MethodGet, http.HandlerFunc(s.functions))
 	handle("/functions/{id_or_name}", http.MethodGet, http.HandlerFunc(s.function))
 	handle("/functions/{id_or_name}", http.MethodDelete, http.HandlerFunc(s.deleteFunction))

@@ -276,3 +276,34 @@ func writeValue(w http.ResponseWriter, status int, v any) {
 	}
 	writeJSON(w, status, append(body, '\n'))
 }
+
+// taskInput handles GET /tasks/{task_id}/input → {"task_id", "function_id", "payload"}: the
+// task's input (base64, as it was submitted) while it is kept — always until the task ends,
+// then only an input of at most store.InputKept bytes (the dashboard's preview and "run
+// again"). 404 for an unknown task, another namespace's, or an input no longer kept.
+func (s *Server) taskInput(w http.ResponseWriter, r *http.Request) {
+	id := mux.Vars(r)["task_id"]
+	if !validUUID(id) {
+		s.writeError(w, r, taskNotFound(id))
+		return
+	}
+	rec, err := s.readTask(r, id)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	input, ok, err := s.st.TaskInput(r.Context(), id)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if !ok {
+		s.writeError(w, r, notFound("the input of task %q is not kept: inputs over %d bytes are dropped when the task ends", id, store.InputKept))
+		return
+	}
+	writeValue(w, http.StatusOK, struct {
+		TaskID     string `json:"task_id"`
+		FunctionID string `json:"function_id"`
+		Payload    []byte `json:"payload"`
+	}{id, rec.FunctionID, input})
+}

@@ -1,6 +1,8 @@
 package server_test
 
 import (
+	"bytes"
+	"encoding/base64"
 	"io"
 	"net/http"
 	"strings"
@@ -8,6 +10,7 @@ import (
 
 	"faas/samples"
 	"faas/server"
+	"faas/store"
 	"faas/task"
 )
 
@@ -150,4 +153,25 @@ func TestDashboardKeys(t *testing.T) {
 			t.Fatalf("functions of %s…: %s, want %s", key[:16], body, want)
 		}
 	}
+}
+
+// TestTaskInput: GET /tasks/{id}/input gives a task's input while it is queued, and after it
+// ends only an input of at most store.InputKept bytes; other ids are 404.
+func TestTaskInput(t *testing.T) {
+	e := newEnv(t, server.Config{})
+	fid := e.register(t, "echo", samples.Echo, nil)
+	small := e.execute(t, fid, []byte("hello"))
+	big := e.execute(t, fid, bytes.Repeat([]byte("x"), store.InputKept+1))
+	q := e.get(t, "/tasks/"+big+"/input").want(t, http.StatusOK)
+	if q.obj["function_id"] != fid || q.obj["payload"] != base64.StdEncoding.EncodeToString(bytes.Repeat([]byte("x"), store.InputKept+1)) {
+		t.Fatalf("a queued task's input: %s", q.raw)
+	}
+	e.finish(t, echoOutcome)
+	a := e.get(t, "/tasks/"+small+"/input").want(t, http.StatusOK)
+	if a.obj["task_id"] != small || a.obj["payload"] != base64.StdEncoding.EncodeToString([]byte("hello")) {
+		t.Fatalf("a finished task's small input: %s", a.raw)
+	}
+	e.get(t, "/tasks/"+big+"/input").want(t, http.StatusNotFound)
+	e.get(t, "/tasks/00000000-0000-4000-8000-000000000000/input").want(t, http.StatusNotFound)
+	e.get(t, "/tasks/not-a-uuid/input").want(t, http.StatusNotFound)
 }

@@ -129,7 +129,7 @@ func nonNil(b []byte) []byte {
 // Returns {now (ms), then per applied outcome: id, namespace ("" default), function id}:
 // what the dashboard's history (history.go) and the function logs (logs.go) need, read
 // here because the script has the record in hand; both are written by Go, after the script.
-var scriptComplete = newScript(luaPrelude + luaShard + `
+var scriptComplete = newScript(luaPrelude + luaShard + luaDropInput + `
 local task_ttl, done_channel = ARGV[1], ARGV[2]
 local applied = {}
 local info = {now}
@@ -146,7 +146,8 @@ for j = 6, #KEYS do
       redis.call('HSET', key, 'status', 'FAILED', 'finished', now, 'err_kind', kind,
         'err_msg', msg, 'stderr', stderr, 'duration_ms', duration, 'worker', worker, 'cpu_units', cpu)
     end
-    redis.call('HDEL', key, 'input', 'sent_to')
+    drop_input(key)
+    redis.call('HDEL', key, 'sent_to')
     redis.call('PEXPIRE', key, task_ttl)
     applied[#applied + 1] = id
     info[#info + 1] = id

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"faas/task"
+	"strconv"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -87,13 +88,26 @@ local function publish(channel, ids)
 end
 `
 
+// InputKept is the largest input a task keeps once it is terminal (until its TaskTTL), for
+// the dashboard's preview and its "run again" (GET /tasks/{id}/input); a larger input is
+// dropped when the task ends. At most this many bytes per finished task: 512 MiB for a
+// million finished tasks inside the TTL in the worst case, nothing for the usual few bytes.
+const InputKept = 512
+
+// luaDropInput drops a terminal task's input unless it is at most InputKept bytes.
+var luaDropInput = `
+local function drop_input(key)
+  if redis.call('HSTRLEN', key, 'input') > ` + strconv.Itoa(InputKept) + ` then redis.call('HDEL', key, 'input') end
+end
+`
+
 // luaFinish marks a task terminal: status, extra fields, finished time, input dropped,
 // TaskTTL set. `fields` is a flat list of field, value pairs. Needs luaShard before it.
-const luaFinish = `
+var luaFinish = luaDropInput + `
 local function finish(key, status, ttl, fields)
   count_done(key)
   redis.call('HSET', key, 'status', status, 'finished', now, unpack(fields))
-  redis.call('HDEL', key, 'input')
+  drop_input(key)
   redis.call('PEXPIRE', key, ttl)
 end
 `

@@ -136,8 +136,24 @@ func TestRetention(t *testing.T) {
 	if ttl < 59*time.Minute || ttl > time.Hour {
 		t.Fatalf("terminal task TTL = %v; want about 1h", ttl)
 	}
-	if c.HExists(ctx, p+"task:"+ts[0].ID, "input").Val() {
-		t.Fatal("terminal task still holds its input")
+	// A small input stays with the terminal record (the dashboard's "run again"); a larger
+	// one than InputKept is dropped when the task ends.
+	if in, ok, err := s.TaskInput(ctx, ts[0].ID); err != nil || !ok || string(in) != string(ts[0].Input) {
+		t.Fatalf("terminal task's small input = %q, %v, %v; want %q kept", in, ok, err, ts[0].Input)
+	}
+	bigID, err := s.Submit(ctx, f, [][]byte{make([]byte, store.InputKept+1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := claim(t, s, 1)
+	if len(big) != 1 || big[0].ID != bigID[0] {
+		t.Fatalf("claimed %v; want %v", big, bigID)
+	}
+	if _, err := s.Complete(ctx, []task.Outcome{ok(big[0].ID, 1, "x")}); err != nil {
+		t.Fatal(err)
+	}
+	if c.HExists(ctx, p+"task:"+big[0].ID, "input").Val() {
+		t.Fatalf("terminal task still holds its input of %d bytes", store.InputKept+1)
 	}
 	if n := c.ZCard(ctx, p+"leases").Val(); n != 1 {
 		t.Fatalf("leases = %d; want 1 (the running task)", n)

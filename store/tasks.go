@@ -310,6 +310,20 @@ func (s *Store) Task(ctx context.Context, id string) (Record, error) {
 	return r, nil
 }
 
+// TaskInput returns the input of task id if it is still kept: always while the task is
+// unfinished, and once it is terminal only when it is at most InputKept bytes (see
+// luaDropInput). ok is false when there is no input (none kept, or no such task).
+func (s *Store) TaskInput(ctx context.Context, id string) (input []byte, ok bool, err error) {
+	v, err := s.rdb.HGet(ctx, s.k.task(id), fInput).Bytes()
+	if isNil(err) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, redisErr("task input", err)
+	}
+	return v, true, nil
+}
+
 // Tasks returns many records in one round trip; a missing one has Status "" and ID set.
 func (s *Store) Tasks(ctx context.Context, ids []string) ([]Record, error) {
 	if len(ids) == 0 {

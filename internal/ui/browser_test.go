@@ -393,6 +393,13 @@ func TestDashboardInBrowser(t *testing.T) {
 		id := execute(t, s.url, doubleID, "not a number")
 		do(t, ctx, chromedp.Navigate(s.url+"/ui/#/task/"+id))
 		poll(t, ctx, "the stderr", `(document.querySelector('#task-stderr')?.textContent || '').length > 0`, 20*time.Second)
+		// The finished task kept its (small) input: shown, and run again from the page.
+		poll(t, ctx, "the input", `document.querySelector('#task-input')?.textContent === 'not a number'`, 10*time.Second)
+		do(t, ctx, chromedp.Click(chromedp.ID("rerun")))
+		poll(t, ctx, "a new task page", `!location.hash.endsWith(`+"`"+id+"`"+`) && location.hash.startsWith('#/task/')`, 10*time.Second)
+		poll(t, ctx, "the rerun failed the same way", `(document.querySelector('#task-error')?.textContent || '').startsWith('exit') && document.querySelector('#task-input')?.textContent === 'not a number'`, 20*time.Second)
+		do(t, ctx, chromedp.Navigate(s.url+"/ui/#/task/"+id))
+		poll(t, ctx, "the stderr", `(document.querySelector('#task-stderr')?.textContent || '').length > 0`, 20*time.Second)
 		if e := text(t, ctx, `document.querySelector('#task-error').textContent`); !strings.HasPrefix(e, "exit") {
 			t.Fatalf("error shown: %q", e)
 		}
@@ -400,10 +407,11 @@ func TestDashboardInBrowser(t *testing.T) {
 		shot(t, ctx, "task")
 		do(t, ctx, chromedp.Navigate(s.url+"/ui/#/tasks"))
 		do(t, ctx, chromedp.SetValue(chromedp.ID("f-status"), "FAILED"), chromedp.Click(chromedp.CSS("#filters button")))
-		// Only the failed task (the batch above completed 200) once the filter applies.
+		// Only the failed task and its rerun (the batch above completed 200) once the filter
+		// applies.
 		poll(t, ctx, "the failed list", fmt.Sprintf(`[...document.querySelectorAll('#tasklist a')].some(a => a.textContent === %q) &&
 			document.querySelectorAll('#tasklist td.status-COMPLETED').length === 0 &&
-			document.querySelectorAll('#tasklist tbody tr').length === 1`, id[:8]), 10*time.Second)
+			document.querySelectorAll('#tasklist tbody tr').length === 2`, id[:8]), 10*time.Second)
 		axe(t, ctx, "tasks")
 		shot(t, ctx, "tasks")
 	})

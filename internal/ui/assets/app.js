@@ -379,8 +379,22 @@ function taskFacts(t) {
 async function taskPage(root, id) {
   const body = h('div', { id: 'task' });
   const actions = h('div', { class: 'row' });
-  root.append(h('h2', { text: 'Task ' + short(id) }), actions, body);
+  const input = h('div', { id: 'task-input-box' });
+  root.append(h('h2', { text: 'Task ' + short(id) }), actions, body, input);
   let last = '';
+  // The input, while the server keeps it (a finished task keeps a small one), with a
+  // button that runs the same function on it again.
+  api('GET', `/tasks/${id}/input`).then((r) => {
+    input.replaceChildren(h('h3', { text: 'Input' }), h('pre', { id: 'task-input', text: preview(r.payload) }),
+      h('button', { id: 'rerun', type: 'button', class: 'secondary', text: 'Run again with this input', onclick: async () => {
+        try {
+          const { task_id } = await api('POST', '/execute_function', { function_id: r.function_id, payload: r.payload });
+          location.hash = '#/task/' + task_id;
+        } catch (e) { showError(e); }
+      } }));
+  }).catch((e) => {
+    input.replaceChildren(h('p', { class: 'muted', text: e.status === 404 ? 'Input not kept (inputs over 512 bytes are dropped when a task ends).' : 'Input: ' + e.message }));
+  });
   every(1000, async () => {
     if (last === 'COMPLETED' || last === 'FAILED') return;
     try {
@@ -389,7 +403,7 @@ async function taskPage(root, id) {
       body.replaceChildren(taskFacts(t));
       const open = t.status === 'QUEUED' || t.status === 'RUNNING';
       actions.replaceChildren(open ? h('button', { id: 'cancel', class: 'danger', type: 'button', text: 'Cancel task', onclick: cancel }) : '',
-        t.function_id ? h('a', { href: '#/function/' + t.function_id, text: 'Run its function again' }) : '');
+        t.function_id ? h('a', { href: '#/function/' + t.function_id, text: 'Open its function' }) : '');
     } catch (e) { showError(e); }
   });
   async function cancel() {
