@@ -77,8 +77,8 @@ func (a cancelArgs) call(k keys) call {
 //	ARGV[6]  how far from each end of the queue a QUEUED task is looked for (queueSearch)
 //	ARGV[7..] ids
 //
-// Returns, per id, its status before the call and its failure kind ("" if none); a task of
-// another namespace reads as absent. Publishes the ids that ended on the done channel and
+// Returns {now (ms), then per id: its status before the call, its failure kind ("" if
+// none), its function id}; a task of another namespace reads as absent. Publishes the ids that ended on the done channel and
 // those that were RUNNING on the cancel channel. A QUEUED task is taken off its queue or
 // the shard's requeue list; one being claimed (leased while still QUEUED, in no list) loses
 // that lease, and the claim's start script skips it (it is no longer QUEUED).
@@ -89,7 +89,7 @@ local ns, task_ttl, done_channel, cancel_channel, kind, search =
 local out, done, running = {}, {}, {}
 for i = 7, #ARGV do
   local id, key = ARGV[i], KEYS[i]
-  local t = redis.call('HMGET', key, 'status', 'ns', 'err_kind', 'started')
+  local t = redis.call('HMGET', key, 'status', 'ns', 'err_kind', 'started', 'function_id')
   local status = t[1]
   if not status or (t[2] or '') ~= ns then
     status = ''
@@ -115,10 +115,11 @@ for i = 7, #ARGV do
   end
   out[#out + 1] = status
   out[#out + 1] = (status == 'FAILED' and t[3]) or ''
+  out[#out + 1] = (status ~= '' and t[5]) or ''
 end
 publish(done_channel, done)
 publish(cancel_channel, running)
-return out
+return {now, out}
 `)
 
 // Cancel cancels the tasks ids of namespace ns (at most MaxCancel), in one round trip per
@@ -144,19 +145,43 @@ func (s *Store) Cancel(ctx context.Context, ns string, ids []string) ([]Cancelle
 		for j, i := range is {
 			a.ids[j] = ids[i]
 		}
-		res, err := s.eval(ctx, scriptCancel, a.call(s.k.shard(sh))).Slice()
+		reply, err := s.eval(ctx, scriptCancel, a.call(s.k.shard(sh))).Slice()
 		if err != nil {
 			return nil, redisErr("cancel", err)
 		}
-		if len(res) != 2*len(is) {
+		var res []any
+		if len(reply) == 2 {
+			res, _ = reply[1].([]any)
+		}
+		if len(res) != 3*len(is) {
 			return nil, fmt.Errorf("store: cancel: %d values for %d ids", len(res), len(is))
 		}
+		// The cancelled tasks go to their functions' logs and the dashboard's history like
+		// any other outcome (after the script, as for Complete).
+		info := []string{str(reply[0])}
+		var outcomes []task.Outcome
 		for j, i := range is {
-			out[i].Was = task.Status(str(res[2*j]))
-			out[i].Kind = task.Kind(str(res[2*j+1]))
+			out[i].Was = task.Status(str(res[3*j]))
+			out[i].Kind = task.Kind(str(res[3*j+1]))
+			if out[i].Done() {
+				info = append(info, ids[i], nsField(ns), str(res[3*j+2]))
+				outcomes = append(outcomes, task.Outcome{Ref: task.Ref{ID: ids[i]},
+					Failure: &task.Failure{Kind: task.KindCancelled, Message: "cancelled while " + string(out[i].Was)}})
+			}
+		}
+		if len(outcomes) > 0 {
+			s.recordAfterComplete(ctx, outcomes, info)
 		}
 	}
 	return out, nil
+}
+
+// nsField is how scripts answer a namespace: "" for the default one.
+func nsField(ns string) string {
+	if ns == DefaultNamespace {
+		return ""
+	}
+	return ns
 }
 
 // validID accepts task ids as faas makes them: 36 characters of hex digits and dashes.

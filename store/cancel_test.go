@@ -75,6 +75,20 @@ func TestCancel(t *testing.T) {
 			if r := mustTask(t, s, ids[1]); r.Status != task.Completed {
 				t.Errorf("completed task became %s", r.Status)
 			}
+			// The cancelled tasks are in their function's log like any outcome (once each).
+			logged, _, err := s.Logs(ctx, f.ID, store.LogQuery{Failed: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var cancelled []string
+			for _, e := range logged {
+				if e.Kind == task.KindCancelled {
+					cancelled = append(cancelled, e.TaskID)
+				}
+			}
+			if len(cancelled) != 2 || !slices.Contains(cancelled, ids[0]) || !slices.Contains(cancelled, ids[2]) {
+				t.Errorf("function log's cancelled tasks = %v, want %s and %s", cancelled, ids[0], ids[2])
+			}
 			if r := mustTask(t, s, otherID); r.Status != task.Queued {
 				t.Errorf("another namespace's task became %s", r.Status)
 			}
