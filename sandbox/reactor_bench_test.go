@@ -112,3 +112,38 @@ func rssMiB(tb testing.TB) float64 {
 	tb.Skip("no VmRSS")
 	return 0
 }
+
+// BenchmarkReactorParallel runs the Go double as a command and as a reactor from every
+// GOMAXPROCS goroutine at once (-cpu 1,2): whether a sandbox's tasks scale across cores.
+func BenchmarkReactorParallel(b *testing.B) {
+	for _, c := range []struct {
+		name string
+		opt  options
+		wasm []byte
+	}{{"command", options{}, samples.DoubleGo}, {"reactor", options{}, samples.DoubleGoReactor},
+		{"reactor-data-segments", options{noCoW: true}, samples.DoubleGoReactor}} {
+		b.Run(c.name, func(b *testing.B) {
+			ctx := context.Background()
+			s, err := newSandbox(ctx, Config{CacheDir: testCacheDir()}, c.opt)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close(ctx)
+			h := load(b, s, c.wasm)
+			if _, err := s.Run(ctx, h, "bench", []byte("21"), task.Limits{}); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					res, err := s.Run(ctx, h, "bench", []byte("21"), task.Limits{})
+					if err != nil || res.Failure != nil || string(res.Stdout) != "42" {
+						b.Errorf("%v %v %q", err, res.Failure, res.Stdout)
+						return
+					}
+				}
+			})
+		})
+	}
+}
