@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -11,6 +12,7 @@ import (
 
 	"faas/internal/redistest"
 	"faas/internal/testutil"
+	"faas/samples"
 	"faas/store"
 	"faas/task"
 )
@@ -47,6 +49,11 @@ func TestSentinelFailover(t *testing.T) {
 	p := platformOn(t, url)
 	ctx, st, fn := context.Background(), p.st, p.fn
 	d := startProc(t, "dispatcher", "dispatcher", "-m", "local", "-w", "16", "--redis", url, "--lease", testLease)
+	// A server on the same URL: it answers 503 while there is no primary, then recovers
+	// without a restart.
+	addr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
+	sp := startProc(t, "server", "server", "--addr", addr, "--redis", url)
+	sc := waitHealthy(t, sp, addr)
 
 	// The submitter retries a batch whose answer was an error (during the switch): only
 	// the ids of acknowledged batches are the run's.
@@ -88,6 +95,28 @@ func TestSentinelFailover(t *testing.T) {
 		return err == nil && countTerminal(rs) >= 500
 	})
 	beforeKill, _ := p.records(ackedNow())
+	// The server's /healthz, every 50 ms from the kill until it is answered 200 again after
+	// the promotion: the codes it gave.
+	codes := map[int]int{}
+	var probes sync.WaitGroup
+	probing, stopProbing := context.WithCancel(ctx)
+	defer stopProbing()
+	probes.Add(1)
+	go func() {
+		defer probes.Done()
+		hc := &http.Client{Timeout: 2 * time.Second}
+		for probing.Err() == nil {
+			code := 0 // no answer within 2 s
+			if resp, err := hc.Get("http://" + addr + "/healthz"); err == nil {
+				code = resp.StatusCode
+				resp.Body.Close()
+			}
+			mu.Lock()
+			codes[code]++
+			mu.Unlock()
+			time.Sleep(50 * time.Millisecond)
+		}
+	}()
 	primary.Kill()
 	killed := time.Now()
 	testutil.WaitForProgress(t, 20*time.Second, "Sentinel promotes the replica", func() (bool, string) {
@@ -95,6 +124,28 @@ func TestSentinelFailover(t *testing.T) {
 		return err == nil && m == replica.Addr, fmt.Sprint(m, err)
 	})
 	promoted := time.Since(killed)
+	testutil.WaitForProgress(t, 20*time.Second, "the server registers a function after the failover", func() (bool, string) {
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		_, err := sc.Register(rctx, "after-failover", samples.Echo, nil)
+		return err == nil, fmt.Sprint(err)
+	})
+	stopProbing()
+	probes.Wait()
+	mu.Lock()
+	t.Logf("the server's /healthz from the kill to its recovery: %v (status: count; 0 is no answer)", codes)
+	for code := range codes {
+		if code != http.StatusOK && code != http.StatusServiceUnavailable {
+			t.Errorf("/healthz answered %d during the failover; want 200 or 503 only (codes %v)", code, codes)
+		}
+	}
+	if codes[http.StatusServiceUnavailable] == 0 {
+		t.Errorf("/healthz never answered 503 while there was no primary (codes %v)", codes)
+	}
+	mu.Unlock()
+	if sp.done() {
+		t.Fatalf("the server exited during the failover: %v", sp.err)
+	}
 	<-submitted
 
 	ids := ackedNow()
