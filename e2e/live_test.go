@@ -118,10 +118,14 @@ func TestLiveRegistry(t *testing.T) {
 		}
 		ranAtWorker++
 	}
+	// done counts the outcomes the worker reported, applied or not: a task whose lease ran out
+	// under load and that ran again at the local dispatcher counts at both (seen once in CI:
+	// done 5 with 4 records naming the worker).
 	testutil.WaitForProgress(t, 10*time.Second, "the worker's done count", func() (bool, string) {
 		ps := find(workers(), "push")
-		return ps != nil && len(ps.Workers) == 1 && ps.Workers[0].Done == ranAtWorker && ps.Workers[0].Running == 0,
-			fmt.Sprintf("%+v, want done %d", ps, ranAtWorker)
+		return ps != nil && len(ps.Workers) == 1 && ps.Workers[0].Done > 0 && ps.Workers[0].Done >= ranAtWorker && ps.Workers[0].Done <= int64(len(ids)) &&
+				ps.Workers[0].Running == 0,
+			fmt.Sprintf("%+v, want done between %d and %d", ps, ranAtWorker, len(ids))
 	})
 	table, _, code := runFaas(t, 10*time.Second, "workers", "--server", srv)
 	if code != 0 || !strings.Contains(table, "DISPATCHER") || !strings.Contains(table, "push") || !strings.Contains(table, "local") {
