@@ -282,12 +282,7 @@ func writeValue(w http.ResponseWriter, status int, v any) {
 // then only an input of at most store.InputKept bytes (the dashboard's preview and "run
 // again"). 404 for an unknown task, another namespace's, or an input no longer kept.
 func (s *Server) taskInput(w http.ResponseWriter, r *http.Request) {
-	id := mux.Vars(r)["task_id"]
-	if !validUUID(id) {
-		s.writeError(w, r, taskNotFound(id))
-		return
-	}
-	rec, err := s.readTask(r, id)
+	id, rec, err := s.routeTask(r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return

@@ -205,14 +205,20 @@ func (s *Server) readTask(r *http.Request, id string) (store.Record, error) {
 	return rec, err
 }
 
-// status handles GET /status/{task_id} → {"task_id", "status", ...} (no result).
-func (s *Server) status(w http.ResponseWriter, r *http.Request) {
+// routeTask reads the summary of the task named by the route's {task_id}, as readTask: 404
+// for a malformed id too.
+func (s *Server) routeTask(r *http.Request) (string, store.Record, error) {
 	id := mux.Vars(r)["task_id"]
 	if !validUUID(id) {
-		s.writeError(w, r, taskNotFound(id))
-		return
+		return id, store.Record{}, taskNotFound(id)
 	}
 	rec, err := s.readTask(r, id)
+	return id, rec, err
+}
+
+// status handles GET /status/{task_id} → {"task_id", "status", ...} (no result).
+func (s *Server) status(w http.ResponseWriter, r *http.Request) {
+	id, rec, err := s.routeTask(r)
 	if err != nil {
 		s.writeError(w, r, err, slog.String("task_id", id))
 		return
