@@ -51,10 +51,7 @@ type cancelArgs struct {
 }
 
 func (a cancelArgs) call(k keys) call {
-	ns := a.ns
-	if ns == DefaultNamespace {
-		ns = ""
-	}
+	ns := nsField(a.ns)
 	argv := make([]any, 0, 6+len(a.ids))
 	argv = append(argv, ns, a.taskTTL.Milliseconds(), k.doneChannel(), k.cancelChannel(),
 		string(task.KindCancelled), queueSearch)
@@ -174,14 +171,6 @@ func (s *Store) Cancel(ctx context.Context, ns string, ids []string) ([]Cancelle
 		}
 	}
 	return out, nil
-}
-
-// nsField is how scripts answer a namespace: "" for the default one.
-func nsField(ns string) string {
-	if ns == DefaultNamespace {
-		return ""
-	}
-	return ns
 }
 
 // validID accepts task ids as faas makes them: 36 characters of hex digits and dashes.

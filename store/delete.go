@@ -21,10 +21,7 @@ import (
 type deleteArgs struct{ f Function }
 
 func (a deleteArgs) call(k keys) call {
-	ns := a.f.Namespace
-	if ns == DefaultNamespace {
-		ns = ""
-	}
+	ns := nsField(a.f.Namespace)
 	return call{
 		keys: []string{k.function(a.f.ID), k.fname(ns, a.f.Name), k.functions(ns), k.usage(ns),
 			k.modref(a.f.ModuleHash), k.module(a.f.ModuleHash)},

@@ -23,10 +23,7 @@ type dequeueArgs struct {
 }
 
 func (a dequeueArgs) call(k keys) call {
-	ns := a.ns
-	if ns == DefaultNamespace {
-		ns = ""
-	}
+	ns := nsField(a.ns)
 	return call{
 		keys: k.taskKeys(append(k.shardKeys(2), k.queueOf(ns)), a.id),
 		argv: []any{a.id, ns, a.taskTTL.Milliseconds(), k.doneChannel(), string(a.kind), a.msg},

@@ -69,10 +69,7 @@ type createArgs struct {
 }
 
 func (a createArgs) call(k keys) call {
-	ns := a.f.Namespace
-	if ns == DefaultNamespace {
-		ns = ""
-	}
+	ns := nsField(a.f.Namespace)
 	abi := a.f.ABI
 	if abi == ABICommand {
 		abi = "" // the default: no field written
@@ -169,10 +166,7 @@ func (s *Store) cacheFunction(f Function) {
 type functionArgs struct{ ns, idOrName string }
 
 func (a functionArgs) call(k keys) call {
-	ns := a.ns
-	if ns == DefaultNamespace {
-		ns = ""
-	}
+	ns := nsField(a.ns)
 	return call{keys: []string{k.function(a.idOrName), k.fname(ns, a.idOrName)}, argv: []any{ns}}
 }
 

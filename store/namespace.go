@@ -25,6 +25,15 @@ func CheckNamespace(ns string) error {
 	return nil
 }
 
+// nsField is how scripts and records spell a namespace: "" for the default one (its keys
+// and records are those of faas before namespaces). nsOrDefault is the way back.
+func nsField(ns string) string {
+	if ns == DefaultNamespace {
+		return ""
+	}
+	return ns
+}
+
 // nsOrDefault maps the empty namespace (records written before namespaces) to the default.
 func nsOrDefault(ns string) string {
 	if ns == "" {

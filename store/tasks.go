@@ -23,10 +23,7 @@ type submitArgs struct {
 }
 
 func (a submitArgs) call(k keys) call {
-	ns := a.ns
-	if ns == DefaultNamespace {
-		ns = ""
-	}
+	ns := nsField(a.ns)
 	argv := make([]any, 0, 4+2*len(a.ids))
 	argv = append(argv, a.functionID, k.tasksChannel(), ns, a.maxActive)
 	for i, id := range a.ids {
@@ -116,10 +113,7 @@ type withdrawArgs struct {
 }
 
 func (a withdrawArgs) call(k keys) call {
-	ns := a.ns
-	if ns == DefaultNamespace {
-		ns = ""
-	}
+	ns := nsField(a.ns)
 	return call{keys: k.taskKeys(k.shardKeys(len(a.ids)), a.ids...), argv: []any{a.functionID, ns}}
 }
 
