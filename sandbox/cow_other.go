@@ -14,3 +14,4 @@ func newCowImage(mem []byte) (*cowImage, error) {
 func (c *cowImage) mapInto(r []byte) error  { return errors.New("unsupported") }
 func (c *cowImage) readInto(b []byte) error { return errors.New("unsupported") }
 func (c *cowImage) close()                  {}
+func (c *cowImage) learn(r []byte)          {}

@@ -349,6 +349,7 @@ type linearMemory struct {
 	buf     []byte
 	image   *cowImage // a reactor's snapshot memory: the first allocation maps it (cow_linux.go)
 	mapped  []byte    // the mapping, when the memory moved into one
+	learner *cowImage // the image mapped at the start of mapped, learning its hot pages
 	limit   uint64    // bytes
 	capHint uint64
 }
@@ -392,7 +393,7 @@ func (m *linearMemory) fromImage(size uint64) []byte {
 	m.image = nil
 	if r := reserve(m.limit); r != nil {
 		if size >= img.size && img.mapInto(r) == nil {
-			m.mapped = r
+			m.mapped, m.learner = r, img
 			m.buf = r[:size:m.limit]
 			return m.buf
 		}
@@ -411,6 +412,10 @@ func (m *linearMemory) fromImage(size uint64) []byte {
 // the instance is closed, when no guest code can touch the memory any more.
 func (m *linearMemory) Free() {
 	if m.mapped != nil {
+		if m.learner != nil {
+			m.learner.learn(m.mapped)
+			m.learner = nil
+		}
 		unreserve(m.mapped)
 		m.mapped = nil
 	}
