@@ -38,7 +38,6 @@ const hotGap = 2
 // pageRun is a run of pages [first, first+n) of an image.
 type pageRun struct{ first, n uint32 }
 
-
 func newCowImage(mem []byte) (*cowImage, error) {
 	if len(mem) == 0 || len(mem)%unix.Getpagesize() != 0 {
 		return nil, fmt.Errorf("memory of %d bytes cannot be mapped", len(mem))
