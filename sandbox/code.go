@@ -19,11 +19,13 @@ type edit struct {
 }
 
 const (
-	editLoop = iota // a loop header: the check goes at `at` (after its block type); end == at
-	editFunc        // a function index immediate of ref.func, remapped
-	editCall        // a call: opcode at `at`, remapped; a call of an import is flushed before
-	editGrow        // a table.grow (0xfc 15 table), turned into a call of its helper
-	editExit        // a way out of the function (return, a branch to its label, its final end): flushed before `at`; end == at
+	editLoop     = iota // a loop header: the check goes at `at` (after its block type); end == at
+	editFunc            // a function index immediate of ref.func, remapped
+	editCall            // a call: opcode at `at`, remapped; a call of an import is flushed before
+	editGrow            // a table.grow (0xfc 15 table), turned into a call of its helper
+	editExit            // a way out of the function (return, a branch to its label, its final end): flushed before `at`; end == at
+	editIndirect        // a call_indirect through table idx: a lazy table's check goes at `at`; end == at
+	editTableOp         // table.get, set, fill, copy or init: nothing rewritten, but a table cannot be lazy; end == at
 )
 
 // scanCode walks code, a function body after its local declarations, and checks that it has
@@ -113,9 +115,19 @@ func scanCode(code []byte, fn uint64, base int) ([]edit, error) {
 				return nil, err
 			}
 		case op == 0x11: // call_indirect: type, table
-			if err := r.skipU32s(2); err != nil {
+			if _, err := r.u32(); err != nil {
 				return nil, err
 			}
+			t, err := r.u32()
+			if err != nil {
+				return nil, err
+			}
+			edits = append(edits, edit{at: at, end: at, kind: editIndirect, idx: t})
+		case op == 0x25 || op == 0x26: // table.get, table.set
+			if _, err := r.u32(); err != nil {
+				return nil, err
+			}
+			edits = append(edits, edit{at: at, end: at, kind: editTableOp})
 		case op >= 0x28 && op <= 0x3e: // loads and stores
 			if err := r.memarg(); err != nil {
 				return nil, err
@@ -153,6 +165,8 @@ func scanCode(code []byte, fn uint64, base int) ([]edit, error) {
 				edits = append(edits, edit{at: at, end: r.off, kind: editGrow, idx: t})
 			} else if err := r.skipFC(at, sub); err != nil {
 				return nil, err
+			} else if sub == 12 || sub == 14 || sub == 17 { // table.init, table.copy, table.fill
+				edits = append(edits, edit{at: at, end: at, kind: editTableOp})
 			}
 		case op == 0xfd:
 			if err := r.skipSIMD(at); err != nil {

@@ -140,19 +140,21 @@ func (m *meter) units() uint64 {
 // its instructions) metered: the entry check first, then code with its edits applied. A body
 // with loops gets one more local, P, in which its loops count (see the top of this file).
 func (f *wasmFile) meterBody(i uint32, head []byte, groups uint32, code []byte, edits []edit, br *reader) ([]byte, error) {
-	loops, calls := false, false
+	loops, calls, lazyCalls := false, false, false
 	for _, e := range edits {
 		loops = loops || e.kind == editLoop
 		calls = calls || (e.kind == editCall && e.idx >= uint32(f.importFuncs))
+		lazyCalls = lazyCalls || (f.lazy != nil && e.kind == editIndirect && e.idx == 0)
 	}
 	out := make([]byte, 0, len(head)+len(code)+len(f.check)*(1+len(edits))+8)
 	var loopCheck, flush []byte
-	var pIndex uint64
-	if loops {
+	var pIndex, tIndex uint64
+	if loops || lazyCalls {
 		if uint64(i) >= uint64(len(f.funcTypes)) || uint64(f.funcTypes[i]) >= uint64(len(f.typeParams)) {
 			return nil, br.fail("function without a valid type")
 		}
-		// P comes after the parameters and the declared locals: no index moves.
+		// P (loops) then T (lazy table checks) come after the parameters and the declared
+		// locals: no index moves.
 		var locals uint64
 		hr := &reader{b: head}
 		_, _ = hr.u32()
@@ -161,11 +163,23 @@ func (f *wasmFile) meterBody(i uint32, head []byte, groups uint32, code []byte, 
 			locals += uint64(n)
 			hr.off++ // the type, checked by readCode
 		}
-		pIndex = uint64(f.typeParams[f.funcTypes[i]]) + locals
-		loopCheck, flush = f.loopCheckCode(pIndex), f.flushCode(pIndex)
-		out = appendULEB(out, uint64(groups)+1)
+		next := uint64(f.typeParams[f.funcTypes[i]]) + locals
+		extra := uint64(0)
+		if loops {
+			pIndex, next, extra = next, next+1, extra+1
+		}
+		if lazyCalls {
+			tIndex, extra = next, extra+1
+		}
+		out = appendULEB(out, uint64(groups)+extra)
 		out = append(out, head[uleb32Size(head):]...)
-		out = append(out, 1, 0x7e) // one i64
+		if loops {
+			loopCheck, flush = f.loopCheckCode(pIndex), f.flushCode(pIndex)
+			out = append(out, 1, 0x7e) // one i64
+		}
+		if lazyCalls {
+			out = append(out, 1, 0x7f) // one i32
+		}
 	} else {
 		out = append(out, head...)
 	}
@@ -190,6 +204,12 @@ func (f *wasmFile) meterBody(i uint32, head []byte, groups uint32, code []byte, 
 			out = append(out, flush...)
 		case editFunc:
 			out = appendULEB(out, uint64(f.remap(e.idx)))
+		case editIndirect:
+			if lazyCalls && e.idx == 0 {
+				out = append(out, f.ensureCode(tIndex)...)
+			}
+		case editTableOp:
+			f.lazyBroken = f.lazyBroken || f.lazy != nil
 		case editCall:
 			if e.idx < uint32(f.importFuncs) { // a host call (proc_exit among them): counts first
 				out = append(out, flush...)

@@ -180,6 +180,7 @@ func (f *wasmFile) readElements(r *reader) ([]byte, error) {
 	if !f.meter {
 		return r.b, nil
 	}
+	f.lazy = f.planLazy(r.b)
 	out := appendULEB(make([]byte, 0, len(r.b)+len(r.b)/8+8), uint64(n))
 	for i := uint32(0); i < n; i++ {
 		flags, err := r.u32()
@@ -189,16 +190,32 @@ func (f *wasmFile) readElements(r *reader) ([]byte, error) {
 		if flags > 7 {
 			return nil, r.fail("unknown element segment flags")
 		}
-		out = appendULEB(out, uint64(flags))
+		// An active segment of a lazy table (all are table 0's) becomes declarative.
+		lazy := f.lazy != nil && flags&1 == 0
+		var kind byte
+		if lazy {
+			var lf uint32
+			lf, kind = lazySegmentFlags(flags)
+			out = appendULEB(out, uint64(lf))
+		} else {
+			out = appendULEB(out, uint64(flags))
+		}
 		if flags&1 == 0 { // active: [table] offset
 			if flags&2 != 0 {
 				t, err := r.u32()
 				if err != nil {
 					return nil, err
 				}
-				out = appendULEB(out, uint64(t))
+				if !lazy {
+					out = appendULEB(out, uint64(t))
+				}
 			}
-			if out, err = f.copyConstExpr(r, out); err != nil {
+			if lazy {
+				_, err = f.copyConstExpr(r, nil)
+			} else {
+				out, err = f.copyConstExpr(r, out)
+			}
+			if err != nil {
 				return nil, err
 			}
 		}
@@ -208,6 +225,8 @@ func (f *wasmFile) readElements(r *reader) ([]byte, error) {
 				return nil, err
 			}
 			out = append(out, k)
+		} else if lazy {
+			out = append(out, kind)
 		}
 		count, err := r.u32()
 		if err != nil {

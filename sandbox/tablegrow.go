@@ -24,7 +24,10 @@ const budgetRefused = -1
 // helperIndex is the function index of the helper for table t, allocating one on first use.
 // The helpers come after the module's own functions, which the refill import moved up one.
 func (f *wasmFile) helperIndex(t uint32) uint32 {
-	first := f.remap(uint32(f.importFuncs) + f.definedFuncs)
+	first := f.fillIndex() // after $fill's functions, when table 0 is lazy (lazytable.go)
+	if f.lazy != nil {
+		first += f.lazy.funcs()
+	}
 	for i, g := range f.grows {
 		if g == t {
 			return first + uint32(i)

@@ -66,6 +66,11 @@ type wasmFile struct {
 	// tablegrow.go); reserved is set when the module exports budgetExport already.
 	grows    []uint32
 	reserved bool
+	// lazy is table 0's content when it is filled lazily (lazytable.go); noLazy turns that
+	// off, and lazyBroken says the code reads or writes table 0 another way than call_indirect.
+	lazy       *lazyTable
+	noLazy     bool
+	lazyBroken bool
 }
 
 // tableType is a table's element type and limits, imported or defined.
@@ -206,13 +211,21 @@ func appendULEB(dst []byte, v uint64) []byte {
 // instrumented copy of the module (metered, table.grow checked). It does not validate what it
 // does not need: wazero's decoder does that afterwards, on the copy.
 func parseWasm(wasm []byte, instrument bool) (*wasmFile, []byte, error) {
+	f, out, err := parseWasmWith(wasm, instrument, false)
+	if err == nil && f.lazyBroken { // the code touches table 0: fill it eagerly after all
+		return parseWasmWith(wasm, instrument, true)
+	}
+	return f, out, err
+}
+
+func parseWasmWith(wasm []byte, instrument, noLazy bool) (*wasmFile, []byte, error) {
 	if len(wasm) < 8 || string(wasm[:4]) != "\x00asm" {
 		return nil, nil, errors.New("is not a WebAssembly binary (it does not start with \\0asm)")
 	}
 	if v := uint32(wasm[4]) | uint32(wasm[5])<<8 | uint32(wasm[6])<<16 | uint32(wasm[7])<<24; v != 1 {
 		return nil, nil, fmt.Errorf("is a WebAssembly binary of version %#x (a component?); only core modules (version 1) are supported", v)
 	}
-	f := &wasmFile{meter: instrument}
+	f := &wasmFile{meter: instrument, noLazy: noLazy}
 	r := &reader{b: wasm, off: 8}
 	var secs []wasmSection // when instrumenting: the sections to write, in order
 	for r.off < len(wasm) {
@@ -273,6 +286,7 @@ func parseWasm(wasm []byte, instrument bool) (*wasmFile, []byte, error) {
 		return f, nil, nil
 	}
 	secs = f.addMeter(secs)
+	secs = f.addLazyHelpers(secs)
 	secs = f.addGrowHelpers(secs)
 	out := make([]byte, 0, len(wasm)+len(wasm)/16+64)
 	out = append(out, wasm[:8]...)
