@@ -5,38 +5,43 @@ import (
 	"fmt"
 	"os"
 	"sync"
-	"sync/atomic"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
 
-// cowImage is a reactor snapshot's linear memory in a memfd (snapshot.go). Each instance maps
-// it MAP_PRIVATE over the start of its memory's reservation: copy-on-write, so setting up an
-// instance copies nothing, and a task pays only for the pages it writes (one page fault and
-// one 4 KiB copy each). Only the non-zero chunks are written to the file; the rest are holes,
-// read as zeros.
+// cowImage is a reactor snapshot's linear memory in a memfd (snapshot.go). An instance's
+// memory is a reservation (mmap_unix.go) with the image mapped MAP_PRIVATE over its start:
+// copy-on-write, so setting up an instance copies nothing, and a task pays only for the
+// pages it writes. Only the non-zero chunks are written to the file; the rest are holes, read
+// as zeros.
+//
+// A reservation outlives its task (docs/RATIONALE.md, "Reactor snapshots"): give puts it back
+// as the snapshot left it, and take hands it to the next task. Putting back restores the
+// pages the task made its own (those /proc/self/pagemap shows present and not the file's) by
+// copying the image over them, and drops what the task grew past the image. The pages then
+// stay mapped and writable, so the next task takes no page fault on them, and no task maps
+// or unmaps anything: mapping, unmapping and the first write to a page read from the image
+// all take the process's address-space lock or interrupt the other cores to flush their
+// TLBs, which made a sandbox's tasks queue behind each other across cores.
 type cowImage struct {
 	fd   int
 	size uint64
+	src  []byte // the image, mapped shared and read-only: what give copies from
 
-	// hot is the pages tasks write, learned from the first tasks (learn): each mapping
-	// populates them writable at once (prefault), so that no task breaks copy-on-write on
-	// them one fault at a time. A page first read then written is mapped twice, and the
-	// second time the kernel must flush the old mapping from every CPU running a thread of
-	// the process: an interprocessor interrupt per page, which serialized the tasks of a
-	// sandbox across cores (docs/RATIONALE.md, "Reactor snapshots").
-	hot     atomic.Pointer[[]pageRun]
-	lessons atomic.Int32 // tasks still to learn from
-	mu      sync.Mutex   // one learner at a time
-	written []bool       // per page of the image: written by a task learned from
+	mu     sync.Mutex
+	spare  [][]byte // reservations put back, for the next tasks
+	refs   int      // the cache's (until close) and one per reservation taken
+	closed bool
 }
 
-// hotGap is the widest gap between hot pages populated with them.
-const hotGap = 2
-
-// pageRun is a run of pages [first, first+n) of an image.
-type pageRun struct{ first, n uint32 }
+// maxSpare bounds the reservations an image keeps for its next tasks; keepBelow is the most
+// memory a task may have used for its reservation to be kept (dropping what it grew frees the
+// pages, but not the page tables).
+const (
+	maxSpare  = 8
+	keepBelow = 64 << 20
+)
 
 func newCowImage(mem []byte) (*cowImage, error) {
 	if len(mem) == 0 || len(mem)%unix.Getpagesize() != 0 {
@@ -46,11 +51,14 @@ func newCowImage(mem []byte) (*cowImage, error) {
 	if err != nil {
 		return nil, fmt.Errorf("memfd_create: %w", err)
 	}
-	img := &cowImage{fd: fd, size: uint64(len(mem))}
-	img.lessons.Store(learnFrom)
+	img := &cowImage{fd: fd, size: uint64(len(mem)), refs: 1}
 	if err := img.fill(mem); err != nil {
 		img.close()
 		return nil, err
+	}
+	if img.src, err = unix.Mmap(fd, 0, len(mem), unix.PROT_READ, unix.MAP_SHARED); err != nil {
+		img.close()
+		return nil, fmt.Errorf("mapping the image: %w", err)
 	}
 	return img, nil
 }
@@ -76,78 +84,106 @@ func (c *cowImage) fill(mem []byte) error {
 	return nil
 }
 
-// mapInto maps the image copy-on-write over the first c.size bytes of r, a reservation of
-// reserve (mmap_unix.go) at least that long.
-func (c *cowImage) mapInto(r []byte) error {
-	if uint64(len(r)) < c.size {
-		return fmt.Errorf("reservation of %d bytes below the image's %d", len(r), c.size)
+// take returns memory for one instance: a reservation of at least n bytes holding the image
+// at its start and zeros after it.
+func (c *cowImage) take(n uint64) ([]byte, error) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil, fmt.Errorf("the image is closed")
+	}
+	c.refs++
+	for i := len(c.spare) - 1; i >= 0; i-- {
+		if r := c.spare[i]; uint64(len(r)) >= n {
+			c.spare = append(c.spare[:i], c.spare[i+1:]...)
+			c.mu.Unlock()
+			return r, nil
+		}
+	}
+	c.mu.Unlock()
+	r := reserve(n)
+	if r == nil {
+		c.unref()
+		return nil, fmt.Errorf("could not reserve %d bytes", n)
 	}
 	_, err := unix.MmapPtr(c.fd, 0, unsafe.Pointer(&r[0]), uintptr(c.size),
 		unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_FIXED)
 	if err != nil {
-		return err
+		unreserve(r)
+		c.unref()
+		return nil, err
 	}
-	if hot := c.hot.Load(); hot != nil {
-		ps := uint64(unix.Getpagesize())
-		for _, h := range *hot {
-			// An error (a kernel before 5.14) only leaves the pages to fault one by one.
-			_ = unix.Madvise(r[uint64(h.first)*ps:uint64(h.first+h.n)*ps], unix.MADV_POPULATE_WRITE)
-		}
-	}
-	return nil
+	return r, nil
 }
 
-// learn records which pages of the image the task that mapped it into r wrote (those no
-// longer mapped from the image), while the image has lessons left.
-func (c *cowImage) learn(r []byte) {
-	if c.lessons.Load() <= 0 || !c.mu.TryLock() {
+// give takes back a reservation from take whose instance used its first used bytes: put back
+// as take hands it out and kept for the next task, or unmapped.
+func (c *cowImage) give(r []byte, used uint64) {
+	c.mu.Lock()
+	keep := !c.closed && len(c.spare) < maxSpare && used <= keepBelow
+	c.mu.Unlock()
+	if !keep || !c.restore(r, used) {
+		unreserve(r)
+		c.unref()
 		return
 	}
-	defer c.mu.Unlock()
-	if c.lessons.Add(-1) < 0 {
+	c.mu.Lock()
+	if c.closed || len(c.spare) >= maxSpare {
+		c.mu.Unlock()
+		unreserve(r)
+		c.unref()
 		return
 	}
+	c.spare = append(c.spare, r)
+	c.mu.Unlock()
+	c.unref()
+}
+
+// restore puts r back as take hands it out: every page of the image the task may have
+// written (present and not the file's own page, or swapped out) gets the image's bytes again,
+// and what the task grew past the image is dropped (read as zeros again). It reports false
+// when it could not tell which pages those are.
+func (c *cowImage) restore(r []byte, used uint64) bool {
 	ps := uint64(unix.Getpagesize())
-	pages := c.size / ps
-	entries, err := pagemap(uintptr(unsafe.Pointer(&r[0])), pages)
+	entries, err := pagemap(uintptr(unsafe.Pointer(&r[0])), c.size/ps)
 	if err != nil {
-		c.lessons.Store(0)
-		return
+		return false
 	}
-	if c.written == nil {
-		c.written = make([]bool, pages)
-	}
-	for i, e := range entries {
-		// Present, and not a page of the file: the task's own copy of it.
-		if e&(1<<63) != 0 && e&(1<<61) == 0 {
-			c.written[i] = true
-		}
-	}
-	var runs []pageRun
-	for i := uint32(0); i < uint32(pages); i++ {
-		if !c.written[i] {
+	const present, swapped, file = 1 << 63, 1 << 62, 1 << 61
+	for i := 0; i < len(entries); {
+		if e := entries[i]; (e&present == 0 || e&file != 0) && e&swapped == 0 {
+			i++
 			continue
 		}
-		// A gap of a page or two is populated with its neighbours: a page copied for
-		// nothing costs less than a system call more.
-		if n := len(runs); n > 0 && runs[n-1].first+runs[n-1].n+hotGap >= i {
-			runs[n-1].n = i + 1 - runs[n-1].first
-			continue
+		j := i + 1
+		for j < len(entries) && ((entries[j]&present != 0 && entries[j]&file == 0) || entries[j]&swapped != 0) {
+			j++
 		}
-		runs = append(runs, pageRun{first: i, n: 1})
+		copy(r[uint64(i)*ps:uint64(j)*ps], c.src[uint64(i)*ps:uint64(j)*ps])
+		i = j
 	}
-	c.hot.Store(&runs)
+	if used = min((used+ps-1)/ps*ps, uint64(len(r))); used > c.size {
+		if unix.Madvise(r[c.size:used], unix.MADV_DONTNEED) != nil {
+			return false
+		}
+	}
+	return true
+}
+
+var pagemapFile struct {
+	once sync.Once
+	f    *os.File
+	err  error
 }
 
 // pagemap reads the /proc/self/pagemap entries of n pages from addr.
 func pagemap(addr uintptr, n uint64) ([]uint64, error) {
-	f, err := os.Open("/proc/self/pagemap")
-	if err != nil {
-		return nil, err
+	pagemapFile.once.Do(func() { pagemapFile.f, pagemapFile.err = os.Open("/proc/self/pagemap") })
+	if pagemapFile.err != nil {
+		return nil, pagemapFile.err
 	}
-	defer f.Close()
 	buf := make([]byte, n*8)
-	if _, err := f.ReadAt(buf, int64(addr/uintptr(unix.Getpagesize()))*8); err != nil {
+	if _, err := pagemapFile.f.ReadAt(buf, int64(addr/uintptr(unix.Getpagesize()))*8); err != nil {
 		return nil, err
 	}
 	out := make([]uint64, n)
@@ -159,17 +195,41 @@ func pagemap(addr uintptr, n uint64) ([]uint64, error) {
 
 // readInto copies the image into b: the way to set up an instance when mapping failed.
 func (c *cowImage) readInto(b []byte) error {
-	for off := 0; off < len(b); {
-		n, err := unix.Pread(c.fd, b[off:], int64(off))
-		if err != nil {
-			return err
-		}
-		if n == 0 {
-			break
-		}
-		off += n
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.src == nil {
+		return fmt.Errorf("the image is closed")
 	}
+	copy(b, c.src)
 	return nil
 }
 
-func (c *cowImage) close() { _ = unix.Close(c.fd) }
+// close drops the cache's hold on the image: its spare reservations are unmapped, and the
+// image itself once the last instance taking memory from it gives it back.
+func (c *cowImage) close() {
+	c.mu.Lock()
+	spare := c.spare
+	c.spare, c.closed = nil, true
+	c.mu.Unlock()
+	for _, r := range spare {
+		unreserve(r)
+	}
+	c.unref()
+}
+
+func (c *cowImage) unref() {
+	c.mu.Lock()
+	c.refs--
+	last := c.refs == 0
+	src := c.src
+	if last {
+		c.src = nil
+	}
+	c.mu.Unlock()
+	if last {
+		if src != nil {
+			_ = unix.Munmap(src)
+		}
+		_ = unix.Close(c.fd)
+	}
+}

@@ -11,7 +11,7 @@ func newCowImage(mem []byte) (*cowImage, error) {
 	return nil, errors.New("copy-on-write snapshots need Linux")
 }
 
-func (c *cowImage) mapInto(r []byte) error  { return errors.New("unsupported") }
-func (c *cowImage) readInto(b []byte) error { return errors.New("unsupported") }
-func (c *cowImage) close()                  {}
-func (c *cowImage) learn(r []byte)          {}
+func (c *cowImage) take(n uint64) ([]byte, error) { return nil, errors.New("unsupported") }
+func (c *cowImage) give(r []byte, used uint64)    {}
+func (c *cowImage) readInto(b []byte) error       { return errors.New("unsupported") }
+func (c *cowImage) close()                        {}

@@ -347,9 +347,8 @@ func (st *runState) Allocate(capacity, max uint64) experimental.LinearMemory {
 type linearMemory struct {
 	st      *runState
 	buf     []byte
-	image   *cowImage // a reactor's snapshot memory: the first allocation maps it (cow_linux.go)
+	image   *cowImage // a reactor's snapshot memory: the first allocation takes mapped from it (cow_linux.go)
 	mapped  []byte    // the mapping, when the memory moved into one
-	learner *cowImage // the image mapped at the start of mapped, learning its hot pages
 	limit   uint64    // bytes
 	capHint uint64
 }
@@ -391,13 +390,12 @@ func (m *linearMemory) Reallocate(size uint64) []byte {
 func (m *linearMemory) fromImage(size uint64) []byte {
 	img := m.image
 	m.image = nil
-	if r := reserve(m.limit); r != nil {
-		if size >= img.size && img.mapInto(r) == nil {
-			m.mapped, m.learner = r, img
+	if size >= img.size {
+		if r, err := img.take(m.limit); err == nil {
+			m.mapped, m.image = r, img
 			m.buf = r[:size:m.limit]
 			return m.buf
 		}
-		unreserve(r)
 	}
 	b := make([]byte, size, max(size, m.capHint))
 	if err := img.readInto(b[:min(size, img.size)]); err != nil {
@@ -411,13 +409,12 @@ func (m *linearMemory) fromImage(size uint64) []byte {
 // Free drops the memory. wazero calls it when the instance closes; Run calls it again after
 // the instance is closed, when no guest code can touch the memory any more.
 func (m *linearMemory) Free() {
-	if m.mapped != nil {
-		if m.learner != nil {
-			m.learner.learn(m.mapped)
-			m.learner = nil
-		}
+	switch {
+	case m.mapped != nil && m.image != nil:
+		m.image.give(m.mapped, uint64(len(m.buf)))
+	case m.mapped != nil:
 		unreserve(m.mapped)
-		m.mapped = nil
 	}
+	m.mapped, m.image = nil, nil
 	m.buf = nil
 }

@@ -157,9 +157,24 @@ func (s *Sandbox) Close(ctx context.Context) error {
 		return nil
 	}
 	s.closed = true
+	// A reactor's snapshot holds a memfd and spare memory (cow_linux.go): closed now, or by
+	// the last task still running it.
+	var idle []*entry
+	for _, e := range s.entries {
+		if e.refs == 0 {
+			idle = append(idle, e)
+		} else {
+			e.evicted = true
+		}
+	}
 	s.entries = map[string]*entry{}
 	s.lru.Init()
 	s.mu.Unlock()
+	for _, e := range idle {
+		if e.rx != nil {
+			e.rx.close(ctx)
+		}
+	}
 	err := s.rt.Close(ctx)
 	if s.cache != nil {
 		err = errors.Join(err, s.cache.Close(ctx))

@@ -46,9 +46,6 @@ const (
 // metering's names.
 const globalExportPrefix = "faas:global:"
 
-// learnFrom is how many tasks an image's hot pages are learned from (cow_linux.go).
-const learnFrom = 8
-
 // chunkSize is the granularity at which the captured memory is scanned for non-zero bytes.
 const chunkSize = 4096
 
