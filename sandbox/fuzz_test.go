@@ -44,9 +44,14 @@ func FuzzValidate(f *testing.F) {
 		if err != nil {
 			t.Fatalf("accepted, but the parser refuses it: %v", err)
 		}
-		// (plus one helper per table that table.grow names: see tablegrow.go)
-		if f2, _, err := parseWasm(out, false); err != nil || f2.funcs != f1.funcs+len(f1.grows) {
-			t.Fatalf("instrumented module: %v, %d functions, want %d", err, f2.funcs, f1.funcs+len(f1.grows))
+		// (plus one helper per table that table.grow names, tablegrow.go, and $fill's
+		// functions when table 0 is lazy, lazytable.go)
+		want := f1.funcs + len(f1.grows)
+		if f1.lazy != nil {
+			want += int(f1.lazy.funcs())
+		}
+		if f2, _, err := parseWasm(out, false); err != nil || f2.funcs != want {
+			t.Fatalf("instrumented module: %v, %d functions, want %d", err, f2.funcs, want)
 		}
 	})
 }
@@ -64,7 +69,10 @@ func FuzzInstrument(f *testing.F) {
 		{0, 0xd2, 0x00, 0x1a, 0x10, 0x00, 0x0b},                               // ref.func 0, call 0
 		{0, 0x41, 0x00, 0x41, 0x00, 0x41, 0x00, 0xfc, 0x0b, 0x00, 0x0b},       // memory.fill
 		{0, 0xd0, 0x70, 0x41, 0x01, 0xfc, 0x0f, 0x00, 0x1a, 0x0b},             // table.grow
-		{0, 0x12, 0x00, 0x0b}, // return_call: refused
+		{0, 0x12, 0x00, 0x0b},                                                 // return_call: refused
+		{0, 0x41, 0x00, 0x11, 0x00, 0x00, 0x0b},                               // call_indirect: lazy in the reactor
+		{0, 0x03, 0x40, 0x41, 0x00, 0x11, 0x00, 0x00, 0x0b, 0x0b},             // loop call_indirect: locals P and T
+		{0, 0x41, 0x00, 0x25, 0x00, 0x1a, 0x41, 0x00, 0x11, 0x00, 0x00, 0x0b}, // table.get: eager after all
 	} {
 		f.Add(body)
 	}
@@ -107,6 +115,28 @@ func FuzzInstrument(f *testing.F) {
 		c, err = rt.CompileModule(ctx, out)
 		if err != nil {
 			t.Fatalf("%x compiles, its instrumented form does not: %v", body, err)
+		}
+		_ = c.Close(ctx)
+		// The same function as a reactor's run, table 0 filled by a segment: instrumented
+		// with a lazy table unless the body touches the table otherwise (lazytable.go).
+		reactor := module(
+			section(secType, 1, 0x60, 0, 0),
+			section(secFunction, 1, 0),
+			section(secTable, 1, 0x70, 0, 1),
+			section(secMemory, 1, 0, 1),
+			section(secExport, 1, 3, 'r', 'u', 'n', 0, 0),
+			section(secElement, 1, 0x00, 0x41, 0x00, 0x0b, 1, 0),
+			section(secCode, append(code, body...)...),
+		)
+		if c, err = rt.CompileModule(ctx, reactor); err != nil {
+			return
+		}
+		_ = c.Close(ctx)
+		if _, out, err = parseWasm(reactor, true); err != nil {
+			t.Fatalf("wazero compiles the reactor %x, the decoder refuses it: %v", body, err)
+		}
+		if c, err = rt.CompileModule(ctx, out); err != nil {
+			t.Fatalf("the reactor %x compiles, its instrumented form does not: %v", body, err)
 		}
 		_ = c.Close(ctx)
 	})
