@@ -145,21 +145,28 @@ func (c *cowImage) give(r []byte, used uint64) {
 // when it could not tell which pages those are.
 func (c *cowImage) restore(r []byte, used uint64) bool {
 	ps := uint64(unix.Getpagesize())
-	entries, err := pagemap(uintptr(unsafe.Pointer(&r[0])), c.size/ps)
+	bp := pagemapBufs.Get().(*[]byte)
+	defer pagemapBufs.Put(bp)
+	entries, err := pagemap(bp, uintptr(unsafe.Pointer(&r[0])), c.size/ps)
 	if err != nil {
 		return false
 	}
 	const present, swapped, file = 1 << 63, 1 << 62, 1 << 61
-	for i := 0; i < len(entries); {
-		if e := entries[i]; (e&present == 0 || e&file != 0) && e&swapped == 0 {
+	owned := func(i uint64) bool {
+		e := binary.LittleEndian.Uint64(entries[i*8:])
+		return (e&present != 0 && e&file == 0) || e&swapped != 0
+	}
+	n := uint64(len(entries) / 8)
+	for i := uint64(0); i < n; {
+		if !owned(i) {
 			i++
 			continue
 		}
 		j := i + 1
-		for j < len(entries) && ((entries[j]&present != 0 && entries[j]&file == 0) || entries[j]&swapped != 0) {
+		for j < n && owned(j) {
 			j++
 		}
-		copy(r[uint64(i)*ps:uint64(j)*ps], c.src[uint64(i)*ps:uint64(j)*ps])
+		copy(r[i*ps:j*ps], c.src[i*ps:j*ps])
 		i = j
 	}
 	if used = min((used+ps-1)/ps*ps, uint64(len(r))); used > c.size {
@@ -176,21 +183,24 @@ var pagemapFile struct {
 	err  error
 }
 
-// pagemap reads the /proc/self/pagemap entries of n pages from addr.
-func pagemap(addr uintptr, n uint64) ([]uint64, error) {
+// pagemapBufs holds buffers for pagemap, which restore needs once per task.
+var pagemapBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+// pagemap reads into *bp the /proc/self/pagemap entries (8 bytes each, little-endian) of n
+// pages from addr.
+func pagemap(bp *[]byte, addr uintptr, n uint64) ([]byte, error) {
 	pagemapFile.once.Do(func() { pagemapFile.f, pagemapFile.err = os.Open("/proc/self/pagemap") })
 	if pagemapFile.err != nil {
 		return nil, pagemapFile.err
 	}
-	buf := make([]byte, n*8)
+	if uint64(cap(*bp)) < n*8 {
+		*bp = make([]byte, n*8)
+	}
+	buf := (*bp)[:n*8]
 	if _, err := pagemapFile.f.ReadAt(buf, int64(addr/uintptr(unix.Getpagesize()))*8); err != nil {
 		return nil, err
 	}
-	out := make([]uint64, n)
-	for i := range out {
-		out[i] = binary.LittleEndian.Uint64(buf[i*8:])
-	}
-	return out, nil
+	return buf, nil
 }
 
 // readInto copies the image into b: the way to set up an instance when mapping failed.
