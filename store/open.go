@@ -125,17 +125,23 @@ func tuneTimeouts(dial, read, write, pool *time.Duration, retries, dialerRetries
 	}
 }
 
-// userinfo finds the password of a URL that net/url cannot parse.
-var userinfo = regexp.MustCompile(`(://[^/@]*?:)[^/@]*@`)
+// userinfo finds the password of a URL that net/url cannot parse; queryPassword the value
+// of a query option whose name says password (go-redis reads ?password= in a Sentinel URL).
+var (
+	userinfo      = regexp.MustCompile(`(://[^/@]*?:)[^/@]*@`)
+	queryPassword = regexp.MustCompile(`(?i)([?&][^=&#]*(?:password|passwd|pwd)[^=&#]*=)[^&#]*`)
+)
 
-// RedactURL returns s with the password of its user information replaced by "xxxxx",
-// whether or not s parses as a URL: it is what every message showing a Redis URL prints.
+// RedactURL returns s with the password of its user information and the values of its
+// password query options replaced by "xxxxx", whether or not s parses as a URL: it is what
+// every message showing a Redis URL prints.
 func RedactURL(s string) string {
 	if u, err := url.Parse(s); err == nil && u.User != nil {
 		if _, has := u.User.Password(); has {
-			return u.Redacted()
+			s = u.Redacted()
 		}
-		return s
+	} else if err != nil {
+		s = userinfo.ReplaceAllString(s, "${1}xxxxx@")
 	}
-	return userinfo.ReplaceAllString(s, "${1}xxxxx@")
+	return queryPassword.ReplaceAllString(s, "${1}xxxxx")
 }

@@ -196,3 +196,25 @@ func TestClusterNodeRefusedByMOVED(t *testing.T) {
 		t.Fatalf("CheckTopology = %v; want ErrClusterNode from MOVED", err)
 	}
 }
+
+// TestRedactURL: no form of a Redis URL shows its password, in the user information or in a
+// query option, parsed by net/url or not.
+func TestRedactURL(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"redis://u:s3cret@h:6379/0", "redis://u:xxxxx@h:6379/0"},
+		{"redis://:s3cret@h:6379/0", "redis://:xxxxx@h:6379/0"},
+		{"redis://h:6379/0", "redis://h:6379/0"},
+		{"redis://u@h:6379/0", "redis://u@h:6379/0"},
+		{"redis+sentinel://u:s3cret@h1:26379,h2:26379/m/0", "redis+sentinel://u:xxxxx@h1:26379,h2:26379/m/0"},
+		{"redis+sentinel://h1:26379/m/0?password=s3cret&dial_timeout=3s", "redis+sentinel://h1:26379/m/0?password=xxxxx&dial_timeout=3s"},
+		{"redis+sentinel://h1:26379,h2:1/m?sentinel_password=s3cret", "redis+sentinel://h1:26379,h2:1/m?sentinel_password=xxxxx"},
+		{"redis://h:6379/0?pool_size=4&Password=s3cret#frag", "redis://h:6379/0?pool_size=4&Password=xxxxx#frag"},
+		{"redis://u:s3cret@bad host:1/0?password=s3cret", "redis://u:xxxxx@bad host:1/0?password=xxxxx"},
+		{"h1:7000,h2:7000", "h1:7000,h2:7000"},
+	} {
+		got := store.RedactURL(c.in)
+		if got != c.want || strings.Contains(got, "s3cret") {
+			t.Errorf("RedactURL(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}
