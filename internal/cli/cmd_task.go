@@ -54,6 +54,11 @@ func (e *env) printResult(t client.Task, asJSON bool) error {
 			if _, err := e.stdout.Write(t.Result); err != nil {
 				return err
 			}
+			// On a terminal the shell's prompt then starts on a line of its own; redirected,
+			// stdout stays the result byte for byte.
+			if n := len(t.Result); n > 0 && t.Result[n-1] != '\n' && isTerminal(e.stdout) {
+				fmt.Fprintln(e.stdout)
+			}
 		}
 		return nil
 	case client.StatusFailed:

@@ -110,3 +110,30 @@ func TestRunOnTerminal(t *testing.T) {
 		t.Fatalf("exit %d; terminal: %q", code, raw.String())
 	}
 }
+
+// TestExecOnTerminal: faas exec --wait ends a result without a newline with one on a
+// terminal, so that the prompt starts on a line of its own; redirected it adds nothing.
+func TestExecOnTerminal(t *testing.T) {
+	url := startPlatform(t)
+	cliOK(t, url, "", 0, "register", "double", writeFile(t, "double.wasm", samples.DoubleWAT))
+	ptmx, tty, err := pty.Open()
+	if err != nil {
+		t.Skipf("no pseudo-terminal: %v", err)
+	}
+	defer ptmx.Close()
+	var raw bytes.Buffer
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); _, _ = io.Copy(&raw, ptmx) }()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	code := Run(ctx, []string{"exec", "double", "--input", "21", "--wait", "--server", url}, strings.NewReader(""), tty, tty)
+	tty.Close()
+	wg.Wait()
+	if code != 0 || raw.String() != "42\r\n" {
+		t.Fatalf("exit %d; terminal: %q, want \"42\\r\\n\"", code, raw.String())
+	}
+	if out, _ := cliOK(t, url, "", 0, "exec", "double", "--input", "21", "--wait"); out != "42" {
+		t.Fatalf("redirected: %q, want \"42\" byte for byte", out)
+	}
+}
