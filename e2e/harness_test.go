@@ -190,13 +190,18 @@ func newPlatform(tb testing.TB, redisArgs ...string) *platform {
 // platformOn is a platform on the Redis at url (started elsewhere), with samples.Sleep
 // registered in it.
 func platformOn(tb testing.TB, url string) *platform {
+	return platformWith(tb, url, store.Config{})
+}
+
+// platformWith is platformOn with the store's configuration.
+func platformWith(tb testing.TB, url string, cfg store.Config) *platform {
 	tb.Helper()
 	rdb, err := store.Open(url)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { _ = rdb.Close() })
-	st := store.New(rdb, store.Config{})
+	st := store.New(rdb, cfg)
 	ctx := context.Background()
 	sum := sha256.Sum256(samples.Sleep)
 	fn := store.Function{ID: uuid.NewString(), Name: "sleep", ModuleHash: hex.EncodeToString(sum[:]),

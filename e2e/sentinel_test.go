@@ -30,6 +30,23 @@ func TestSentinelFailover(t *testing.T) {
 		t.Skip("e2e: skipped with -short")
 	}
 	t.Parallel()
+	sentinelFailover(t, 0)
+}
+
+// TestSentinelFailoverWaited is TestSentinelFailover with two replicas and the submitter,
+// the server and the dispatcher waiting for one replica after their writes
+// (--redis-wait-replicas 1): every acknowledged task was on at least one replica, and
+// Sentinel promotes the replica furthest ahead (equal priorities), so none may be lost. Until Sentinel has made the other replica follow the new primary, writes
+// wait their timeout and are acknowledged anyway (logged).
+func TestSentinelFailoverWaited(t *testing.T) {
+	if testing.Short() {
+		t.Skip("e2e: skipped with -short")
+	}
+	t.Parallel()
+	sentinelFailover(t, 1)
+}
+
+func sentinelFailover(t *testing.T, wait int) {
 	const master, total, batch, ms = "faas-master", 2000, 50, 20
 	primary := redistest.Start(t)
 	_, pport, _ := strings.Cut(primary.Addr, ":")
@@ -39,6 +56,16 @@ func TestSentinelFailover(t *testing.T) {
 		info, err := rc.Info(context.Background(), "replication").Result()
 		return err == nil && strings.Contains(info, "master_link_status:up")
 	})
+	var r2 *redistest.Server
+	if wait > 0 {
+		// A second replica: the one Sentinel does not promote is made the new primary's
+		// replica, so that writes find one to wait for after the failover.
+		r2 = redistest.Start(t, "--replicaof", "127.0.0.1", pport)
+		testutil.WaitFor(t, 15*time.Second, "the second replica in sync", func() bool {
+			info, err := r2.Client(t).Info(context.Background(), "replication").Result()
+			return err == nil && strings.Contains(info, "master_link_status:up")
+		})
+	}
 	sentinels := redistest.StartSentinels(t, master, primary, 3)
 	addrs := make([]string, len(sentinels))
 	for i, s := range sentinels {
@@ -46,13 +73,14 @@ func TestSentinelFailover(t *testing.T) {
 	}
 	url := "redis+sentinel://" + strings.Join(addrs, ",") + "/" + master + "/0"
 
-	p := platformOn(t, url)
+	p := platformWith(t, url, store.Config{WaitReplicas: wait})
 	ctx, st, fn := context.Background(), p.st, p.fn
-	d := startProc(t, "dispatcher", "dispatcher", "-m", "local", "-w", "16", "--redis", url, "--lease", testLease)
+	waitFlag := []string{"--redis-wait-replicas", strconv.Itoa(wait)}
+	d := startProc(t, "dispatcher", append([]string{"dispatcher", "-m", "local", "-w", "16", "--redis", url, "--lease", testLease}, waitFlag...)...)
 	// A server on the same URL: it answers 503 while there is no primary, then recovers
 	// without a restart.
 	addr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
-	sp := startProc(t, "server", "server", "--addr", addr, "--redis", url)
+	sp := startProc(t, "server", append([]string{"server", "--addr", addr, "--redis", url}, waitFlag...)...)
 	sc := waitHealthy(t, sp, addr)
 
 	// The submitter retries a batch whose answer was an error (during the switch): only
@@ -121,9 +149,19 @@ func TestSentinelFailover(t *testing.T) {
 	killed := time.Now()
 	testutil.WaitForProgress(t, 20*time.Second, "Sentinel promotes the replica", func() (bool, string) {
 		m, err := sentinels[0].Master(ctx, master)
-		return err == nil && m == replica.Addr, fmt.Sprint(m, err)
+		return err == nil && (m == replica.Addr || r2 != nil && m == r2.Addr), fmt.Sprint(m, err)
 	})
 	promoted := time.Since(killed)
+	if m, _ := sentinels[0].Master(ctx, master); r2 != nil && m == r2.Addr {
+		replica, rc = r2, r2.Client(t) // the second replica was further ahead, or won the tie
+	}
+	if wait > 0 {
+		nc := replica.Client(t)
+		testutil.WaitForProgress(t, 30*time.Second, "the second replica replicating the new primary", func() (bool, string) {
+			info, err := nc.Info(ctx, "replication").Result()
+			return err == nil && strings.Contains(info, ",state=online,"), fmt.Sprint(err, "\n", info)
+		})
+	}
 	testutil.WaitForProgress(t, 20*time.Second, "the server registers a function after the failover", func() (bool, string) {
 		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
@@ -161,6 +199,9 @@ func TestSentinelFailover(t *testing.T) {
 		t.Fatalf("the dispatcher exited during the failover: %v", d.err)
 	}
 	lost := missingOf(rs)
+	if wait > 0 && len(lost) > 0 {
+		t.Errorf("%d acknowledged tasks lost although every write waited for the replica", len(lost))
+	}
 	twice := 0
 	for _, r := range rs {
 		if r.Status == "" {

@@ -13,6 +13,7 @@ package store
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
 	"faas/task"
@@ -26,6 +27,9 @@ var (
 	ErrUnavailable = errors.New("redis unavailable")
 	// ErrQuota: the namespace's quota refuses the write (nothing was written).
 	ErrQuota = errors.New("quota exceeded")
+	// ErrNotReplicated: fewer replicas than Config.WaitReplicas acknowledged a write in
+	// Config.WaitTimeout (given to Config.NotReplicated). It wraps ErrUnavailable.
+	ErrNotReplicated = fmt.Errorf("%w: not acknowledged by enough replicas", ErrUnavailable)
 )
 
 // Config tunes the store. Every zero value means the documented default.
@@ -47,7 +51,25 @@ type Config struct {
 	// Redis Cluster; at most MaxShards. Every process of a deployment must use the same
 	// count: CheckShards refuses another.
 	Shards int
+	// WaitReplicas, above 0, makes Submit and Complete wait after their writes until that
+	// many replicas have them (Redis WAIT, on the connection that wrote), for at most
+	// WaitTimeout (default DefaultWaitTimeout): an acknowledged task or outcome then survives
+	// the promotion of such a replica. Fewer in time does not fail the call (the write is
+	// done, and dispatchers may have claimed the tasks already): it is reported to
+	// NotReplicated, with an error wrapping ErrNotReplicated. Redis's own
+	// min-replicas-to-write refuses writes outright while too few replicas are connected.
+	// docs/RATIONALE.md, "Waiting for replicas".
+	WaitReplicas  int
+	WaitTimeout   time.Duration
+	NotReplicated func(op string, err error)
 }
+
+// DefaultWaitTimeout is how long a write waits for Config.WaitReplicas replicas, and
+// MaxWaitTimeout the longest it may: WAIT shares the connection's read timeout (2 s).
+const (
+	DefaultWaitTimeout = time.Second
+	MaxWaitTimeout     = 1500 * time.Millisecond
+)
 
 // Function is a registered function. Functions are immutable: registering a name again
 // makes a new function (the name then points at the newest).

@@ -6,10 +6,13 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"faas/internal/redistest"
 	"faas/store"
+	"faas/task"
 )
 
 // redisCPU is the CPU time (user+system, seconds) the redis-server process has used
@@ -191,5 +194,56 @@ func BenchmarkRead(b *testing.B) {
 			}
 			report(b, s)
 		})
+	}
+}
+
+// BenchmarkWaitReplicas is Submit and a claim-complete round of the same batch, on a primary
+// with one replica, without and with WaitReplicas 1: what waiting for the replica costs per
+// task (docs/BENCHMARKS.md, "Waiting for replicas").
+func BenchmarkWaitReplicas(b *testing.B) {
+	primary := redistest.Start(b)
+	_, pport, _ := strings.Cut(primary.Addr, ":")
+	replica := redistest.Start(b, "--replicaof", "127.0.0.1", pport)
+	rc := replica.Client(b)
+	for i := 0; ; i++ {
+		info, err := rc.Info(context.Background(), "replication").Result()
+		if err == nil && strings.Contains(info, "master_link_status:up") {
+			break
+		}
+		if i > 150 {
+			b.Fatal("the replica is not in sync")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, batch := range []int{1, 32} {
+		for _, wait := range []int{0, 1} {
+			b.Run(fmt.Sprintf("batch=%d/wait=%d", batch, wait), func(b *testing.B) {
+				s := newStore(b, primary.Client(b), store.Config{WaitReplicas: wait})
+				f := mkFunction(b, s, "bench")
+				ctx := context.Background()
+				inputs := make([][]byte, batch)
+				for i := range inputs {
+					inputs[i] = []byte("input")
+				}
+				b.ResetTimer()
+				for done := 0; done < b.N; done += batch {
+					n := min(batch, b.N-done)
+					if _, err := s.Submit(ctx, f, inputs[:n]); err != nil {
+						b.Fatal(err)
+					}
+					ts, err := s.Claim(ctx, "bench", n)
+					if err != nil {
+						b.Fatal(err)
+					}
+					outs := make([]task.Outcome, len(ts))
+					for i, t := range ts {
+						outs[i] = task.Outcome{Ref: t.Ref(), Stdout: []byte("out")}
+					}
+					if _, err := s.Complete(ctx, outs); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
 	}
 }

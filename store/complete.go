@@ -211,7 +211,7 @@ func (s *Store) CompleteFrom(ctx context.Context, outcomes []task.Outcome, via [
 // the logs of those it applied: after the script, never inside it (they are keys of their
 // own, in other slots on a Cluster), and an outcome is recorded even if they are not.
 func (s *Store) completeShard(ctx context.Context, a completeArgs, k keys) (int, error) {
-	res, err := s.eval(ctx, scriptComplete, a.call(k)).StringSlice()
+	res, err := s.evalDurable(ctx, "complete", scriptComplete, a.call(k)).StringSlice()
 	if err != nil {
 		return 0, redisErr("complete", err)
 	}

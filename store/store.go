@@ -81,6 +81,10 @@ func (c Config) withDefaults() Config {
 	if c.MaxAttempts <= 0 {
 		c.MaxAttempts = DefaultMaxAttempts
 	}
+	if c.WaitReplicas > 0 && c.WaitTimeout <= 0 {
+		c.WaitTimeout = DefaultWaitTimeout
+	}
+	c.WaitTimeout = min(c.WaitTimeout, MaxWaitTimeout)
 	if c.Prefix == "" {
 		c.Prefix = DefaultPrefix
 	}

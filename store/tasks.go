@@ -186,7 +186,7 @@ func (s *Store) SubmitLimited(ctx context.Context, fn Function, inputs [][]byte,
 	for j, sp := range spans {
 		a := submitArgs{functionID: fn.ID, ns: fn.Namespace, maxActive: bounds[j],
 			ids: ids[sp.lo:sp.hi], inputs: inputs[sp.lo:sp.hi]}
-		res, err := s.eval(ctx, scriptSubmit, a.call(s.k.shard(sp.shard))).Text()
+		res, err := s.evalDurable(ctx, "submit", scriptSubmit, a.call(s.k.shard(sp.shard))).Text()
 		if err == nil && (res == "-1" || res == "-2") {
 			// Another submission raced this one past the bound, or the function went: what
 			// earlier shards queued of this call goes too.

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -156,6 +157,9 @@ func (d *startup) openStore(redisURL string, o store.OpenOptions, cfg store.Conf
 		_ = rdb.Close()
 		d.log.Debug("Redis connections closed", "took", time.Since(start))
 	})
+	if cfg.WaitReplicas > 0 && cfg.NotReplicated == nil {
+		cfg.NotReplicated = notReplicatedLog(d.log, cfg.WaitReplicas)
+	}
 	st := store.New(rdb, cfg)
 	pctx, cancel := context.WithTimeout(d.ctx, 2*time.Second)
 	defer cancel()
@@ -176,6 +180,25 @@ func (d *startup) openStore(redisURL string, o store.OpenOptions, cfg store.Conf
 		d.log.Warn("could not check the task shard count", "err", err)
 	}
 	return st, nil
+}
+
+// notReplicatedLog warns that writes were acknowledged before n replicas had them: at once,
+// then at most every 10 s with the number of such writes since.
+func notReplicatedLog(log *slog.Logger, n int) func(op string, err error) {
+	var mu sync.Mutex
+	var last time.Time
+	skipped := 0
+	return func(op string, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if time.Since(last) < 10*time.Second {
+			skipped++
+			return
+		}
+		log.Warn("writes acknowledged before enough replicas had them (--redis-wait-replicas); a failover now could lose them",
+			"replicas", n, "op", op, "err", err, "more_since_last_warning", skipped)
+		last, skipped = time.Now(), 0
+	}
 }
 
 // redactURL hides a password in a Redis URL for logs, even in one that does not parse.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/pflag"
 
@@ -21,6 +22,8 @@ type redisFlags struct {
 	ca, cert, key, pwdFile string
 	prefix                 string
 	shards                 int
+	waitReplicas           int
+	waitTimeout            time.Duration
 }
 
 func (e *env) redisFlag(fs *pflag.FlagSet) *redisFlags {
@@ -34,6 +37,9 @@ func (e *env) redisFlag(fs *pflag.FlagSet) *redisFlags {
 	fs.IntVar(&r.shards, "shards", 0, fmt.Sprintf("task shards (hash tags) spreading tasks over a Redis Cluster's masters (default %d on a cluster, 1 otherwise; at most %d); "+
 		"every process of a deployment must use the same count, which Redis records at the first start", store.DefaultClusterShards, store.MaxShards))
 	fs.StringVar(&r.pwdFile, "redis-password-file", "", "file holding the Redis password (first line), instead of the URL's")
+	fs.IntVar(&r.waitReplicas, "redis-wait-replicas", 0, "after writing tasks (server) or outcomes (dispatcher), wait until this many replicas have them (Redis WAIT): "+
+		"an acknowledged task or outcome then survives a failover to such a replica; fewer in time refuses the submission (503) or writes the outcomes again (0: do not wait)")
+	fs.DurationVar(&r.waitTimeout, "redis-wait-timeout", store.DefaultWaitTimeout, fmt.Sprintf("with --redis-wait-replicas: how long a write waits for them (at most %s)", store.MaxWaitTimeout))
 	return r
 }
 
@@ -62,6 +68,13 @@ func (r *redisFlags) resolve(sc *store.Config) (string, store.OpenOptions, error
 		return "", store.OpenOptions{}, usagef("--shards %d: want 1 to %d (0: the default)", r.shards, store.MaxShards)
 	}
 	sc.Shards = r.shards
+	if r.waitReplicas < 0 || r.waitReplicas > 100 {
+		return "", store.OpenOptions{}, usagef("--redis-wait-replicas %d: want 0 to 100", r.waitReplicas)
+	}
+	if r.waitTimeout <= 0 || r.waitTimeout > store.MaxWaitTimeout {
+		return "", store.OpenOptions{}, usagef("--redis-wait-timeout %s: want above 0 and at most %s", r.waitTimeout, store.MaxWaitTimeout)
+	}
+	sc.WaitReplicas, sc.WaitTimeout = r.waitReplicas, r.waitTimeout
 	u := r.url
 	if u == "" {
 		u = r.e.getenv("FAAS_REDIS_URL")
