@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"math"
 	"strconv"
@@ -127,6 +128,33 @@ func (s *Store) recordAfterComplete(ctx context.Context, outcomes []task.Outcome
 		slog.Warn("store: writing the dashboard history and function logs failed; those tasks are missing from them",
 			"tasks", (len(info)-1)/3, "err", redisErr("history and logs", err))
 	}
+}
+
+// lostAnswer reads the answer of the scripts that charge an attempt to tasks whose worker
+// was lost (luaRequeue): {requeued, failed, now (ms), then per task failed worker_lost: id,
+// namespace, function id, message}, and writes those failures to the dashboard history and
+// the function logs, as recordAfterComplete does for outcomes (their run time unknown: 0).
+func (s *Store) lostAnswer(ctx context.Context, res []any) (requeued, failed int) {
+	num := func(v any) int {
+		n, _ := v.(int64)
+		return int(n)
+	}
+	if len(res) < 3 {
+		return 0, 0
+	}
+	requeued, failed = num(res[0]), num(res[1])
+	info := []string{fmt.Sprint(res[2])}
+	var outcomes []task.Outcome
+	for i := 3; i+3 < len(res); i += 4 {
+		id, ns, fid, msg := fmt.Sprint(res[i]), fmt.Sprint(res[i+1]), fmt.Sprint(res[i+2]), fmt.Sprint(res[i+3])
+		info = append(info, id, ns, fid)
+		outcomes = append(outcomes, task.Outcome{Ref: task.Ref{ID: id},
+			Failure: &task.Failure{Kind: task.KindWorkerLost, Message: msg}})
+	}
+	if len(outcomes) > 0 {
+		s.recordAfterComplete(ctx, outcomes, info)
+	}
+	return requeued, failed
 }
 
 // historyBatch gathers the history writes of one batch of outcomes by key, so that a

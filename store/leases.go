@@ -106,12 +106,18 @@ const luaRequeue = `
 local max_attempts, task_ttl, done_channel, tasks_channel, lost_kind =
   tonumber(ARGV[1]), ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local done, queued = {}, {}
+local lost = {#queued, #done, now} -- the scripts' answer (lostAnswer): counts set at the end
 local function requeue(key, id, attempts, reason)
   redis.call('ZREM', leases_key, id)
   if attempts >= max_attempts then
-    finish(key, 'FAILED', task_ttl, {'err_kind', lost_kind, 'err_msg',
-      'worker lost on attempt ' .. n(attempts) .. ' of ' .. n(max_attempts) .. ' (' .. reason .. '); not retried'})
+    local msg = 'worker lost on attempt ' .. n(attempts) .. ' of ' .. n(max_attempts) .. ' (' .. reason .. '); not retried'
+    finish(key, 'FAILED', task_ttl, {'err_kind', lost_kind, 'err_msg', msg})
     done[#done + 1] = id
+    local t = redis.call('HMGET', key, 'ns', 'function_id')
+    lost[#lost + 1] = id
+    lost[#lost + 1] = t[1] or ''
+    lost[#lost + 1] = t[2] or ''
+    lost[#lost + 1] = msg
   else
     redis.call('HSET', key, 'status', 'QUEUED')
     back_to_queue(id)
@@ -121,6 +127,8 @@ end
 local function announce()
   publish(done_channel, done)
   publish(tasks_channel, queued)
+  lost[1], lost[2] = #queued, #done
+  return lost
 end
 `
 
@@ -146,7 +154,7 @@ func (a requeueArgs) call(k keys) call {
 //	ARGV[7..] id, attempt, id, attempt, ...
 //
 // Only tasks RUNNING at that attempt move; they go to the consumer end of the requeue list
-// (they run next), the first ref first. Returns {requeued, failed}.
+// (they run next), the first ref first. Returns the lost answer (lostAnswer).
 var scriptRequeue = newScript(luaPrelude + luaShard + luaFinish + luaRequeue + `
 local reason = ARGV[6]
 -- Backwards: each RPUSH lands at the consumer end, so the first ref is claimed again first.
@@ -158,8 +166,7 @@ for j = #KEYS, 6, -1 do
     requeue(key, ARGV[i], a, reason)
   end
 end
-announce()
-return {#queued, #done}
+return announce()
 `)
 
 // Requeue puts back tasks whose worker was lost: each still RUNNING at that attempt goes back
@@ -174,11 +181,12 @@ func (s *Store) Requeue(ctx context.Context, refs []task.Ref, reason string) (re
 	}
 	for sh, group := range byShard(s.k, refs, refID) {
 		a := requeueArgs{lostArgs: s.lostArgs(), reason: reason, refs: group}
-		res, err := s.eval(ctx, scriptRequeue, a.call(s.k.shard(sh))).Int64Slice()
+		res, err := s.eval(ctx, scriptRequeue, a.call(s.k.shard(sh))).Slice()
 		if err != nil {
 			return requeued, failed, redisErr("requeue", err)
 		}
-		requeued, failed = requeued+int(res[0]), failed+int(res[1])
+		q, f := s.lostAnswer(ctx, res)
+		requeued, failed = requeued+q, failed+f
 	}
 	return requeued, failed, nil
 }

@@ -78,7 +78,7 @@ func (a recoverArgs) call(k keys) call {
 // A RUNNING task is requeued, charged an attempt; a QUEUED one (its claimer died between
 // scriptTake and scriptStart) goes back uncharged; the lease of any other (finished,
 // expired) is dropped. Atomic, so several dispatchers may run it at once: each expired lease
-// is handled by exactly one. Returns {requeued, failed}.
+// is handled by exactly one. Returns the lost answer (lostAnswer).
 var scriptRecover = newScript(luaPrelude + luaShard + luaFinish + luaRequeue + `
 for j = #KEYS, 6, -1 do -- backwards: the lease that expired first is claimed again first
   local key, id = KEYS[j], ARGV[j]
@@ -96,8 +96,7 @@ for j = #KEYS, 6, -1 do -- backwards: the lease that expired first is claimed ag
     end
   end
 end
-announce()
-return {#queued, #done}
+return announce()
 `)
 
 // RecoverExpired requeues (as Requeue does) every task whose lease ended before now.
@@ -120,11 +119,12 @@ func (s *Store) RecoverExpired(ctx context.Context) (int, error) {
 			if len(ids) == 0 {
 				break
 			}
-			res, err := s.eval(ctx, scriptRecover, recoverArgs{lostArgs: s.lostArgs(), ids: ids}.call(k)).Int64Slice()
+			res, err := s.eval(ctx, scriptRecover, recoverArgs{lostArgs: s.lostArgs(), ids: ids}.call(k)).Slice()
 			if err != nil {
 				return total, redisErr("recover expired", err)
 			}
-			total += int(res[0] + res[1])
+			q, f := s.lostAnswer(ctx, res)
+			total += q + f
 			if len(ids) < leaseChunk {
 				break
 			}
@@ -175,7 +175,7 @@ func (a ownerArgs) call(k keys) call {
 //	ARGV[8..] ids (leased when listed)
 //
 // The lease of a task that is neither RUNNING nor QUEUED (finished, expired) is dropped.
-// Returns {requeued, failed}.
+// Returns the lost answer (lostAnswer).
 var scriptRequeueOwner = newScript(luaPrelude + luaShard + luaFinish + luaRequeue + `
 local owner, reason = ARGV[6], ARGV[7]
 for j = 6, #KEYS do
@@ -189,8 +189,7 @@ for j = 6, #KEYS do
     end
   end
 end
-announce()
-return {#queued, #done}
+return announce()
 `)
 
 // requeueOwner requeues (as Requeue does, attempt charged) every RUNNING task claimed by
@@ -207,9 +206,10 @@ func (s *Store) requeueOwner(ctx context.Context, owner, reason string) (int, er
 		k := s.k.shard(sh)
 		err := s.leased(ctx, k, func(ids []string) error {
 			a := ownerArgs{lostArgs: s.lostArgs(), owner: owner, reason: reason, ids: ids}
-			res, err := s.eval(ctx, scriptRequeueOwner, a.call(k)).Int64Slice()
+			res, err := s.eval(ctx, scriptRequeueOwner, a.call(k)).Slice()
 			if err == nil {
-				total += int(res[0] + res[1])
+				q, f := s.lostAnswer(ctx, res)
+				total += q + f
 			}
 			return err
 		})
