@@ -32,13 +32,18 @@ type OpenOptions struct {
 	TLS *tls.Config
 	// Password, when set, replaces the URL's (read from a file, it stays out of ps).
 	Password string
+	// SentinelPassword, when set, is what a Sentinel set asks for (its requirepass),
+	// replacing the URL's sentinel_password option.
+	SentinelPassword string
 }
 
 // Open parses a Redis URL and returns a client; it does not ping. The forms:
 //
 //	redis://[[USER]:PASSWORD@]HOST:PORT[/DB]     one node (rediss:// over TLS)
-//	redis+sentinel://[[USER]:PASSWORD@]S1:P1,S2:P2/MASTER[/DB]
-//	                                             a Sentinel set (rediss+sentinel:// over TLS)
+//	redis+sentinel://[[USER]:PASSWORD@]S1:P1,S2:P2/MASTER[/DB][?sentinel_password=P]
+//	                                             a Sentinel set (rediss+sentinel:// over TLS);
+//	                                             USER:PASSWORD are the primary's, the
+//	                                             option the Sentinels' (sentinel_username too)
 //	redis+cluster://[[USER]:PASSWORD@]H1:P1,H2:P2
 //	                                             a Redis Cluster (rediss+cluster:// over TLS)
 //	HOST:PORT                                    one node (as redis://HOST:PORT/0)
@@ -55,6 +60,9 @@ func OpenWith(url string, o OpenOptions) (redis.UniversalClient, error) {
 	url = strings.TrimSpace(url)
 	if url == "" {
 		return nil, fmt.Errorf("store: empty Redis URL")
+	}
+	if scheme, _, _ := strings.Cut(url, "://"); o.SentinelPassword != "" && scheme != schemeSentinel && scheme != schemeSentinelTLS {
+		return nil, fmt.Errorf("store: a Sentinel password needs a %s:// URL, not %q", schemeSentinel, RedactURL(url))
 	}
 	if scheme, _, ok := strings.Cut(url, "://"); ok {
 		switch scheme {

@@ -89,6 +89,13 @@ func openSentinel(raw, scheme string, o OpenOptions) (redis.UniversalClient, err
 		u.User = nil // go-redis would send them to the Sentinels
 	}
 	q := u.Query()
+	// The Sentinels' own credentials (their requirepass): options of ours, not go-redis's.
+	sentinelUser, sentinelPass := q.Get("sentinel_username"), q.Get("sentinel_password")
+	q.Del("sentinel_username")
+	q.Del("sentinel_password")
+	if o.SentinelPassword != "" {
+		sentinelPass = o.SentinelPassword
+	}
 	q.Set("master_name", parts[0])
 	u.RawQuery = q.Encode()
 	u.Path = "/"
@@ -100,6 +107,7 @@ func openSentinel(raw, scheme string, o OpenOptions) (redis.UniversalClient, err
 		return nil, want
 	}
 	opt.Username, opt.Password = user, pass
+	opt.SentinelUsername, opt.SentinelPassword = sentinelUser, sentinelPass
 	if o.Password != "" {
 		opt.Password = o.Password
 	}

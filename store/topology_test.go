@@ -218,3 +218,47 @@ func TestRedactURL(t *testing.T) {
 		}
 	}
 }
+
+// TestSentinelPassword: Sentinels that ask for a password (requirepass) are reached with
+// the URL's sentinel_password option or OpenOptions.SentinelPassword (--redis-sentinel-
+// password-file); without it the client cannot find the primary, and no error shows it.
+func TestSentinelPassword(t *testing.T) {
+	const pw = "s3ntinel-pw"
+	primary := redistest.Start(t)
+	sentinels := redistest.StartSentinelsWith(t, "m", primary, 1, pw)
+	url := "redis+sentinel://" + sentinels[0].Addr + "/m/0"
+	ctx := ctxT(t)
+	for _, c := range []struct {
+		name, url string
+		o         store.OpenOptions
+		ok        bool
+	}{
+		{"no password", url, store.OpenOptions{}, false},
+		{"wrong password", url + "?sentinel_password=nope", store.OpenOptions{}, false},
+		{"in the URL", url + "?sentinel_password=" + pw + "&dial_timeout=2s", store.OpenOptions{}, true},
+		{"from a file", url, store.OpenOptions{SentinelPassword: pw}, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			rdb, err := store.OpenWith(c.url, c.o)
+			if err != nil {
+				t.Fatalf("OpenWith: %v", err)
+			}
+			defer rdb.Close()
+			err = rdb.Set(ctx, "sentinel-password-test", c.name, 0).Err()
+			if c.ok != (err == nil) {
+				t.Fatalf("write through the Sentinels: %v; want success %v", err, c.ok)
+			}
+			if err != nil && strings.Contains(err.Error(), pw) {
+				t.Fatalf("the error shows the password: %v", err)
+			}
+			if c.ok {
+				if v, err := primary.Client(t).Get(ctx, "sentinel-password-test").Result(); err != nil || v != c.name {
+					t.Fatalf("on the primary: %q %v", v, err)
+				}
+			}
+		})
+	}
+	if _, err := store.OpenWith(primary.URL, store.OpenOptions{SentinelPassword: pw}); err == nil || strings.Contains(err.Error(), pw) {
+		t.Fatalf("a Sentinel password with a one-node URL: %v; want an error without the password", err)
+	}
+}

@@ -20,6 +20,7 @@ type redisFlags struct {
 	e                      *env
 	url                    string
 	ca, cert, key, pwdFile string
+	sentinelPwdFile        string
 	prefix                 string
 	shards                 int
 	waitReplicas           int
@@ -37,6 +38,7 @@ func (e *env) redisFlag(fs *pflag.FlagSet) *redisFlags {
 	fs.IntVar(&r.shards, "shards", 0, fmt.Sprintf("task shards (hash tags) spreading tasks over a Redis Cluster's masters (default %d on a cluster, 1 otherwise; at most %d); "+
 		"every process of a deployment must use the same count, which Redis records at the first start", store.DefaultClusterShards, store.MaxShards))
 	fs.StringVar(&r.pwdFile, "redis-password-file", "", "file holding the Redis password (first line), instead of the URL's")
+	fs.StringVar(&r.sentinelPwdFile, "redis-sentinel-password-file", "", "redis+sentinel://: file holding the Sentinels' own password (their requirepass; first line), instead of the URL's sentinel_password option")
 	fs.IntVar(&r.waitReplicas, "redis-wait-replicas", 0, "after writing tasks (server) or outcomes (dispatcher), wait until this many replicas have them (Redis WAIT): "+
 		"an acknowledged task or outcome then survives a failover to such a replica; fewer in time refuses the submission (503) or writes the outcomes again (0: do not wait)")
 	fs.DurationVar(&r.waitTimeout, "redis-wait-timeout", store.DefaultWaitTimeout, fmt.Sprintf("with --redis-wait-replicas: how long a write waits for them (at most %s)", store.MaxWaitTimeout))
@@ -83,16 +85,11 @@ func (r *redisFlags) resolve(sc *store.Config) (string, store.OpenOptions, error
 		u = defaultRedisURL
 	}
 	var o store.OpenOptions
-	if r.pwdFile != "" {
-		b, err := os.ReadFile(r.pwdFile)
-		if err != nil {
-			return "", o, usagef("--redis-password-file: %v", err)
-		}
-		pw, _, _ := strings.Cut(string(b), "\n")
-		if pw = strings.TrimRight(pw, "\r"); pw == "" {
-			return "", o, usagef("--redis-password-file %s: empty first line", r.pwdFile)
-		}
-		o.Password = pw
+	if o.Password, err = readPasswordFile("redis-password-file", r.pwdFile); err != nil {
+		return "", o, err
+	}
+	if o.SentinelPassword, err = readPasswordFile("redis-sentinel-password-file", r.sentinelPwdFile); err != nil {
+		return "", o, err
 	}
 	if r.ca == "" && r.cert == "" && r.key == "" {
 		return u, o, nil
@@ -120,4 +117,20 @@ func (r *redisFlags) resolve(sc *store.Config) (string, store.OpenOptions, error
 	}
 	o.TLS = cfg
 	return u, o, nil
+}
+
+// readPasswordFile reads the first line of file, the value of --flag ("" for no file).
+func readPasswordFile(flag, file string) (string, error) {
+	if file == "" {
+		return "", nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", usagef("--%s: %v", flag, err)
+	}
+	pw, _, _ := strings.Cut(string(b), "\n")
+	if pw = strings.TrimRight(pw, "\r"); pw == "" {
+		return "", usagef("--%s %s: empty first line", flag, file)
+	}
+	return pw, nil
 }

@@ -19,9 +19,10 @@ import (
 
 // Sentinel is a Redis Sentinel process owned by a test.
 type Sentinel struct {
-	Addr   string // 127.0.0.1:port
-	cmd    *exec.Cmd
-	exited chan struct{}
+	Addr     string // 127.0.0.1:port
+	password string
+	cmd      *exec.Cmd
+	exited   chan struct{}
 }
 
 // sentinelCommand is how to run a Sentinel: redis-sentinel, else redis-server --sentinel
@@ -42,6 +43,13 @@ func sentinelCommand() (bin string, extra []string, ok bool) {
 // tb.Cleanup. Without a Sentinel binary: tb.Fatal when CI=true, else tb.Skip.
 func StartSentinels(tb testing.TB, master string, primary *Server, n int) []*Sentinel {
 	tb.Helper()
+	return StartSentinelsWith(tb, master, primary, n, "")
+}
+
+// StartSentinelsWith is StartSentinels with the Sentinels asking for password (their
+// requirepass; they use it with each other too); "" asks for none.
+func StartSentinelsWith(tb testing.TB, master string, primary *Server, n int, password string) []*Sentinel {
+	tb.Helper()
 	bin, extra, ok := sentinelCommand()
 	if !ok {
 		if os.Getenv("CI") == "true" {
@@ -61,6 +69,9 @@ func StartSentinels(tb testing.TB, master string, primary *Server, n int) []*Sen
 			"sentinel failover-timeout %s 4000\n"+
 			"sentinel parallel-syncs %s 1\n",
 			port, dir, filepath.Join(dir, "sentinel.log"), master, primary.port, n/2+1, master, master, master)
+		if password != "" {
+			body += fmt.Sprintf("requirepass %s\nsentinel sentinel-pass %s\n", password, password)
+		}
 		if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
 			tb.Fatal(err)
 		}
@@ -68,7 +79,7 @@ func StartSentinels(tb testing.TB, master string, primary *Server, n int) []*Sen
 		if err := cmd.Start(); err != nil {
 			tb.Fatalf("redistest: starting sentinel %d: %v", i, err)
 		}
-		s := &Sentinel{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), cmd: cmd, exited: make(chan struct{})}
+		s := &Sentinel{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), password: password, cmd: cmd, exited: make(chan struct{})}
 		go func() { _ = cmd.Wait(); close(s.exited) }()
 		tb.Cleanup(func() {
 			_ = cmd.Process.Signal(syscall.SIGKILL)
@@ -77,7 +88,7 @@ func StartSentinels(tb testing.TB, master string, primary *Server, n int) []*Sen
 		out = append(out, s)
 	}
 	for _, s := range out {
-		c := redis.NewSentinelClient(&redis.Options{Addr: s.Addr, DialTimeout: time.Second})
+		c := redis.NewSentinelClient(&redis.Options{Addr: s.Addr, DialTimeout: time.Second, Password: password})
 		testutil.WaitFor(tb, 15*time.Second, "sentinel "+s.Addr+" monitors "+master, func() bool {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			defer cancel()
@@ -91,7 +102,7 @@ func StartSentinels(tb testing.TB, master string, primary *Server, n int) []*Sen
 
 // Master asks the Sentinel which address it knows as master now.
 func (s *Sentinel) Master(ctx context.Context, master string) (string, error) {
-	c := redis.NewSentinelClient(&redis.Options{Addr: s.Addr, DialTimeout: time.Second})
+	c := redis.NewSentinelClient(&redis.Options{Addr: s.Addr, DialTimeout: time.Second, Password: s.password})
 	defer c.Close()
 	addr, err := c.GetMasterAddrByName(ctx, master).Result()
 	if err != nil {
