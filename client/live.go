@@ -23,6 +23,7 @@ type Dispatcher struct {
 	HeardAt        time.Time    `json:"heard_at"`
 	Slots          int          `json:"slots"`
 	Running        int          `json:"running"`
+	Done           int64        `json:"done"` // outcomes it recorded since it started
 	Workers        []LiveWorker `json:"workers"`
 	WorkersOmitted int          `json:"workers_omitted,omitempty"` // workers beyond the 100 listed
 }

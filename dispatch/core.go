@@ -143,6 +143,7 @@ func (c *core) finish(o task.Outcome) { c.finishFrom(o, "") }
 // applies it only if the task was sent on that connection.
 func (c *core) finishFrom(o task.Outcome, via string) {
 	c.m.outcome(o)
+	c.live.done.Add(1)
 	c.mu.Lock()
 	fn := c.held[o.ID].function
 	c.mu.Unlock()

@@ -18,6 +18,7 @@ import (
 type liveState struct {
 	started time.Time
 	running atomic.Int64                // local mode: tasks in the sandbox now
+	done    atomic.Int64                // outcomes handed to the writer, every mode
 	workers atomic.Pointer[liveWorkers] // remote modes: set by the hub loop
 }
 
@@ -36,7 +37,7 @@ func (c *core) liveSnapshotDue(last, now time.Time) bool {
 func (c *core) liveEntry(now time.Time) store.Dispatcher {
 	d := store.Dispatcher{
 		ID: c.cfg.Owner, Mode: string(c.cfg.Mode), Version: c.cfg.Version,
-		StartedAt: c.live.started, HeardAt: now,
+		StartedAt: c.live.started, HeardAt: now, Done: c.live.done.Load(),
 	}
 	if c.cfg.Mode.Remote() {
 		d.Address = fmt.Sprintf("%s:%d", c.cfg.Bind, c.cfg.Port)

@@ -56,9 +56,9 @@ func TestLiveEntry(t *testing.T) {
 			testutil.WaitForProgress(t, 10*time.Second, "running back to 0 and done counted", func() (bool, string) {
 				d, s := entry()
 				if mode.Remote() {
-					return d.Running == 0 && len(d.Workers) == 1 && d.Workers[0].Done == 2 && d.Workers[0].Running == 0, s
+					return d.Running == 0 && d.Done == 2 && len(d.Workers) == 1 && d.Workers[0].Done == 2 && d.Workers[0].Running == 0, s
 				}
-				return d.Running == 0 && d.Slots == 2, s
+				return d.Running == 0 && d.Done == 2 && d.Slots == 2, s
 			})
 			if err := stop(); err != nil {
 				t.Fatal(err)

@@ -46,6 +46,7 @@ type Dispatcher struct {
 	HeardAt        time.Time    `json:"heard_at"`
 	Slots          int          `json:"slots"`   // tasks it can run at once (local) or its workers' total
 	Running        int          `json:"running"` // tasks running now
+	Done           int64        `json:"done"`    // outcomes it handed to Redis since it started (every mode)
 	Workers        []LiveWorker `json:"workers"`
 	WorkersOmitted int          `json:"workers_omitted,omitempty"` // beyond MaxLiveWorkers
 }

@@ -50,8 +50,8 @@ flagged admin=true (it shows the whole deployment).`,
 			if addr == "" {
 				addr = "-"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t\t%s\t%s\t%s\n", printable([]byte(d.ID)), d.Mode, printable([]byte(addr)),
-				d.Slots, d.Running, ago(now, d.StartedAt), ago(now, d.HeardAt), printable([]byte(d.Version)))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\n", printable([]byte(d.ID)), d.Mode, printable([]byte(addr)),
+				d.Slots, d.Running, d.Done, ago(now, d.StartedAt), ago(now, d.HeardAt), printable([]byte(d.Version)))
 			for _, w := range d.Workers {
 				fmt.Fprintf(tw, "  %s\t\t\t%d\t%d\t%d\t\t%s\t\n", printable([]byte(w.ID)), w.Slots, w.Running, w.Done, ago(now, w.HeardAt))
 			}
