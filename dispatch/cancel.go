@@ -123,14 +123,25 @@ func (l *localRuns) cancel(refs []task.Ref) {
 	}
 }
 
-// cancelRemote is the hub's handling of a stop: each worker that was sent one of refs at
-// that attempt (in this run, or in a previous run of the dispatcher, as its heartbeat says)
-// is sent CANCEL with its own tasks, and no other.
+// cancelRemote is the hub's handling of a stop: a task claimed but not yet sent (ready) is
+// dropped and reported cancelled here, and each worker that was sent one of refs at that
+// attempt (in this run, or in a previous run of the dispatcher, as its heartbeat says) is
+// sent CANCEL with its own tasks, and no other.
 func (h *hub) cancelRemote(refs []task.Ref) {
 	want := make(map[string]int, len(refs))
 	for _, r := range refs {
 		want[r.ID] = r.Attempt
 	}
+	kept := h.ready[:0]
+	for _, t := range h.ready {
+		if a, ok := want[t.ID]; ok && a == t.Attempt {
+			h.c.finish(cancelledOutcome(t.Ref(), "", 0)) // recorded already: a no-op in Redis
+			continue
+		}
+		kept = append(kept, t)
+	}
+	clear(h.ready[len(kept):])
+	h.ready = kept
 	for _, w := range h.workers {
 		var mine []task.Ref
 		for id, f := range w.inflight {

@@ -3,6 +3,7 @@ package dispatch
 import (
 	"context"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -176,5 +177,37 @@ func TestCancelMessageLost(t *testing.T) {
 				t.Errorf("the cancelled record was overwritten: %s %+v", r.Status, r.Error)
 			}
 		})
+	}
+}
+
+// TestCancelDropsReadyTasks: a cancelled task the hub claimed but has not sent to any worker
+// yet is never sent: it leaves the ready list, reported cancelled (the store's no-op, which
+// ends the dispatcher's hold on it), and the others stay in order.
+func TestCancelDropsReadyTasks(t *testing.T) {
+	m, err := newDispatchMetrics(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newCore(nil, Config{Mode: protocol.ModePush}.withDefaults(), quietLog(), m)
+	h := &hub{c: c, log: quietLog(), workers: map[string]*remoteWorker{}}
+	h.keepReady([]task.Task{{ID: "a", Attempt: 1}, {ID: "b", Attempt: 1}, {ID: "c", Attempt: 2}, {ID: "d", Attempt: 1}})
+	h.cancelRemote([]task.Ref{{ID: "b", Attempt: 1}, {ID: "c", Attempt: 1}, {ID: "d", Attempt: 1}, {ID: "x", Attempt: 1}})
+	var left []string
+	for _, tk := range h.ready {
+		left = append(left, tk.ID)
+	}
+	if strings.Join(left, " ") != "a c" { // c is cancelled at another attempt
+		t.Fatalf("ready after the cancel: %v; want a c", left)
+	}
+	var reported []string
+	for len(c.ops) > 0 {
+		o := <-c.ops
+		if o.kind != opFinish || o.outcome.Failure == nil || o.outcome.Failure.Kind != task.KindCancelled {
+			t.Fatalf("op %+v; want a cancelled outcome", o)
+		}
+		reported = append(reported, o.outcome.ID)
+	}
+	if strings.Join(reported, " ") != "b d" {
+		t.Fatalf("reported %v; want b d", reported)
 	}
 }
