@@ -40,6 +40,9 @@ type Quota struct {
 	// server-wide ceilings).
 	TimeoutMs int64
 	MemoryMB  int64
+	// Weight is the namespace's share of the dispatchers when several namespaces have
+	// queued tasks: weight 3 gets 3 tasks for a weight-1 namespace's one (0 or 1: 1).
+	Weight int64
 }
 
 // quotaOptions are the option names of a key file line, with where each goes.
@@ -68,6 +71,14 @@ func quotaOptions(q *Quota) map[string]func(string) error {
 		"module_bytes": intOpt(&q.ModuleBytes),
 		"timeout_ms":   intOpt(&q.TimeoutMs),
 		"memory_mb":    intOpt(&q.MemoryMB),
+		"weight": func(v string) error {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || n < 1 || n > store.MaxWeight {
+				return fmt.Errorf("want a whole number from 1 to %d, got %q", store.MaxWeight, v)
+			}
+			q.Weight = n
+			return nil
+		},
 	}
 }
 
@@ -81,6 +92,20 @@ type keyEntry struct {
 	digest [sha256.Size]byte
 	ns     string
 	admin  bool // admin=true on its line: may read operator views (GET /workers)
+}
+
+// Weights returns the namespaces' claim weights that are not 1 (store.SetWeights).
+func (k *KeyRing) Weights() map[string]int {
+	out := map[string]int{}
+	if k == nil {
+		return out
+	}
+	for ns, q := range k.quotas {
+		if q.Weight > 1 {
+			out[ns] = int(q.Weight)
+		}
+	}
+	return out
 }
 
 // Namespaces returns the namespaces of the ring (for logs: never the keys).

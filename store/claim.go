@@ -30,7 +30,7 @@ type takeArgs struct {
 }
 
 func (a takeArgs) call(k keys) call {
-	ks := append(k.shardKeys(1+len(a.ring)+len(a.hints)), k.queue())
+	ks := append(k.shardKeys(3+len(a.ring)+len(a.hints)), k.nsWeights(), k.nsCredit(), k.queue())
 	argv := make([]any, 0, 4+len(a.ring)+len(a.hints))
 	argv = append(argv, a.max, a.leaseTTL.Milliseconds(), len(a.ring), a.owner)
 	for _, ns := range a.ring {
@@ -46,16 +46,24 @@ func (a takeArgs) call(k keys) call {
 // scriptTake pops up to max task ids of one shard and leases them, starting those whose
 // task hashes are declared.
 //
-// Fair share: the namespaces with queued tasks form a ring (luaShard); each turn takes the
-// ring's head, moves it to the tail and pops that namespace's share of what is still wanted
-// (at least one task), FIFO within the namespace. A namespace found drained leaves the ring.
-// The ring lives in Redis, so the rotation is shared by every dispatcher and every claim,
-// whatever its size: one namespace's backlog delays another's task by one turn, not by the
-// backlog. Handed-back tasks (the requeue list) go before any turn.
+// Fair share: the namespaces with queued tasks form a ring (luaShard); each turn pops, FIFO,
+// from the namespace at the ring's head its turn's worth and moves it to the tail. A turn
+// is w*k tasks: w the namespace's weight (SetWeights; 1 by default) and k what the claim
+// wants divided by the weights of the ring, at least 1 (set again when a namespace drains).
+// So a claim of 32 with weights 3 and 1 takes 24 and 8, and with all weights 1 it splits
+// evenly as before. A turn a claim
+// ends before it is over keeps the namespace at the head, with what it took in the credit
+// hash, and the next claim goes on with it: one task at a time, a namespace of weight 3
+// still gets 3 in a row. A namespace found drained leaves the ring. The ring lives in Redis,
+// so the rotation is shared by every dispatcher and every claim, whatever its size: one
+// namespace's backlog delays another's task by one turn, not by the backlog. Handed-back
+// tasks (the requeue list) go before any turn.
 //
 //	KEYS[1..5]  the shard's (luaShard)
-//	KEYS[6]     the default namespace's queue
-//	KEYS[7..]   the queues of the nq namespaces named in ARGV, in that order, then the task
+//	KEYS[6]     the namespaces' weights (hash: namespace → weight above 1)
+//	KEYS[7]     the credit of the namespace at the ring's head (hash: namespace → taken)
+//	KEYS[8]     the default namespace's queue
+//	KEYS[9..]   the queues of the nq namespaces named in ARGV, in that order, then the task
 //	            hashes of the hinted ids, in that order
 //	ARGV[1]  max (tasks)
 //	ARGV[2]  LeaseTTL (ms)
@@ -71,10 +79,11 @@ func (a takeArgs) call(k keys) call {
 // {now, {}, {}, {}, ring, {}}: the caller declares the ring's namespaces and calls again.
 var scriptTake = newScript(luaPrelude + luaShard + `
 local max, lease_ttl, nq, owner = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
-local queues = {default = KEYS[6]}
-for i = 1, nq do queues[ARGV[4 + i]] = KEYS[6 + i] end
+local weights_key, credit_key = KEYS[6], KEYS[7]
+local queues = {default = KEYS[8]}
+for i = 1, nq do queues[ARGV[4 + i]] = KEYS[8 + i] end
 local hinted = {}
-for i = 5 + nq, #ARGV do hinted[ARGV[i]] = KEYS[i + 2] end
+for i = 5 + nq, #ARGV do hinted[ARGV[i]] = KEYS[i + 4] end
 local ring = redis.call('LRANGE', ring_key, 0, -1)
 for _, ns in ipairs(ring) do
   if not queues[ns] then return {now, {}, {}, {}, ring, {}} end
@@ -84,18 +93,42 @@ local ids = redis.call('RPOP', requeue_key, max) or {}
 -- Tasks queued before namespaces existed (or by an older faas) are on the default queue
 -- without a ring entry.
 if #ids < max and redis.call('LLEN', queues.default) > 0 then announce_ns('default') end
-while #ids < max do
-  local turns = redis.call('LLEN', ring_key)
-  if turns == 0 then break end
-  local ns = redis.call('LMOVE', ring_key, ring_key, 'LEFT', 'RIGHT')
-  local share = math.max(1, math.floor((max - #ids) / turns))
-  -- RPOP with a count (Redis 6.2+) takes the share in one call.
-  local popped = redis.call('RPOP', queues[ns], share) or {}
-  if #popped < share then
-    redis.call('LREM', ring_key, -1, ns)
-    redis.call('SREM', nsq_key, ns)
+-- The weights of the namespaces on the ring, and their sum.
+local weight, wsum = {}, 0
+if #ids < max then
+  local now_ring = redis.call('LRANGE', ring_key, 0, -1)
+  local ws = #now_ring > 0 and redis.call('HMGET', weights_key, unpack(now_ring)) or {}
+  for i, ns in ipairs(now_ring) do
+    local w = math.max(1, math.floor(tonumber(ws[i]) or 1))
+    if not weight[ns] then wsum = wsum + w end
+    weight[ns] = w
   end
+end
+-- k: how many weights' worth a turn is in this claim, set again when a namespace drains.
+local k = math.max(1, math.floor((max - #ids) / math.max(wsum, 1)))
+while #ids < max do
+  local ns = redis.call('LINDEX', ring_key, 0)
+  if not ns then break end
+  local w = weight[ns] or 1
+  local left = max - #ids
+  local turn = w * k
+  local used = tonumber(redis.call('HGET', credit_key, ns)) or 0
+  local take = math.max(1, math.min(turn - used, left))
+  -- RPOP with a count (Redis 6.2+) takes the turn in one call.
+  local popped = redis.call('RPOP', queues[ns], take) or {}
   for _, id in ipairs(popped) do ids[#ids + 1] = id end
+  if #popped < take then -- drained: off the ring
+    redis.call('LPOP', ring_key)
+    redis.call('SREM', nsq_key, ns)
+    redis.call('HDEL', credit_key, ns)
+    wsum = wsum - w
+    k = math.max(1, math.floor((max - #ids) / math.max(wsum, 1)))
+  elseif used + #popped >= turn then -- its turn is over
+    redis.call('LMOVE', ring_key, ring_key, 'LEFT', 'RIGHT')
+    redis.call('HDEL', credit_key, ns)
+  else -- the claim is full mid-turn: the next one goes on with it
+    redis.call('HSET', credit_key, ns, used + #popped)
+  end
 end
 local tasks, taken, leases = {}, {}, {}
 for _, id in ipairs(ids) do

@@ -196,6 +196,8 @@ func (k keys) usage(ns string) string    { return k.nsPrefix(ns) + "usage" }
 func (k keys) upgraded() string          { return k.global + "upgraded" }
 func (k keys) nsRing() string            { return k.prefix + "nsring" }
 func (k keys) nsQueued() string          { return k.prefix + "nsqueued" }
+func (k keys) nsWeights() string         { return k.prefix + "nsweights" }
+func (k keys) nsCredit() string          { return k.prefix + "nscredit" }
 func (k keys) leases() string            { return k.prefix + "leases" }
 func (k keys) recoverer() string         { return k.prefix + "recoverer" }
 func (k keys) active() string            { return k.prefix + "active" }

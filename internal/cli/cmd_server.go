@@ -135,7 +135,7 @@ SIGHUP re-reads the key file and the TLS certificate.`,
 			return components{
 				"server": func(ctx context.Context) error { return srv.Serve(ctx, ln) },
 				"done":   done.Run,
-				"sighup": topts.reloadOnHUP(d.log, srv, cert),
+				"sighup": topts.reloadOnHUP(d.log, srv, st, ring, cert),
 			}, nil
 		})
 	})

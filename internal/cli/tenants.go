@@ -7,10 +7,12 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/spf13/pflag"
 
 	"faas/server"
+	"faas/store"
 )
 
 // tenantOpts are the server's flags about who may call it: the key file, the keyless
@@ -91,17 +93,36 @@ func loopback(addr string) bool {
 
 // reloadOnHUP re-reads the key file and the TLS certificate on every SIGHUP until ctx
 // ends. A file that no longer parses keeps what is in force (and says so in the log): a
-// typo must not lock everyone out, nor let everyone in.
-func (o *tenantOpts) reloadOnHUP(log *slog.Logger, srv *server.Server, cert *certificate) func(context.Context) error {
+// typo must not lock everyone out, nor let everyone in. The namespaces' weights of the
+// ring in force go to Redis (store.SetWeights) at start and after each reload, tried again
+// every 10 s while Redis refuses.
+func (o *tenantOpts) reloadOnHUP(log *slog.Logger, srv *server.Server, st *store.Store, ring *server.KeyRing, cert *certificate) func(context.Context) error {
 	return func(ctx context.Context) error {
 		hup := make(chan os.Signal, 1)
 		signal.Notify(hup, syscall.SIGHUP)
 		defer signal.Stop(hup)
 		log.Debug("SIGHUP re-reads the API keys", "enabled", o.keysFile != "")
+		weights := ring.Weights() // to write; nil once written
+		retry := time.NewTimer(0)
+		defer retry.Stop()
 		for {
 			select {
 			case <-ctx.Done():
 				return nil
+			case <-retry.C:
+				if weights != nil {
+					wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+					err := st.SetWeights(wctx, weights)
+					cancel()
+					if err != nil {
+						log.Warn("writing the namespaces' weights to Redis failed; retrying in 10 s", "err", err)
+						retry.Reset(10 * time.Second)
+					} else {
+						log.Debug("namespaces' weights written", "weighted", len(weights))
+						weights = nil
+					}
+				}
+				continue
 			case <-hup:
 			}
 			if o.keysFile != "" {
@@ -111,6 +132,8 @@ func (o *tenantOpts) reloadOnHUP(log *slog.Logger, srv *server.Server, cert *cer
 				} else {
 					srv.SetKeys(ring)
 					log.Info("SIGHUP: API keys reloaded", "namespaces", len(ring.Namespaces()))
+					weights = ring.Weights()
+					retry.Reset(0)
 				}
 			}
 			if cert != nil {

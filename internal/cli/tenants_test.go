@@ -7,8 +7,10 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"faas/internal/redistest"
+	"faas/internal/testutil"
 	"faas/samples"
 )
 
@@ -22,7 +24,7 @@ func TestServerWithAPIKeys(t *testing.T) {
 	lineB, _, _ := runCLI(t, t.Context(), "", "apikey", "team-b")
 	keyB := strings.Fields(lineB)[1]
 	keys := filepath.Join(t.TempDir(), "keys")
-	if err := os.WriteFile(keys, []byte("# who may call\n"+lineA), 0o600); err != nil {
+	if err := os.WriteFile(keys, []byte("# who may call\n"+strings.TrimSpace(lineA)+" weight=3\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	rs := redistest.Start(t)
@@ -30,6 +32,16 @@ func TestServerWithAPIKeys(t *testing.T) {
 		"--api-keys", keys, "--log-level", "debug")
 	url := "http://" + srv.waitLog(t, listenRE)
 	srv.waitLog(t, regexp.MustCompile(`SIGHUP re-reads the API keys`))
+	// The namespaces' claim weights go to Redis, for every dispatcher's claims.
+	rc := rs.Client(t)
+	weightOf := func(ns string) string {
+		srv.waitLog(t, regexp.MustCompile(`namespaces' weights written`))
+		v, _ := rc.HGet(t.Context(), "faas:nsweights", ns).Result()
+		return v
+	}
+	if w := weightOf("team-a"); w != "3" {
+		t.Fatalf("team-a's weight in Redis: %q, want 3", w)
+	}
 	t.Setenv("FAAS_REDIS_URL", rs.URL)
 	startDaemon(t, "dispatcher", "-m", "local", "-w", "1", "--cache-dir", "")
 	double := writeFile(t, "double.wasm", samples.DoubleWAT)
@@ -45,13 +57,17 @@ func TestServerWithAPIKeys(t *testing.T) {
 	}
 	// team-b is not in the file yet; after SIGHUP it is, and sees none of team-a's.
 	cliOK(t, url, "", ExitServer, "functions", "--api-key", keyB)
-	if err := os.WriteFile(keys, []byte(lineA+lineB), 0o600); err != nil {
+	if err := os.WriteFile(keys, []byte(lineA+strings.TrimSpace(lineB)+" weight=2\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
 	srv.waitLog(t, regexp.MustCompile(`SIGHUP: API keys reloaded`))
+	testutil.WaitFor(t, 10*time.Second, "the weights of the reloaded file in Redis", func() bool {
+		all, err := rc.HGetAll(t.Context(), "faas:nsweights").Result()
+		return err == nil && len(all) == 1 && all["team-b"] == "2"
+	})
 	if out, _ := cliOK(t, url, "", 0, "functions", "--api-key", keyB); out != "" {
 		t.Fatalf("team-b lists %q", out)
 	}
