@@ -93,21 +93,9 @@ func TestBatchOnTerminal(t *testing.T) {
 // TestRunOnTerminal: faas run's report starts on a line of its own when the result, which
 // has no newline, is on the same terminal.
 func TestRunOnTerminal(t *testing.T) {
-	ptmx, tty, err := pty.Open()
-	if err != nil {
-		t.Skipf("no pseudo-terminal: %v", err)
-	}
-	defer ptmx.Close()
-	var raw bytes.Buffer
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); _, _ = io.Copy(&raw, ptmx) }()
-	code := Run(context.Background(), []string{"run", writeFile(t, "double.wasm", samples.DoubleWAT), "--input", "21", "--cache-dir", t.TempDir()},
-		strings.NewReader(""), tty, tty)
-	tty.Close()
-	wg.Wait()
-	if code != 0 || !strings.HasPrefix(raw.String(), "42\r\nCOMPLETED in ") {
-		t.Fatalf("exit %d; terminal: %q", code, raw.String())
+	code, out := onTerminal(t, "run", writeFile(t, "double.wasm", samples.DoubleWAT), "--input", "21", "--cache-dir", t.TempDir())
+	if code != 0 || !strings.HasPrefix(out, "42\r\nCOMPLETED in ") {
+		t.Fatalf("exit %d; terminal: %q", code, out)
 	}
 }
 
@@ -116,6 +104,18 @@ func TestRunOnTerminal(t *testing.T) {
 func TestExecOnTerminal(t *testing.T) {
 	url := startPlatform(t)
 	cliOK(t, url, "", 0, "register", "double", writeFile(t, "double.wasm", samples.DoubleWAT))
+	if code, out := onTerminal(t, "exec", "double", "--input", "21", "--wait", "--server", url); code != 0 || out != "42\r\n" {
+		t.Fatalf("exit %d; terminal: %q, want \"42\\r\\n\"", code, out)
+	}
+	if out, _ := cliOK(t, url, "", 0, "exec", "double", "--input", "21", "--wait"); out != "42" {
+		t.Fatalf("redirected: %q, want \"42\" byte for byte", out)
+	}
+}
+
+// onTerminal runs faas with args, stdout and stderr on one pseudo-terminal, and returns the
+// exit code and what the terminal showed.
+func onTerminal(t *testing.T, args ...string) (int, string) {
+	t.Helper()
 	ptmx, tty, err := pty.Open()
 	if err != nil {
 		t.Skipf("no pseudo-terminal: %v", err)
@@ -124,16 +124,11 @@ func TestExecOnTerminal(t *testing.T) {
 	var raw bytes.Buffer
 	var wg sync.WaitGroup
 	wg.Add(1)
-	go func() { defer wg.Done(); _, _ = io.Copy(&raw, ptmx) }()
+	go func() { defer wg.Done(); _, _ = io.Copy(&raw, ptmx) }() // ends when ptmx closes (EIO)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	code := Run(ctx, []string{"exec", "double", "--input", "21", "--wait", "--server", url}, strings.NewReader(""), tty, tty)
+	code := Run(ctx, args, strings.NewReader(""), tty, tty)
 	tty.Close()
 	wg.Wait()
-	if code != 0 || raw.String() != "42\r\n" {
-		t.Fatalf("exit %d; terminal: %q, want \"42\\r\\n\"", code, raw.String())
-	}
-	if out, _ := cliOK(t, url, "", 0, "exec", "double", "--input", "21", "--wait"); out != "42" {
-		t.Fatalf("redirected: %q, want \"42\" byte for byte", out)
-	}
+	return code, raw.String()
 }
