@@ -97,11 +97,14 @@ if #ids < max and redis.call('LLEN', queues.default) > 0 then announce_ns('defau
 local weight, wsum = {}, 0
 if #ids < max then
   local now_ring = redis.call('LRANGE', ring_key, 0, -1)
-  local ws = #now_ring > 0 and redis.call('HMGET', weights_key, unpack(now_ring)) or {}
-  for i, ns in ipairs(now_ring) do
-    local w = math.max(1, math.floor(tonumber(ws[i]) or 1))
-    if not weight[ns] then wsum = wsum + w end
-    weight[ns] = w
+  for i = 1, #now_ring, 500 do -- unpack has a limit
+    local last = math.min(i + 499, #now_ring)
+    local ws = redis.call('HMGET', weights_key, unpack(now_ring, i, last))
+    for j = i, last do
+      local ns, w = now_ring[j], math.max(1, math.floor(tonumber(ws[j - i + 1]) or 1))
+      if not weight[ns] then wsum = wsum + w end
+      weight[ns] = w
+    end
   end
 end
 -- k: how many weights' worth a turn is in this claim, set again when a namespace drains.

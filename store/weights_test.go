@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"fmt"
 	"testing"
 
 	"faas/store"
@@ -73,4 +74,26 @@ func count(s string, c byte) int {
 		}
 	}
 	return n
+}
+
+// TestClaimManyNamespaces: a ring of more namespaces than one Lua unpack takes (the weights
+// are read in chunks) is claimed in full, one task of each.
+func TestClaimManyNamespaces(t *testing.T) {
+	s, _ := startStore(t, store.Config{})
+	ctx := ctxT(t)
+	f := mkFunction(t, s, "f")
+	const n = 8200 // past Lua's unpack limit (about 8,000 values)
+	weights := map[string]int{}
+	for i := range n {
+		ns := fmt.Sprintf("ns%04d", i)
+		submitNS(t, s, inNS(t, s, f, ns), 1)
+		weights[ns] = 1 + i%3
+	}
+	if err := s.SetWeights(ctx, weights); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Claim(ctx, "d", n)
+	if err != nil || len(got) != n {
+		t.Fatalf("claim of %d over %d namespaces: %d, %v", n, n, len(got), err)
+	}
 }
