@@ -52,6 +52,7 @@ type options struct {
 	n        int
 	workers  int  // local: pool size; pull/push: worker processes (goroutine groups)
 	slots    int  // pull/push: slots per worker
+	queue    int  // pull/push: tasks each worker queues beyond its slots
 	curve    bool // pull/push: CURVE on every socket
 	conc     int  // rest: concurrent clients
 	redisURL string
@@ -67,6 +68,7 @@ func main() {
 	flag.IntVar(&o.n, "n", 20000, "tasks")
 	flag.IntVar(&o.workers, "w", 2, "local: sandboxes in the pool; pull/push: number of workers")
 	flag.IntVar(&o.slots, "slots", 2, "pull/push: slots per worker")
+	flag.IntVar(&o.queue, "queue", 0, "pull/push: tasks each worker queues beyond its slots (faas worker --queue)")
 	flag.BoolVar(&o.curve, "curve", false, "pull/push: CURVE keys on the dispatcher and every worker")
 	flag.IntVar(&o.conc, "c", 64, "rest: concurrent clients")
 	flag.StringVar(&o.redisURL, "redis", "", "Redis URL (default: start a redis-server on a free port)")
@@ -277,7 +279,7 @@ func drain(ctx context.Context, o options, rdb redis.UniversalClient, st *store.
 			running.Add(1)
 			go func() {
 				defer running.Done()
-				wcfg := worker.Config{Mode: protocol.Mode(o.mode), Slots: o.slots,
+				wcfg := worker.Config{Mode: protocol.Mode(o.mode), Slots: o.slots, Queue: o.queue,
 					Endpoint: fmt.Sprintf("tcp://127.0.0.1:%d", port), ID: fmt.Sprintf("bench-%d", i)}
 				if !dcfg.Key.IsZero() {
 					wcfg.Key, wcfg.DispatcherKey = wkeys[i], dcfg.Key.Public
@@ -323,8 +325,8 @@ func drain(ctx context.Context, o options, rdb redis.UniversalClient, st *store.
 	if err := verify(ctx, st, ids); err != nil {
 		return err
 	}
-	fmt.Printf("mode=%s curve=%t module=%s tasks=%d workers=%d slots=%d masters=%d shards=%d seconds=%.3f tasks_per_sec=%.0f redis_round_trips_per_task=%.3f redis_cmds_per_task=%.2f redis_cpu_us_per_task=%.1f rss_before_mib=%.0f rss_after_mib=%.0f rss_peak_mib=%.0f\n",
-		o.mode, !dcfg.Key.IsZero(), o.module, o.n, o.workers, o.slots, max(o.cluster, 1), st.Config().Shards,
+	fmt.Printf("mode=%s curve=%t module=%s tasks=%d workers=%d slots=%d queue=%d masters=%d shards=%d seconds=%.3f tasks_per_sec=%.0f redis_round_trips_per_task=%.3f redis_cmds_per_task=%.2f redis_cpu_us_per_task=%.1f rss_before_mib=%.0f rss_after_mib=%.0f rss_peak_mib=%.0f\n",
+		o.mode, !dcfg.Key.IsZero(), o.module, o.n, o.workers, o.slots, o.queue, max(o.cluster, 1), st.Config().Shards,
 		elapsed.Seconds(), float64(o.n)/elapsed.Seconds(), float64(roundTrips)/float64(o.n),
 		float64(after-before)/float64(o.n), (cpuAfter-cpuBefore)*1e6/float64(o.n), rssBefore, rssMiB("VmRSS"), rssMiB("VmHWM"))
 	return nil

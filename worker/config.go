@@ -21,6 +21,9 @@ import (
 	"faas/task"
 )
 
+// MaxQueue bounds Config.Queue.
+const MaxQueue = 1000
+
 // Config configures a remote worker. Every zero value means the documented default.
 type Config struct {
 	// Mode is protocol.ModePull (ask the dispatcher for work when a slot is free) or ModePush (register a
@@ -28,6 +31,11 @@ type Config struct {
 	Mode protocol.Mode
 	// Slots is how many tasks run at once; default 1.
 	Slots int
+	// Queue is how many tasks the worker accepts beyond its slots, to start as slots free:
+	// for functions of microseconds, the next task is then already here when one ends,
+	// instead of a round trip away. The dispatcher sees Slots+Queue; a queued task's
+	// deadline starts when it starts. Default 0; at most MaxQueue.
+	Queue int
 	// Endpoint is the dispatcher's address, tcp://HOST:PORT. Required.
 	Endpoint string
 	// ID names the worker in task records; default "<hostname>-<pid>-<random>".
@@ -97,6 +105,9 @@ func (cfg Config) withDefaults(sb *sandbox.Sandbox) (Config, error) {
 	}
 	if cfg.Slots <= 0 {
 		cfg.Slots = 1
+	}
+	if cfg.Queue < 0 || cfg.Queue > MaxQueue {
+		return cfg, fmt.Errorf("%w: queue %d: want 0 to %d", ErrBadConfig, cfg.Queue, MaxQueue)
 	}
 	if cfg.ID == "" {
 		host, _ := os.Hostname()

@@ -98,6 +98,14 @@ func (d *fakeDispatcher) sendRaw(env [][]byte, body [][]byte) {
 // time. The test's cleanup stops and waits (10 s) for a worker the test left running.
 func startWorker(t *testing.T, mode protocol.Mode, slots int, endpoint string) (stop context.CancelFunc, wait func(within time.Duration)) {
 	t.Helper()
+	return startWorkerWith(t, Config{Mode: mode, Slots: slots, Endpoint: endpoint})
+}
+
+// startWorkerWith is startWorker with more of the configuration (ID and heartbeat are set
+// here).
+func startWorkerWith(t *testing.T, cfg Config) (stop context.CancelFunc, wait func(within time.Duration)) {
+	t.Helper()
+	cfg.ID, cfg.HeartbeatInterval = "w", 50*time.Millisecond
 	sb, err := sandbox.New(context.Background(), sandbox.Config{})
 	if err != nil {
 		t.Fatal(err)
@@ -106,8 +114,7 @@ func startWorker(t *testing.T, mode protocol.Mode, slots int, endpoint string) (
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- Run(ctx, sb, Config{Mode: mode, Slots: slots, Endpoint: endpoint, ID: "w",
-			HeartbeatInterval: 50 * time.Millisecond}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		done <- Run(ctx, sb, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	}()
 	var once sync.Once
 	wait = func(within time.Duration) {

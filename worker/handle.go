@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -162,34 +163,25 @@ func (w *worker) moduleArrived(m protocol.Module) {
 	}
 }
 
-// start runs tasks in their own goroutines; tasks beyond the free slots, or sent while
-// stopping, are handed back.
+// start runs tasks in their own goroutines, or queues them (Config.Queue) when every slot
+// is taken; tasks beyond the free slots and the queue, or sent while stopping, are handed
+// back.
 func (w *worker) start(runCtx context.Context, ts []task.Task) {
 	var back []task.Ref
 	for _, t := range ts {
-		if _, dup := w.running[t.ID]; dup || w.stopping || len(w.running) >= w.cfg.Slots {
-			// dup: a new attempt of a task whose previous attempt still runs here (the
+		_, dup := w.running[t.ID]
+		switch {
+		case dup || w.isQueued(t.ID) || w.stopping:
+			// dup: a new attempt of a task whose previous attempt is still here (the
 			// dispatcher gave up on it); the old attempt's result will be fenced off.
 			back = append(back, t.Ref())
-			continue
+		case len(w.running) < w.cfg.Slots:
+			w.runTask(runCtx, t)
+		case len(w.queued) < w.cfg.Queue:
+			w.queued = append(w.queued, t)
+		default:
+			back = append(back, t.Ref())
 		}
-		w.running[t.ID] = t.Ref()
-		tctx, stop := context.WithCancelCause(runCtx)
-		w.stops[t.ID] = stop
-		w.tasks.Add(1)
-		go func(t task.Task) {
-			defer w.tasks.Done()
-			start := time.Now()
-			out, err := w.ex.Execute(tctx, t)
-			if err != nil && errors.Is(context.Cause(tctx), errCancelled) {
-				out = task.Outcome{Ref: t.Ref(), Worker: w.ex.ID(), Duration: time.Since(start),
-					Failure: &task.Failure{Kind: task.KindCancelled, Message: "cancelled while RUNNING"}}
-			} else if err != nil {
-				w.box.Put(event{kind: evStopped, ref: t.Ref()})
-				return
-			}
-			w.box.Put(event{kind: evOutcome, outcome: out})
-		}(t)
 	}
 	if len(back) > 0 {
 		w.log.Warn("handing back tasks beyond capacity", "tasks", len(back))
@@ -197,9 +189,62 @@ func (w *worker) start(runCtx context.Context, ts []task.Task) {
 	}
 }
 
+// startQueued starts queued tasks while slots are free.
+func (w *worker) startQueued(runCtx context.Context) {
+	for len(w.queued) > 0 && len(w.running) < w.cfg.Slots && !w.stopping {
+		t := w.queued[0]
+		w.queued[0] = task.Task{}
+		w.queued = w.queued[1:]
+		w.runTask(runCtx, t)
+	}
+}
+
+func (w *worker) isQueued(id string) bool {
+	for _, q := range w.queued {
+		if q.ID == id {
+			return true
+		}
+	}
+	return false
+}
+
+// held is what the worker holds: its running and queued tasks.
+func (w *worker) held() []task.Ref {
+	held := make([]task.Ref, 0, len(w.running)+len(w.queued))
+	for _, r := range w.running {
+		held = append(held, r)
+	}
+	for _, t := range w.queued {
+		held = append(held, t.Ref())
+	}
+	return held
+}
+
+// runTask runs t in its own goroutine; its outcome (or hand-back) comes back as an event.
+func (w *worker) runTask(runCtx context.Context, t task.Task) {
+	w.running[t.ID] = t.Ref()
+	tctx, stop := context.WithCancelCause(runCtx)
+	w.stops[t.ID] = stop
+	w.tasks.Add(1)
+	go func() {
+		defer w.tasks.Done()
+		start := time.Now()
+		out, err := w.ex.Execute(tctx, t)
+		if err != nil && errors.Is(context.Cause(tctx), errCancelled) {
+			out = task.Outcome{Ref: t.Ref(), Worker: w.ex.ID(), Duration: time.Since(start),
+				Failure: &task.Failure{Kind: task.KindCancelled, Message: "cancelled while RUNNING"}}
+		} else if err != nil {
+			w.box.Put(event{kind: evStopped, ref: t.Ref()})
+			return
+		}
+		w.box.Put(event{kind: evOutcome, outcome: out})
+	}()
+}
+
 // handleEvents sends the outcomes and hand-backs of one batch of events; it reports whether
 // a stop was asked.
-func (w *worker) handleEvents(events []event) (stop bool) {
+func (w *worker) handleEvents(runCtx context.Context, events []event) (stop bool) {
+	defer w.startQueued(runCtx) // into the slots the ended tasks freed
 	var outs []task.Outcome
 	var back []task.Ref
 	for _, e := range events {
@@ -241,6 +286,18 @@ func (w *worker) cancel(refs []task.Ref) {
 			}
 		}
 	}
+	// A queued task never starts: its outcome is sent with the next events.
+	kept := w.queued[:0]
+	for _, t := range w.queued {
+		if slices.Contains(refs, t.Ref()) {
+			w.box.Put(event{kind: evOutcome, outcome: task.Outcome{Ref: t.Ref(), Worker: w.ex.ID(),
+				Failure: &task.Failure{Kind: task.KindCancelled, Message: "cancelled while RUNNING"}}})
+			continue
+		}
+		kept = append(kept, t)
+	}
+	clear(w.queued[len(kept):])
+	w.queued = kept
 }
 
 // finished forgets a task that ended (its outcome or hand-back is being sent).

@@ -12,7 +12,6 @@ import (
 
 	"faas/internal/zsock"
 	"faas/protocol"
-	"faas/task"
 )
 
 func (w *worker) run(ctx context.Context) error {
@@ -125,7 +124,7 @@ func (w *worker) serve(runCtx context.Context, poller *zmq.Poller) {
 	for {
 		now := w.keepAlive()
 		if w.cfg.Mode == protocol.ModePull && w.registered && !w.asking && !now.Before(w.askAfter) {
-			if free := w.cfg.Slots - len(w.running); free > 0 {
+			if free := w.cfg.Slots + w.cfg.Queue - len(w.running) - len(w.queued); free > 0 {
 				w.ask(free)
 			}
 		}
@@ -175,7 +174,7 @@ func (w *worker) pump(runCtx context.Context, poller *zmq.Poller, maxWait time.D
 		}
 	}
 	if w.events = w.box.Take(w.events); len(w.events) > 0 {
-		return w.handleEvents(w.events)
+		return w.handleEvents(runCtx, w.events)
 	}
 	return false
 }
@@ -189,11 +188,7 @@ func (w *worker) beat(now time.Time) {
 		}
 		return
 	}
-	held := make([]task.Ref, 0, len(w.running))
-	for _, r := range w.running {
-		held = append(held, r)
-	}
-	w.send(protocol.Heartbeat{Sender: w.cfg.ID, Token: w.token, Held: held})
+	w.send(protocol.Heartbeat{Sender: w.cfg.ID, Token: w.token, Held: w.held()})
 	for hash, due := range w.asked {
 		if now.After(due) {
 			w.askModule(hash)
@@ -202,7 +197,8 @@ func (w *worker) beat(now time.Time) {
 }
 
 func (w *worker) register() {
-	w.send(protocol.Registration{Worker: w.cfg.ID, Mode: w.cfg.Mode, Capacity: w.cfg.Slots, Running: len(w.running)})
+	w.send(protocol.Registration{Worker: w.cfg.ID, Mode: w.cfg.Mode, Capacity: w.cfg.Slots + w.cfg.Queue,
+		Running: len(w.running) + len(w.queued)})
 }
 
 func (w *worker) ask(n int) {

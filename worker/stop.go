@@ -12,6 +12,7 @@ import (
 
 	"faas/internal/zsock"
 	"faas/protocol"
+	"faas/task"
 )
 
 const (
@@ -56,6 +57,14 @@ func (w *worker) sayBye() {
 	w.stopping = true
 	w.log.Info("stopping: finishing running tasks", "tasks", len(w.running))
 	w.send(protocol.Bye{Sender: w.cfg.ID})
+	if len(w.queued) > 0 { // not started: back to the queue, uncharged
+		refs := make([]task.Ref, len(w.queued))
+		for i, t := range w.queued {
+			refs[i] = t.Ref()
+		}
+		w.queued = nil
+		w.send(protocol.Release{Worker: w.cfg.ID, Refs: refs})
+	}
 }
 
 // awaitByeAnswer waits until the dispatcher has answered our BYE (push: with BYE on this

@@ -53,6 +53,7 @@ type worker struct {
 
 	tasks      sync.WaitGroup // task goroutines
 	running    map[string]task.Ref
+	queued     []task.Task                        // accepted beyond the slots (Config.Queue), in arrival order
 	stops      map[string]context.CancelCauseFunc // a running task's: ends its context (CANCEL)
 	registered bool
 	session    string

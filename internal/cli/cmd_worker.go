@@ -52,17 +52,20 @@ answer (at start, or after losing its dispatcher) and exits 3.`,
 		Example: `  faas worker pull 4 tcp://127.0.0.1:5555
   faas worker pull 4 tcp://10.0.0.7:5555 --key /etc/faas/worker-1.key --dispatcher-key /etc/faas/dispatcher.pub
   faas worker push 2 tcp://dispatcher.internal:5556 --log-format json
+  faas worker push 2 tcp://127.0.0.1:5556 --queue 8        # short functions: 8 more on hand
   faas worker pull 4 tcp://10.0.0.7:5555 --connect-timeout 30s`,
 		Args:      exactArgs("pull|push", "N", "tcp://HOST:PORT"),
 		ValidArgs: protocol.RemoteModes,
 	}
 	var hb, connectTimeout time.Duration
+	var queue int
 	var keyPath, dispKey string
 	cmd.Flags().StringVar(&keyPath, "key", "", "this worker's CURVE secret key file (PATH.key from 'faas keygen'); with --dispatcher-key")
 	cmd.Flags().StringVar(&dispKey, "dispatcher-key", "", "the dispatcher's CURVE public key: a Z85 string, or a file holding it (its PATH.pub)")
 	// Until the dispatcher's ACK sets the interval, the worker assumes the dispatcher's default.
 	cmd.Flags().DurationVar(&hb, "heartbeat", dispatch.DefaultHeartbeatInterval, "heartbeat interval until the dispatcher's ACK sets its own")
 	cmd.Flags().DurationVar(&connectTimeout, "connect-timeout", 0, "give up (exit 3) when no dispatcher has answered for this long, e.g. 30s (default: keep trying, warning after 5s and then less and less often)")
+	cmd.Flags().IntVar(&queue, "queue", 0, fmt.Sprintf("tasks to accept beyond the N running, started as slots free (at most %d): for functions of microseconds the next task is then already here when one ends; the dispatcher sees N+queue", worker.MaxQueue))
 	dopts := addDaemonFlags(cmd.Flags())
 	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
 		return dopts.run(cmd.Context(), e, func(d *startup) (components, error) {
@@ -87,7 +90,10 @@ answer (at start, or after losing its dispatcher) and exits 3.`,
 			if err != nil {
 				return nil, err
 			}
-			cfg := worker.Config{Mode: mode, Slots: n, Endpoint: args[2], HeartbeatInterval: hb, ConnectTimeout: connectTimeout}
+			if queue < 0 || queue > worker.MaxQueue {
+				return nil, usagef("--queue %d: want 0 to %d", queue, worker.MaxQueue)
+			}
+			cfg := worker.Config{Mode: mode, Slots: n, Queue: queue, Endpoint: args[2], HeartbeatInterval: hb, ConnectTimeout: connectTimeout}
 			if (keyPath == "") != (dispKey == "") {
 				return nil, usagef("--key and --dispatcher-key go together")
 			}
