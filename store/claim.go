@@ -85,23 +85,27 @@ for i = 1, nq do queues[ARGV[4 + i]] = KEYS[8 + i] end
 local hinted = {}
 for i = 5 + nq, #ARGV do hinted[ARGV[i]] = KEYS[i + 4] end
 local ring = redis.call('LRANGE', ring_key, 0, -1)
+local on_ring = {}
 for _, ns in ipairs(ring) do
   if not queues[ns] then return {now, {}, {}, {}, ring, {}} end
+  on_ring[ns] = true
 end
 local deadline = n(now_n + lease_ttl)
 local ids = redis.call('RPOP', requeue_key, max) or {}
 -- Tasks queued before namespaces existed (or by an older faas) are on the default queue
 -- without a ring entry.
-if #ids < max and redis.call('LLEN', queues.default) > 0 then announce_ns('default') end
+if #ids < max and redis.call('LLEN', queues.default) > 0 then
+  announce_ns('default')
+  if not on_ring.default then ring[#ring + 1] = 'default' end
+end
 -- The weights of the namespaces on the ring, and their sum.
 local weight, wsum = {}, 0
 if #ids < max then
-  local now_ring = redis.call('LRANGE', ring_key, 0, -1)
-  for i = 1, #now_ring, 500 do -- unpack has a limit
-    local last = math.min(i + 499, #now_ring)
-    local ws = redis.call('HMGET', weights_key, unpack(now_ring, i, last))
+  for i = 1, #ring, 500 do -- unpack has a limit
+    local last = math.min(i + 499, #ring)
+    local ws = redis.call('HMGET', weights_key, unpack(ring, i, last))
     for j = i, last do
-      local ns, w = now_ring[j], math.max(1, math.floor(tonumber(ws[j - i + 1]) or 1))
+      local ns, w = ring[j], math.max(1, math.floor(tonumber(ws[j - i + 1]) or 1))
       if not weight[ns] then wsum = wsum + w end
       weight[ns] = w
     end
