@@ -74,8 +74,9 @@ func (a cancelArgs) call(k keys) call {
 //	ARGV[6]  how far from each end of the queue a QUEUED task is looked for (queueSearch)
 //	ARGV[7..] ids
 //
-// Returns {now (ms), then per id: its status before the call, its failure kind ("" if
-// none), its function id}; a task of another namespace reads as absent. Publishes the ids that ended on the done channel and
+// Returns {now (ms), {per id: its status before the call, its failure kind ("" if none),
+// its function id, the milliseconds it ran if it was RUNNING (0 otherwise)}}; a task of
+// another namespace reads as absent. Publishes the ids that ended on the done channel and
 // those that were RUNNING on the cancel channel. A QUEUED task is taken off its queue or
 // the shard's requeue list; one being claimed (leased while still QUEUED, in no list) loses
 // that lease, and the claim's start script skips it (it is no longer QUEUED).
@@ -84,10 +85,12 @@ local queue = KEYS[6]
 local ns, task_ttl, done_channel, cancel_channel, kind, search =
   ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6])
 local out, done, running = {}, {}, {}
+local ran = 0
 for i = 7, #ARGV do
   local id, key = ARGV[i], KEYS[i]
   local t = redis.call('HMGET', key, 'status', 'ns', 'err_kind', 'started', 'function_id')
   local status = t[1]
+  ran = 0
   if not status or (t[2] or '') ~= ns then
     status = ''
   elseif status == 'QUEUED' then
@@ -102,9 +105,9 @@ for i = 7, #ARGV do
     finish(key, 'FAILED', task_ttl, {'err_kind', kind, 'err_msg', 'cancelled while QUEUED'})
     done[#done + 1] = id
   elseif status == 'RUNNING' then
-    local ran = now_n - (tonumber(t[4]) or now_n)
+    ran = math.max(now_n - (tonumber(t[4]) or now_n), 0)
     finish(key, 'FAILED', task_ttl, {'err_kind', kind, 'err_msg', 'cancelled while RUNNING',
-      'duration_ms', n(math.max(ran, 0))})
+      'duration_ms', n(ran)})
     redis.call('HDEL', key, 'sent_to')
     redis.call('ZREM', leases_key, id)
     done[#done + 1] = id
@@ -113,6 +116,7 @@ for i = 7, #ARGV do
   out[#out + 1] = status
   out[#out + 1] = (status == 'FAILED' and t[3]) or ''
   out[#out + 1] = (status ~= '' and t[5]) or ''
+  out[#out + 1] = ran
 end
 publish(done_channel, done)
 publish(cancel_channel, running)
@@ -150,7 +154,7 @@ func (s *Store) Cancel(ctx context.Context, ns string, ids []string) ([]Cancelle
 		if len(reply) == 2 {
 			res, _ = reply[1].([]any)
 		}
-		if len(res) != 3*len(is) {
+		if len(res) != 4*len(is) {
 			return nil, fmt.Errorf("store: cancel: %d values for %d ids", len(res), len(is))
 		}
 		// The cancelled tasks go to their functions' logs and the dashboard's history like
@@ -158,11 +162,12 @@ func (s *Store) Cancel(ctx context.Context, ns string, ids []string) ([]Cancelle
 		info := []string{str(reply[0])}
 		var outcomes []task.Outcome
 		for j, i := range is {
-			out[i].Was = task.Status(str(res[3*j]))
-			out[i].Kind = task.Kind(str(res[3*j+1]))
+			out[i].Was = task.Status(str(res[4*j]))
+			out[i].Kind = task.Kind(str(res[4*j+1]))
 			if out[i].Done() {
-				info = append(info, ids[i], nsField(ns), str(res[3*j+2]))
-				outcomes = append(outcomes, task.Outcome{Ref: task.Ref{ID: ids[i]},
+				info = append(info, ids[i], nsField(ns), str(res[4*j+2]))
+				ran, _ := res[4*j+3].(int64) // ms a RUNNING task ran until its cancel
+				outcomes = append(outcomes, task.Outcome{Ref: task.Ref{ID: ids[i]}, Duration: time.Duration(ran) * time.Millisecond,
 					Failure: &task.Failure{Kind: task.KindCancelled, Message: "cancelled while " + string(out[i].Was)}})
 			}
 		}

@@ -53,6 +53,7 @@ func TestCancel(t *testing.T) {
 			waitSubscribed(t, s, "cancel")
 
 			unknown := uuid.NewString()
+			time.Sleep(30 * time.Millisecond) // ids[0] runs a while before its cancel
 			got, err := s.Cancel(ctx, store.DefaultNamespace, []string{ids[0], ids[1], ids[2], unknown, otherID, "../x", ids[0]})
 			if err != nil {
 				t.Fatal(err)
@@ -84,6 +85,10 @@ func TestCancel(t *testing.T) {
 			for _, e := range logged {
 				if e.Kind == task.KindCancelled {
 					cancelled = append(cancelled, e.TaskID)
+					// The time it ran until the cancel, for the RUNNING one; none for the QUEUED.
+					if e.TaskID == ids[0] && e.DurationMs < 25 || e.TaskID == ids[2] && e.DurationMs != 0 {
+						t.Errorf("%s logged with duration_ms %d", e.TaskID, e.DurationMs)
+					}
 				}
 			}
 			if len(cancelled) != 2 || !slices.Contains(cancelled, ids[0]) || !slices.Contains(cancelled, ids[2]) {
