@@ -43,6 +43,12 @@ const (
 	keepBelow = 64 << 20
 )
 
+// keepOwnedBelow is the most of the image a put-back reservation keeps as the task's own
+// pages, restored by copying (so that the next task takes no fault on them); beyond it they
+// are dropped, and each spare reservation of an image stays under this much resident
+// memory. A variable for tests.
+var keepOwnedBelow uint64 = 2 << 20
+
 func newCowImage(mem []byte) (*cowImage, error) {
 	if len(mem) == 0 || len(mem)%unix.Getpagesize() != 0 {
 		return nil, fmt.Errorf("memory of %d bytes cannot be mapped", len(mem))
@@ -157,6 +163,17 @@ func (c *cowImage) restore(r []byte, used uint64) bool {
 		return (e&present != 0 && e&file == 0) || e&swapped != 0
 	}
 	n := uint64(len(entries) / 8)
+	var ownedPages uint64
+	for i := uint64(0); i < n; i++ {
+		if owned(i) {
+			ownedPages++
+		}
+	}
+	if ownedPages*ps > keepOwnedBelow {
+		// Kept as copies, so many pages would stay resident in every spare reservation:
+		// drop them instead (read from the image again, by the next task's faults).
+		return unix.Madvise(r[:max(min((used+ps-1)/ps*ps, uint64(len(r))), c.size)], unix.MADV_DONTNEED) == nil
+	}
 	for i := uint64(0); i < n; {
 		if !owned(i) {
 			i++

@@ -3,9 +3,11 @@ package sandbox
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"math/rand/v2"
 	"sync"
 	"testing"
+	"unsafe"
 
 	"faas/samples"
 	"faas/task"
@@ -134,5 +136,56 @@ func TestReactorReusedMemory(t *testing.T) {
 	defer img.mu.Unlock()
 	if len(img.spare) == 0 {
 		t.Fatal("no reservation kept for the next tasks")
+	}
+}
+
+// TestImageDropsManyOwnedPages: a task that wrote more of the image than a spare
+// reservation may keep resident gets its pages dropped, not copied back: the memory still
+// reads as the snapshot, and none of the image's pages is the reservation's own any more.
+func TestImageDropsManyOwnedPages(t *testing.T) {
+	defer func(v uint64) { keepOwnedBelow = v }(keepOwnedBelow)
+	keepOwnedBelow = 8 * 4096
+	img0 := bytes.Repeat([]byte("snapshot"), 64*4096/8)
+	img, err := newCowImage(img0)
+	if err != nil {
+		t.Skip("no copy-on-write images here:", err)
+	}
+	defer img.close()
+	ownedPages := func(r []byte) int {
+		var bp []byte
+		entries, err := pagemap(&bp, uintptr(unsafe.Pointer(&r[0])), img.size/4096)
+		if err != nil {
+			t.Skip("no pagemap:", err)
+		}
+		n := 0
+		for i := 0; i < len(entries); i += 8 {
+			e := binary.LittleEndian.Uint64(entries[i:])
+			if e&(1<<63) != 0 && e&(1<<61) == 0 {
+				n++
+			}
+		}
+		return n
+	}
+	for _, pages := range []int{4, 32} { // under the bound: copied back; over it: dropped
+		r, err := img.take(1 << 20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for p := 0; p < pages; p++ {
+			r[p*4096] = 'X'
+		}
+		img.give(r, uint64(len(img0)))
+		r, err = img.take(1 << 20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(r[:len(img0)], img0) {
+			t.Fatalf("%d pages written: the memory given back is not the snapshot", pages)
+		}
+		kept := ownedPages(r)
+		if pages == 4 && kept != 4 || pages == 32 && kept != 0 {
+			t.Fatalf("%d pages written: %d kept as the reservation's own", pages, kept)
+		}
+		img.give(r, uint64(len(img0)))
 	}
 }
