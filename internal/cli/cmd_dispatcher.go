@@ -161,6 +161,9 @@ With --metrics-addr it serves Prometheus metrics at http://ADDR/metrics (see doc
 				}
 				reg := metrics.NewRegistry()
 				cfg.Metrics = reg
+				if err := d.registerStoreMetrics(reg); err != nil {
+					return nil, err
+				}
 				comps["metrics"] = func(ctx context.Context) error { return metrics.Serve(ctx, ln, reg, d.log) }
 			}
 			comps["dispatcher"] = func(ctx context.Context) error { return dispatch.Run(ctx, st, sb, cfg, d.log) }

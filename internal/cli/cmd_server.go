@@ -125,6 +125,9 @@ SIGHUP re-reads the key file and the TLS certificate.`,
 			}
 			done := st.NewDone()
 			scfg.Metrics = metrics.NewRegistry()
+			if err := d.registerStoreMetrics(scfg.Metrics); err != nil {
+				return nil, err
+			}
 			scfg.Keys, scfg.CORSOrigin, scfg.DefaultQuota = ring, topts.corsOrigin, topts.quota
 			srv := server.New(st, sb, done, *scfg, d.log)
 			if ring != nil {

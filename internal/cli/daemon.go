@@ -12,9 +12,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/pflag"
 	"golang.org/x/sync/errgroup"
 
+	"faas/internal/metrics"
 	"faas/sandbox"
 	"faas/store"
 )
@@ -77,6 +79,9 @@ type startup struct {
 	log     *slog.Logger
 	opts    *daemonOpts
 	closers []func()
+	// notReplicated counts the writes acknowledged before --redis-wait-replicas replicas had
+	// them (nil without the flag); registerStoreMetrics puts it on a /metrics registry.
+	notReplicated *prometheus.CounterVec
 }
 
 // run is the start-up every long-running command shares: it makes the logger (a bad
@@ -158,7 +163,15 @@ func (d *startup) openStore(redisURL string, o store.OpenOptions, cfg store.Conf
 		d.log.Debug("Redis connections closed", "took", time.Since(start))
 	})
 	if cfg.WaitReplicas > 0 && cfg.NotReplicated == nil {
-		cfg.NotReplicated = notReplicatedLog(d.log, cfg.WaitReplicas)
+		d.notReplicated = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "faas_redis_not_replicated_total",
+			Help: "Writes (op: submit, complete) acknowledged before --redis-wait-replicas replicas had them, within --redis-wait-timeout.",
+		}, []string{"op"})
+		logIt := notReplicatedLog(d.log, cfg.WaitReplicas)
+		cfg.NotReplicated = func(op string, err error) {
+			d.notReplicated.WithLabelValues(op).Inc()
+			logIt(op, err)
+		}
 	}
 	st := store.New(rdb, cfg)
 	pctx, cancel := context.WithTimeout(d.ctx, 2*time.Second)
@@ -180,6 +193,16 @@ func (d *startup) openStore(redisURL string, o store.OpenOptions, cfg store.Conf
 		d.log.Warn("could not check the task shard count", "err", err)
 	}
 	return st, nil
+}
+
+// registerStoreMetrics puts the store's counters (faas_redis_not_replicated_total, with
+// --redis-wait-replicas) on reg.
+func (d *startup) registerStoreMetrics(reg prometheus.Registerer) error {
+	if d.notReplicated == nil {
+		return nil
+	}
+	_, err := metrics.Register(reg, d.notReplicated)
+	return err
 }
 
 // notReplicatedLog warns that writes were acknowledged before n replicas had them: at once,

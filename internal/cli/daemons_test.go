@@ -140,3 +140,26 @@ func TestWorkerOfTheOtherMode(t *testing.T) {
 		})
 	}
 }
+
+// TestWaitReplicasWithoutReplica: a server and a dispatcher waiting for a replica that does
+// not exist still accept and run tasks (each write waits its timeout), warn, and count the
+// writes on /metrics by operation.
+func TestWaitReplicasWithoutReplica(t *testing.T) {
+	rs := redistest.Start(t)
+	wait := []string{"--redis", rs.URL, "--cache-dir", "", "--redis-wait-replicas", "1", "--redis-wait-timeout", "50ms"}
+	srv := startDaemon(t, append([]string{"server", "--addr", "127.0.0.1:0"}, wait...)...)
+	url := "http://" + srv.waitLog(t, listenRE)
+	d := startDaemon(t, append([]string{"dispatcher", "-m", "local", "-w", "1", "--metrics-addr", "127.0.0.1:0"}, wait...)...)
+	dispatcherMetrics := "http://" + d.waitLog(t, metricsRE) + "/metrics"
+	cliOK(t, url, "", 0, "register", "double", writeFile(t, "double.wasm", samples.DoubleWAT))
+	if out, _ := cliOK(t, url, "", 0, "exec", "double", "--input", "21", "--wait", "--timeout", "30s"); out != "42" {
+		t.Fatalf("exec printed %q", out)
+	}
+	srv.waitLog(t, regexp.MustCompile(`writes acknowledged before enough replicas had them.*op=submit`))
+	metricstest.Scrape(t, url+"/metrics").Want(t, map[string]float64{`faas_redis_not_replicated_total{op="submit"}`: 1})
+	// The result is readable as soon as the complete script ran, before its WAIT ended.
+	testutil.WaitFor(t, 10*time.Second, "the dispatcher counting its unreplicated completion", func() bool {
+		v, ok := metricstest.Scrape(t, dispatcherMetrics).Value("faas_redis_not_replicated_total", "op", "complete")
+		return ok && v == 1
+	})
+}
