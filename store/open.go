@@ -61,10 +61,11 @@ func OpenWith(url string, o OpenOptions) (redis.UniversalClient, error) {
 	if url == "" {
 		return nil, fmt.Errorf("store: empty Redis URL")
 	}
-	if scheme, _, _ := strings.Cut(url, "://"); o.SentinelPassword != "" && scheme != schemeSentinel && scheme != schemeSentinelTLS {
+	scheme, _, hasScheme := strings.Cut(url, "://")
+	if o.SentinelPassword != "" && scheme != schemeSentinel && scheme != schemeSentinelTLS {
 		return nil, fmt.Errorf("store: a Sentinel password needs a %s:// URL, not %q", schemeSentinel, RedactURL(url))
 	}
-	if scheme, _, ok := strings.Cut(url, "://"); ok {
+	if hasScheme {
 		switch scheme {
 		case schemeSentinel, schemeSentinelTLS:
 			return openSentinel(url, scheme, o)
